@@ -1,0 +1,1 @@
+"""Activities and the clients for the outside world they are handed."""

@@ -1,0 +1,1 @@
+"""REST front of Shipyard: validates, authorizes, records intent and starts workflows."""

@@ -1,0 +1,98 @@
+"""Shipyard's one settings class: every knob is a `SHIPYARD_` environment variable or `.env` line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"", "changethis", "change-me", "secret", "dev-admin-token"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SHIPYARD_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    environment: Literal["development", "test", "production"] = "development"
+    state_dir: Path = Path(".shipyard")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    database_url: str = "sqlite:///.shipyard/shipyard.db"
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "shipyard"
+
+    admin_token: SecretStr = SecretStr("")
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    public_url: str = "http://127.0.0.1:8000"
+
+    github_api_url: str = "https://api.github.com"
+    github_app_id: str = ""
+    github_app_private_key: SecretStr = SecretStr("")
+    github_app_private_key_file: Path | None = None
+    github_webhook_secret: SecretStr = SecretStr("")
+
+    registry_url: str = "http://127.0.0.1:5000"
+    registry_username: str = ""
+    registry_password: SecretStr = SecretStr("")
+
+    kubeconfig: Path | None = None
+    kube_context: str | None = None
+
+    base_domain: str = "apps.localhost"
+    base_image_registry: str = ""
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        return value
+
+    @field_validator("public_url", "github_api_url", "registry_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets_in_production(self) -> Settings:
+        if self.environment == "production":
+            for name in ("admin_token", "github_webhook_secret"):
+                if getattr(self, name).get_secret_value() in PLACEHOLDER_SECRETS:
+                    raise ValueError(f"SHIPYARD_{name.upper()} must be set to a real secret")
+        return self
+
+    @property
+    def github_private_key(self) -> str:
+        """The GitHub App key, from the variable itself or from the file it names."""
+        if self.github_app_private_key_file is not None:
+            return self.github_app_private_key_file.read_text()
+        return self.github_app_private_key.get_secret_value()
+
+    @property
+    def base_images_at(self) -> str:
+        """Where template base images are pulled from: BASE_IMAGE_REGISTRY or the registry."""
+        return (self.base_image_registry or self.registry_url).rstrip("/")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment; a bad value stops the process with the variable named."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = ["Shipyard cannot start: the configuration is invalid."]
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"]) or "settings"
+            name = f"SHIPYARD_{field.upper()}" if error["loc"] else "settings"
+            lines.append(f"  {name}: {error['msg']}")
+        print("\n".join(lines), file=sys.stderr)
+        raise SystemExit(2) from None

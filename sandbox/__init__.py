@@ -1,0 +1,1 @@
+"""Faithful local stand-ins for GitHub, git, the registry and Kubernetes."""

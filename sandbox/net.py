@@ -1,0 +1,29 @@
+"""Small socket helpers shared by the stand-ins, `make dev` and the test fixtures."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_open(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+def wait_for_port(host: str, port: int, timeout: float = 20.0, what: str = "service") -> None:
+    """Block until something accepts connections on host:port, or fail saying what did not start."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if port_is_open(host, port):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} did not start listening on {host}:{port} within {timeout:.0f}s")

@@ -1,0 +1,6 @@
+"""Test session wiring: each stand-in and service brings its fixtures from tests/fixtures/."""
+
+pytest_plugins = [
+    "tests.fixtures.database",
+    "tests.fixtures.temporal",
+]
