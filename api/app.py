@@ -1,0 +1,55 @@
+"""The FastAPI application factory: everything is built from the settings it is given."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from sqlalchemy.engine import Engine
+
+from api.errors import install_error_handlers
+from api.observability import ApiMetrics, install_observability
+from api.routers import health, keys, templates, tenants
+from core.db import make_engine
+from core.settings import Settings
+from core.temporal import TemporalGateway
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    temporal: TemporalGateway | None = None,
+) -> FastAPI:
+    owns_engine = engine is None
+    engine = engine or make_engine(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_engine:
+            engine.dispose()
+
+    app = FastAPI(
+        title="Shipyard",
+        version="0.1.0",
+        summary="Deployment control plane: bootstrap, deploy, promote, roll back, retain.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.temporal = temporal or TemporalGateway(settings)
+    app.state.metrics = ApiMetrics()
+
+    install_error_handlers(app)
+    install_observability(app, app.state.metrics)
+
+    api = APIRouter(prefix=API_PREFIX)
+    for router in (tenants.router, keys.router, templates.router):
+        api.include_router(router)
+    app.include_router(api)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,50 @@
+"""Liveness, readiness (naming what is down) and Prometheus metrics; no authentication."""
+
+from __future__ import annotations
+
+import asyncio
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.engine import Engine
+
+from api.deps import TemporalDep
+from api.errors import problem
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="The process is alive")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def _database_problem(engine: Engine) -> str | None:
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except Exception as exc:
+        return f"database is unreachable ({type(exc).__name__})"
+    return None
+
+
+@router.get("/readyz", summary="Every dependency answers")
+async def readyz(request: Request, temporal: TemporalDep) -> JSONResponse:
+    database, workflow_engine = await asyncio.gather(
+        asyncio.to_thread(_database_problem, request.app.state.engine), temporal.problem()
+    )
+    checks = {"database": database or "ok", "temporal": workflow_engine or "ok"}
+    down = [name for name, state in checks.items() if state != "ok"]
+    if down:
+        detail = "; ".join(checks[name] for name in down)
+        extra = {"checks": checks, "down": down}
+        return problem(request, 503, "UNAVAILABLE", f"not ready: {detail}", extra=extra)
+    return JSONResponse({"status": "ready", "checks": checks})
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    registry = request.app.state.metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

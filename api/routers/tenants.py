@@ -1,0 +1,62 @@
+"""Tenants: created by the platform admin together with their first admin key."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, status
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from api.auth import require_platform_admin, visible_tenant
+from api.deps import PrincipalDep, SessionDep
+from api.errors import ApiError
+from api.routers.keys import issue_key
+from api.schemas import TenantCreate, TenantCreated, TenantPublic
+from core.audit import record_audit
+from core.models import Tenant
+
+router = APIRouter(prefix="/tenants", tags=["tenants"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=TenantCreated)
+def create_tenant(
+    body: TenantCreate, request: Request, principal: PrincipalDep, session: SessionDep
+) -> TenantCreated:
+    """Create a tenant and its first admin key (platform admin token only)."""
+    require_platform_admin(principal)
+    exists = ApiError(409, "TENANT_EXISTS", f"a tenant with slug {body.slug!r} already exists")
+    if session.exec(select(Tenant).where(Tenant.slug == body.slug)).first() is not None:
+        raise exists
+    tenant = Tenant(slug=body.slug, name=body.name)
+    session.add(tenant)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise exists from None
+    created = issue_key(
+        session,
+        tenant,
+        subject=body.admin_subject,
+        role="admin",
+        scopes=None,
+        created_by=principal.subject,
+    )
+    record_audit(
+        session,
+        tenant_id=tenant.id,
+        actor=principal.subject,
+        action="tenant.create",
+        target=f"tenant:{tenant.slug}",
+        result="ok",
+        request_id=request.state.request_id,
+    )
+    session.commit()
+    return TenantCreated(tenant=TenantPublic.model_validate(tenant, from_attributes=True),
+                         admin_key=created)
+
+
+@router.get("/{tenant}", response_model=TenantPublic)
+def get_tenant(tenant: str, principal: PrincipalDep, session: SessionDep) -> TenantPublic:
+    """A tenant, to the platform admin or to the tenant's own keys."""
+    found = visible_tenant(session, principal, tenant)
+    return TenantPublic.model_validate(found, from_attributes=True)

@@ -1,0 +1,18 @@
+"""Search attributes that let operators find any Shipyard run in the Temporal Web UI."""
+
+from temporalio.common import SearchAttributeKey
+
+TENANT = SearchAttributeKey.for_keyword("ShipyardTenant")
+APP = SearchAttributeKey.for_keyword("ShipyardApp")
+ENV = SearchAttributeKey.for_keyword("ShipyardEnv")
+STAGE = SearchAttributeKey.for_keyword("ShipyardStage")
+
+ALL = (TENANT, APP, ENV, STAGE)
+
+
+def dev_server_flags() -> list[str]:
+    """`--search-attribute` flags registering ALL on `temporal server start-dev`."""
+    flags = []
+    for key in ALL:
+        flags += ["--search-attribute", f"{key.name}=Keyword"]
+    return flags
