@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from api.errors import install_error_handlers
@@ -14,8 +14,6 @@ from api.routers import health, keys, templates, tenants
 from core.db import make_engine
 from core.settings import Settings
 from core.temporal import TemporalGateway
-
-API_PREFIX = "/api/v1"
 
 
 def create_app(
@@ -47,9 +45,6 @@ def create_app(
     install_error_handlers(app)
     install_observability(app, app.state.metrics)
 
-    api = APIRouter(prefix=API_PREFIX)
-    for router in (tenants.router, keys.router, templates.router):
-        api.include_router(router)
-    app.include_router(api)
-    app.include_router(health.router)
+    for router in (tenants.router, keys.router, templates.router, health.router):
+        app.include_router(router)
     return app

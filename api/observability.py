@@ -37,8 +37,8 @@ class ApiMetrics:
 
 
 def route_template(request: Request) -> str:
-    route = request.scope.get("route")
-    path = getattr(route, "path", None)
+    """The matched path template ("/api/v1/tenants/{tenant}"), never the raw path."""
+    path = getattr(request.scope.get("route"), "path", None)
     return path if isinstance(path, str) else "unmatched"
 
 

@@ -81,5 +81,7 @@ def _typed_id(model: Any, row_id: str) -> Any:
         try:
             return uuid.UUID(row_id)
         except ValueError:
-            raise ApiError(422, "VALIDATION_FAILED", "the cursor is not one this API gave out") from None
+            raise ApiError(
+                422, "VALIDATION_FAILED", "the cursor is not one this API gave out"
+            ) from None
     return row_id

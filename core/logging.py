@@ -22,7 +22,9 @@ def mask_text(text: str) -> str:
     return SECRET_VALUE.sub(MASK, text)
 
 
-def _mask_secrets(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+def _mask_secrets(
+    _logger: Any, _name: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     for key, value in list(event.items()):
         if SECRET_FIELD.search(key) and value not in (None, ""):
             event[key] = MASK

@@ -1,4 +1,4 @@
-"""Shipyard's one settings class: every knob is a `SHIPYARD_` environment variable or `.env` line."""
+"""Shipyard's one settings class: every knob is a `SHIPYARD_` environment variable or .env line."""
 
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     task_queue: str = "shipyard"
+    # Where operators open runs; responses link workflows there. `make dev` serves it here.
+    temporal_ui_url: str = "http://127.0.0.1:8233"
 
     admin_token: SecretStr = SecretStr("")
 
@@ -56,7 +58,7 @@ class Settings(BaseSettings):
             raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
         return value
 
-    @field_validator("public_url", "github_api_url", "registry_url")
+    @field_validator("public_url", "github_api_url", "registry_url", "temporal_ui_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):

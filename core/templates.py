@@ -1,4 +1,4 @@
-"""The built-in template catalog under templates/: reading, rendering and syncing to the database."""
+"""The built-in template catalog under templates/: reading, rendering, syncing to the database."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import Session
 
@@ -124,15 +125,21 @@ def render(template: BuiltinTemplate, values: dict[str, str]) -> SourceTree:
 def sync_builtin_templates(session: Session, root: Path = BUILTIN_DIR) -> None:
     """Make the templates table hold the built-in catalog as shipped (global templates)."""
     for builtin in builtin_catalog(root):
-        row = session.get(Template, builtin.id) or Template(id=builtin.id)
-        row.tenant_id = None
-        row.name = builtin.name
-        row.language = builtin.language
-        row.description = builtin.description
-        row.source = f"builtin:{builtin.directory.name}"
-        row.base_image = builtin.build.base_image
-        row.command = builtin.build.command
-        row.port = builtin.build.port
-        row.health_path = builtin.build.health_path
-        row.updated_at = utcnow()
-        session.add(row)
+        fields: dict[str, Any] = {
+            "tenant_id": None,
+            "name": builtin.name,
+            "language": builtin.language,
+            "description": builtin.description,
+            "source": f"builtin:{builtin.directory.name}",
+            "base_image": builtin.build.base_image,
+            "command": builtin.build.command,
+            "port": builtin.build.port,
+            "health_path": builtin.build.health_path,
+            "updated_at": utcnow(),
+        }
+        row = session.get(Template, builtin.id)
+        if row is None:
+            session.add(Template.model_validate({"id": builtin.id, **fields}))
+        else:
+            row.sqlmodel_update(fields)
+            session.add(row)

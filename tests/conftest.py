@@ -3,5 +3,6 @@
 pytest_plugins = [
     "tests.fixtures.database",
     "tests.fixtures.temporal",
+    "tests.fixtures.registry",
     "tests.fixtures.api",
 ]

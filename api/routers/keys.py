@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response, status
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api.auth import Principal, require_scope, visible_tenant
 from api.deps import PageDep, PrincipalDep, SessionDep
 from api.errors import ApiError, not_found
 from api.pagination import Page, newest_first
+from api.routers import API_PREFIX
 from api.schemas import KeyCreate, KeyCreated, KeyPublic
 from core.audit import record_audit
 from core.clock import utcnow
 from core.keys import default_scopes, mint_key
 from core.models import ApiKey, Tenant
 
-router = APIRouter(prefix="/tenants/{tenant}/keys", tags=["api keys"])
+router = APIRouter(prefix=f"{API_PREFIX}/tenants/{{tenant}}/keys", tags=["api keys"])
 
 
 def issue_key(
@@ -40,13 +41,16 @@ def issue_key(
         created_by=created_by,
     )
     session.add(key)
-    return KeyCreated(**KeyPublic.model_validate(key, from_attributes=True).model_dump(),
-                      key=minted.plaintext)
+    return KeyCreated(
+        **KeyPublic.model_validate(key, from_attributes=True).model_dump(), key=minted.plaintext
+    )
 
 
 def _live_admin_key_exists(session: Session, tenant: Tenant) -> bool:
     statement = select(ApiKey.id).where(
-        ApiKey.tenant_id == tenant.id, ApiKey.role == "admin", ApiKey.revoked_at.is_(None)  # type: ignore[union-attr]
+        ApiKey.tenant_id == tenant.id,
+        ApiKey.role == "admin",
+        col(ApiKey.revoked_at).is_(None),
     )
     return session.exec(statement).first() is not None
 
@@ -69,33 +73,61 @@ def create_key(
     if principal.is_platform_admin:
         # The platform admin only bootstraps a tenant (or recovers one with no admin left).
         if body.role != "admin" or _live_admin_key_exists(session, found):
-            raise ApiError(403, "FORBIDDEN",
-                           "the platform admin token only makes a tenant's first admin key; "
-                           "ask a tenant admin")
+            raise ApiError(
+                403,
+                "FORBIDDEN",
+                "the platform admin token only makes a tenant's first admin key; "
+                "ask a tenant admin",
+            )
     scopes = body.scopes if body.scopes is not None else default_scopes(body.role)
     if body.role == "member" and "keys" in scopes:
-        raise ApiError(422, "VALIDATION_FAILED", "member keys cannot manage keys",
-                       errors=[{"field": "body.scopes", "message": "'keys' needs role admin"}])
+        raise ApiError(
+            422,
+            "VALIDATION_FAILED",
+            "member keys cannot manage keys",
+            errors=[{"field": "body.scopes", "message": "'keys' needs role admin"}],
+        )
     if not principal.is_platform_admin and not set(scopes) <= principal.scopes:
         missing = sorted(set(scopes) - principal.scopes)
         raise ApiError(403, "FORBIDDEN", f"a key cannot grant scopes it lacks: {missing}")
-    if session.exec(select(ApiKey.id).where(
-        ApiKey.tenant_id == found.id, ApiKey.subject == body.subject,
-        ApiKey.revoked_at.is_(None),  # type: ignore[union-attr]
-    )).first() is not None:
-        raise ApiError(409, "SUBJECT_HAS_KEY",
-                       f"{body.subject!r} already holds a live key; revoke it first")
-    created = issue_key(session, found, subject=body.subject, role=body.role, scopes=scopes,
-                        created_by=principal.subject)
-    record_audit(session, tenant_id=found.id, actor=principal.subject, action="key.create",
-                 target=f"key:{created.id}", result="ok", request_id=request.state.request_id,
-                 detail={"subject": body.subject, "role": body.role, "scopes": scopes})
+    if (
+        session.exec(
+            select(ApiKey.id).where(
+                ApiKey.tenant_id == found.id,
+                ApiKey.subject == body.subject,
+                col(ApiKey.revoked_at).is_(None),
+            )
+        ).first()
+        is not None
+    ):
+        raise ApiError(
+            409, "SUBJECT_HAS_KEY", f"{body.subject!r} already holds a live key; revoke it first"
+        )
+    created = issue_key(
+        session,
+        found,
+        subject=body.subject,
+        role=body.role,
+        scopes=scopes,
+        created_by=principal.subject,
+    )
+    record_audit(
+        session,
+        tenant_id=found.id,
+        actor=principal.subject,
+        action="key.create",
+        target=f"key:{created.id}",
+        result="ok",
+        request_id=request.state.request_id,
+        detail={"subject": body.subject, "role": body.role, "scopes": scopes},
+    )
     try:
         session.commit()
     except IntegrityError:
         session.rollback()
-        raise ApiError(409, "SUBJECT_HAS_KEY",
-                       f"{body.subject!r} already holds a live key; revoke it first") from None
+        raise ApiError(
+            409, "SUBJECT_HAS_KEY", f"{body.subject!r} already holds a live key; revoke it first"
+        ) from None
     return created
 
 
@@ -124,7 +156,14 @@ def revoke_key(
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         session.add(key)
-        record_audit(session, tenant_id=found.id, actor=principal.subject, action="key.revoke",
-                     target=f"key:{key.id}", result="ok", request_id=request.state.request_id)
+        record_audit(
+            session,
+            tenant_id=found.id,
+            actor=principal.subject,
+            action="key.revoke",
+            target=f"key:{key.id}",
+            result="ok",
+            request_id=request.state.request_id,
+        )
         session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -6,15 +6,17 @@ from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query
+from sqlmodel import col
 
 from api.auth import require_scope
 from api.deps import PageDep, PrincipalDep, SessionDep
 from api.errors import not_found
 from api.pagination import Page, newest_first
+from api.routers import API_PREFIX
 from api.schemas import TemplatePublic
 from core.models import Template
 
-router = APIRouter(prefix="/templates", tags=["templates"])
+router = APIRouter(prefix=f"{API_PREFIX}/templates", tags=["templates"])
 
 
 def _public(row: Template) -> TemplatePublic:
@@ -33,12 +35,14 @@ def list_templates(
 ) -> Page[TemplatePublic]:
     """Templates the caller may use, optionally of one language."""
     require_scope(principal, "apps:read")
-    where = [sa.or_(Template.tenant_id.is_(None), Template.tenant_id == principal.tenant_id)]  # type: ignore[union-attr]
+    tenant_column = col(Template.tenant_id)
+    where = [sa.or_(tenant_column.is_(None), tenant_column == principal.tenant_id)]
     if language:
         where.append(sa.func.lower(Template.language) == language.lower())
     rows, total, next_cursor = newest_first(session, Template, where, page)
-    return Page[TemplatePublic](items=[_public(row) for row in rows], total=total,
-                                next_cursor=next_cursor)
+    return Page[TemplatePublic](
+        items=[_public(row) for row in rows], total=total, next_cursor=next_cursor
+    )
 
 
 @router.get("/{template_id}", response_model=TemplatePublic)

@@ -9,12 +9,13 @@ from sqlmodel import select
 from api.auth import require_platform_admin, visible_tenant
 from api.deps import PrincipalDep, SessionDep
 from api.errors import ApiError
+from api.routers import API_PREFIX
 from api.routers.keys import issue_key
 from api.schemas import TenantCreate, TenantCreated, TenantPublic
 from core.audit import record_audit
 from core.models import Tenant
 
-router = APIRouter(prefix="/tenants", tags=["tenants"])
+router = APIRouter(prefix=f"{API_PREFIX}/tenants", tags=["tenants"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=TenantCreated)
@@ -51,8 +52,9 @@ def create_tenant(
         request_id=request.state.request_id,
     )
     session.commit()
-    return TenantCreated(tenant=TenantPublic.model_validate(tenant, from_attributes=True),
-                         admin_key=created)
+    return TenantCreated(
+        tenant=TenantPublic.model_validate(tenant, from_attributes=True), admin_key=created
+    )
 
 
 @router.get("/{tenant}", response_model=TenantPublic)

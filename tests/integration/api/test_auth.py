@@ -21,9 +21,7 @@ async def test_bad_key_is_401(api, make_tenant):
     tenant = await make_tenant()
     key_id = tenant.admin_key.split("_")[1]
     for bad in ("nonsense", f"shp_{key_id}_{'0' * 64}", "shp_000000000000_abc", "shp__"):
-        response = await api.get(
-            f"/api/v1/tenants/{tenant.slug}/keys", headers={"X-API-Key": bad}
-        )
+        response = await api.get(f"/api/v1/tenants/{tenant.slug}/keys", headers={"X-API-Key": bad})
         assert response.status_code == 401, bad
 
 
@@ -46,7 +44,9 @@ async def test_revoked_key_is_401(api, make_tenant):
     )
     assert made.status_code == 201, made.text
     member_key = made.json()["key"]
-    assert (await api.get("/api/v1/templates", headers={"X-API-Key": member_key})).status_code == 200
+    assert (
+        await api.get("/api/v1/templates", headers={"X-API-Key": member_key})
+    ).status_code == 200
     revoked = await api.delete(
         f"/api/v1/tenants/{tenant.slug}/keys/{made.json()['id']}", headers=tenant.headers
     )
@@ -93,7 +93,9 @@ async def test_other_tenants_resources_are_404(api, make_tenant):
         f"/api/v1/tenants/{mine.slug}/keys/{their_key_id}", headers=mine.headers
     )
     assert response.status_code == 404
-    assert (await api.get(f"/api/v1/tenants/{theirs.slug}", headers=theirs.headers)).status_code == 200
+    assert (
+        await api.get(f"/api/v1/tenants/{theirs.slug}", headers=theirs.headers)
+    ).status_code == 200
 
 
 async def test_admin_token_only_where_it_belongs(api, make_tenant, admin_headers):
@@ -104,7 +106,9 @@ async def test_admin_token_only_where_it_belongs(api, make_tenant, admin_headers
     )
     assert response.status_code == 403
     # The admin token reads tenants but does not act inside them.
-    assert (await api.get(f"/api/v1/tenants/{tenant.slug}", headers=admin_headers)).status_code == 200
+    assert (
+        await api.get(f"/api/v1/tenants/{tenant.slug}", headers=admin_headers)
+    ).status_code == 200
     assert (await api.get("/api/v1/templates", headers=admin_headers)).status_code == 403
     # It made the first admin key; while that key lives, only tenant admins make keys.
     response = await api.post(
@@ -150,10 +154,14 @@ async def test_subject_is_unique_among_live_keys(api, make_tenant):
     tenant = await make_tenant()
     body = {"subject": "alice", "role": "member"}
     first = await api.post(f"/api/v1/tenants/{tenant.slug}/keys", json=body, headers=tenant.headers)
-    second = await api.post(f"/api/v1/tenants/{tenant.slug}/keys", json=body, headers=tenant.headers)
+    second = await api.post(
+        f"/api/v1/tenants/{tenant.slug}/keys", json=body, headers=tenant.headers
+    )
     assert second.status_code == 409
     assert second.json()["code"] == "SUBJECT_HAS_KEY"
-    await api.delete(f"/api/v1/tenants/{tenant.slug}/keys/{first.json()['id']}", headers=tenant.headers)
+    await api.delete(
+        f"/api/v1/tenants/{tenant.slug}/keys/{first.json()['id']}", headers=tenant.headers
+    )
     third = await api.post(f"/api/v1/tenants/{tenant.slug}/keys", json=body, headers=tenant.headers)
     assert third.status_code == 201
 

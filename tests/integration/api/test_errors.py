@@ -31,7 +31,9 @@ async def test_401(api):
 
 async def test_403(api, make_tenant):
     tenant = await make_tenant()
-    response = await api.post("/api/v1/tenants", json={"slug": "x", "name": "x"}, headers=tenant.headers)
+    response = await api.post(
+        "/api/v1/tenants", json={"slug": "x", "name": "x"}, headers=tenant.headers
+    )
     assert_problem(response, 403, "FORBIDDEN")
 
 
@@ -50,7 +52,9 @@ async def test_405(api, make_tenant):
 
 async def test_422_names_each_field(api, admin_headers):
     response = await api.post(
-        "/api/v1/tenants", json={"slug": "9-Bad_slug", "name": "", "extra": 1}, headers=admin_headers
+        "/api/v1/tenants",
+        json={"slug": "9-Bad_slug", "name": "", "extra": 1},
+        headers=admin_headers,
     )
     body = assert_problem(response, 422, "VALIDATION_FAILED")
     fields = {error["field"] for error in body["errors"]}
@@ -61,7 +65,9 @@ async def test_422_names_each_field(api, admin_headers):
 
 async def test_422_bad_json_and_bad_query(api, admin_headers, make_tenant):
     response = await api.post(
-        "/api/v1/tenants", content=b"{not json", headers={**admin_headers, "content-type": "application/json"}
+        "/api/v1/tenants",
+        content=b"{not json",
+        headers={**admin_headers, "content-type": "application/json"},
     )
     assert_problem(response, 422, "VALIDATION_FAILED")
     tenant = await make_tenant()

@@ -18,7 +18,9 @@ async def test_lists_the_builtin_catalog(api, make_tenant):
 
 async def test_filters_by_language(api, make_tenant):
     tenant = await make_tenant()
-    response = await api.get("/api/v1/templates", params={"language": "Python"}, headers=tenant.headers)
+    response = await api.get(
+        "/api/v1/templates", params={"language": "Python"}, headers=tenant.headers
+    )
     items = response.json()["items"]
     assert [item["id"] for item in items] == ["python-fastapi"]
     assert items[0]["port"] == 8000

@@ -1,0 +1,88 @@
+"""Checks of every configured dependency, each answering in words what is wrong."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+
+from core.db import make_engine
+from core.migrate import alembic_config
+from core.settings import Settings
+from core.temporal import connect
+from workflows import search
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    ok: bool
+    message: str
+
+
+Check = Callable[[Settings], Awaitable[str]]
+
+
+async def check_database(settings: Settings) -> str:
+    def probe() -> str:
+        engine = make_engine(settings.database_url)
+        try:
+            with engine.connect() as connection:
+                connection.execute(sa.text("SELECT 1"))
+                current = MigrationContext.configure(connection).get_current_revision()
+        finally:
+            engine.dispose()
+        head = ScriptDirectory.from_config(alembic_config(settings.database_url)).get_current_head()
+        if current != head:
+            raise RuntimeError(
+                f"schema is at {current or 'nothing'}, this version needs {head}: "
+                "run `shipyard migrate`"
+            )
+        return f"{engine.url.get_backend_name()} reachable, schema at {head}"
+
+    return await asyncio.to_thread(probe)
+
+
+async def check_temporal(settings: Settings) -> str:
+    try:
+        client = await connect(settings)
+    except RuntimeError as exc:
+        reason = "connection refused" if "refused" in str(exc).lower() else "no connection"
+        raise RuntimeError(
+            f"cannot reach Temporal at {settings.temporal_address} ({reason}); is it running?"
+        ) from None
+    response = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=settings.temporal_namespace)
+    )
+    missing = [key.name for key in search.ALL if key.name not in response.custom_attributes]
+    if missing:
+        raise RuntimeError(
+            f"search attributes {', '.join(missing)} are not registered in namespace "
+            f"{settings.temporal_namespace!r}: register them with `temporal operator "
+            "search-attribute create`"
+        )
+    return f"{settings.temporal_address} namespace {settings.temporal_namespace!r} ready"
+
+
+CHECKS: dict[str, Check] = {
+    "database": check_database,
+    "temporal": check_temporal,
+}
+
+
+async def run_checks(settings: Settings, per_check_seconds: float = 15.0) -> list[CheckResult]:
+    async def one(name: str, check: Check) -> CheckResult:
+        try:
+            message = await asyncio.wait_for(check(settings), timeout=per_check_seconds)
+        except TimeoutError:
+            return CheckResult(name, False, f"no answer within {per_check_seconds:.0f}s")
+        except Exception as exc:
+            return CheckResult(name, False, str(exc) or type(exc).__name__)
+        return CheckResult(name, True, message)
+
+    return list(await asyncio.gather(*(one(name, check) for name, check in CHECKS.items())))

@@ -1,0 +1,259 @@
+"""`make dev`: Temporal, the stand-ins, the worker and the API here, all stopped by Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from urllib.parse import urlparse
+
+import httpx
+
+from core.migrate import prepare_database
+from core.settings import Settings, load_settings
+from sandbox.net import port_is_open, wait_for_port
+from workflows import search
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+DEMO_TENANT = "demo"
+STOP_GRACE_SECONDS = 15
+
+
+class DevError(Exception):
+    """Something that stops `make dev`, said in words."""
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
+@dataclass
+class DevStack:
+    settings: Settings
+    state: Path
+    children: list[Child] = field(default_factory=list)
+
+    @property
+    def logs(self) -> Path:
+        return self.state / "logs"
+
+    def start(self, name: str, command: list[str], env: dict[str, str]) -> Child:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log_path = self.logs / f"{name}.log"
+        with log_path.open("ab") as log_file:
+            # A session of its own: the terminal's Ctrl-C reaches only this runner, which then
+            # stops every child in order.
+            process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        child = Child(name, process, log_path)
+        self.children.append(child)
+        self._write_pids()
+        return child
+
+    def _write_pids(self) -> None:
+        pids = {child.name: child.process.pid for child in self.children}
+        (self.state / "dev-processes.json").write_text(json.dumps(pids))
+
+    def check_alive(self) -> None:
+        for child in self.children:
+            code = child.process.poll()
+            if code is not None:
+                tail = child.log_path.read_text(errors="replace").splitlines()[-15:]
+                raise DevError(
+                    f"{child.name} exited with code {code}; last lines of {child.log_path}:\n"
+                    + "\n".join(f"    {line}" for line in tail)
+                )
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            if child.process.poll() is None:
+                os.killpg(child.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for child in reversed(self.children):
+            try:
+                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(child.process.pid, signal.SIGKILL)
+                child.process.wait()
+        self.children.clear()
+        (self.state / "dev-processes.json").unlink(missing_ok=True)
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+def ports_needed(settings: Settings) -> dict[str, tuple[str, int]]:
+    ui = urlparse(settings.temporal_ui_url)
+    return {
+        "Temporal": _host_port(settings.temporal_address),
+        "Temporal Web UI": (ui.hostname or "127.0.0.1", ui.port or 80),
+        "API": (settings.api_host, settings.api_port),
+    }
+
+
+def refuse_taken_ports(settings: Settings) -> None:
+    for what, (host, port) in ports_needed(settings).items():
+        if port_is_open(host, port):
+            raise DevError(
+                f"port {port} on {host} is already in use, so the {what} cannot start. "
+                "Stop whatever listens there (an earlier `make dev`?) or choose other ports "
+                "with SHIPYARD_TEMPORAL_ADDRESS, SHIPYARD_TEMPORAL_UI_URL and SHIPYARD_API_PORT."
+            )
+
+
+def admin_token(state: Path, settings: Settings) -> str:
+    """The platform admin token: from settings, else generated once and kept in the state dir."""
+    configured = settings.admin_token.get_secret_value()
+    if configured:
+        return configured
+    path = state / "admin-token"
+    if not path.exists():
+        path.write_text("adm_" + secrets.token_hex(24))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def ensure_demo_tenant(api_url: str, token: str, state: Path) -> str:
+    """The demo tenant's admin key: made on the first run, read back on later ones."""
+    key_path = state / "demo-key"
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=api_url, headers=headers, timeout=10) as api:
+        existing = api.get(f"/api/v1/tenants/{DEMO_TENANT}")
+        if existing.status_code == 200 and key_path.exists():
+            return key_path.read_text().strip()
+        if existing.status_code == 404:
+            made = api.post("/api/v1/tenants", json={"slug": DEMO_TENANT, "name": "Demo"})
+            if made.status_code != 201:
+                raise DevError(f"could not create the demo tenant: {made.text}")
+            key = str(made.json()["admin_key"]["key"])
+            key_path.write_text(key)
+            key_path.chmod(0o600)
+            return key
+    raise DevError(
+        f"the demo tenant exists but {key_path} is missing; make a key with the admin token "
+        "after revoking the old admin key"
+    )
+
+
+def wait_until_ready(stack: DevStack, api_url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        stack.check_alive()
+        try:
+            response = httpx.get(f"{api_url}/readyz", timeout=3)
+            if response.status_code == 200:
+                return
+            last = response.json().get("detail", response.text)
+        except httpx.HTTPError as exc:
+            last = type(exc).__name__
+        time.sleep(0.3)
+    raise DevError(f"the API did not become ready within {timeout:.0f}s: {last}")
+
+
+def run(settings: Settings) -> None:
+    state = settings.state_dir.resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    refuse_taken_ports(settings)
+    prepare_database(settings.database_url)
+    token = admin_token(state, settings)
+    env = {**os.environ, "SHIPYARD_ADMIN_TOKEN": token, "PYTHONUNBUFFERED": "1"}
+
+    stack = DevStack(settings, state)
+    stopping = False
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        temporal_host, temporal_port = _host_port(settings.temporal_address)
+        ui_port = ports_needed(settings)["Temporal Web UI"][1]
+        stack.start(
+            "temporal",
+            [
+                str(BIN / "temporal"),
+                "server",
+                "start-dev",
+                "--db-filename",
+                str(state / "temporal.db"),
+                "--ip",
+                temporal_host,
+                "--port",
+                str(temporal_port),
+                "--ui-port",
+                str(ui_port),
+                "--ui-disable-news-fetch",
+                "--log-level",
+                "warn",
+                *search.dev_server_flags(),
+            ],
+            env,
+        )
+        wait_for_port(temporal_host, temporal_port, timeout=60, what="Temporal")
+        stack.start("worker", [sys.executable, "worker.py"], env)
+        stack.start("api", [sys.executable, "-m", "api"], env)
+        api_url = f"http://{settings.api_host}:{settings.api_port}"
+        wait_until_ready(stack, api_url)
+        demo_key = ensure_demo_tenant(api_url, token, state)
+        print_welcome(settings, api_url, token, demo_key, stack)
+        while not stopping:
+            stack.check_alive()
+            time.sleep(0.5)
+        print("\nStopping Shipyard...", flush=True)
+    finally:
+        stack.stop()
+    print("Stopped. State is kept in", state, flush=True)
+
+
+def print_welcome(settings: Settings, api_url: str, token: str, key: str, stack: DevStack) -> None:
+    lines = [
+        "",
+        "Shipyard is running.",
+        f"  API              {api_url}/api/v1   (docs: {api_url}/docs)",
+        f"  Temporal         {settings.temporal_address}",
+        f"  Temporal Web UI  {settings.temporal_ui_url}",
+        f"  Database         {settings.database_url}",
+        f"  Logs             {stack.logs}/",
+        "",
+        f"  Platform admin token  {token}",
+        f"  Demo tenant key       {key}   (tenant '{DEMO_TENANT}', role admin)",
+        "",
+        f"  Try: curl -H 'Authorization: Bearer {key}' {api_url}/api/v1/templates",
+        "",
+        "Press Ctrl-C to stop everything.",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def main() -> None:
+    try:
+        run(load_settings())
+    except DevError as exc:
+        print(f"make dev: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()
