@@ -1,0 +1,120 @@
+"""`make dev`'s runner as a new user meets it: starts everything, keeps state, stops cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sandbox.net import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+READY_LINE = "Press Ctrl-C to stop everything."
+
+
+def dev_env(state: Path, ports: dict[str, int]) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SHIPYARD_")}
+    return {
+        **env,
+        "SHIPYARD_STATE_DIR": str(state),
+        "SHIPYARD_DATABASE_URL": f"sqlite:///{state / 'shipyard.db'}",
+        "SHIPYARD_API_PORT": str(ports["api"]),
+        "SHIPYARD_TEMPORAL_ADDRESS": f"127.0.0.1:{ports['temporal']}",
+        "SHIPYARD_TEMPORAL_UI_URL": f"http://127.0.0.1:{ports['ui']}",
+    }
+
+
+def start_dev(env: dict[str, str], output: Path) -> subprocess.Popen[bytes]:
+    with output.open("wb") as sink:
+        return subprocess.Popen(
+            [sys.executable, "-m", "sandbox.dev"], cwd=ROOT, env=env, stdout=sink, stderr=sink
+        )
+
+
+def wait_for_text(output: Path, text: str, process: subprocess.Popen[bytes], timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        content = output.read_text(errors="replace")
+        if text in content:
+            return content
+        if process.poll() is not None:
+            pytest.fail(f"make dev exited early ({process.returncode}):\n{content}")
+        time.sleep(0.2)
+    pytest.fail(f"make dev did not print {text!r} within {timeout}s:\n{output.read_text()}")
+
+
+def stop_and_check_nothing_left(process: subprocess.Popen[bytes], state: Path) -> None:
+    children = json.loads((state / "dev-processes.json").read_text())
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 0
+    for name, pid in children.items():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        # A zombie no longer runs; anything else is a process left behind.
+        status = Path(f"/proc/{pid}/status").read_text()
+        assert "zombie" in status, f"{name} (pid {pid}) still runs after Ctrl-C"
+    assert not (state / "dev-processes.json").exists()
+
+
+@pytest.mark.slow
+def test_make_dev_starts_keeps_state_and_stops_cleanly(tmp_path):
+    state = tmp_path / "state"
+    ports = {"api": free_port(), "temporal": free_port(), "ui": free_port()}
+    env = dev_env(state, ports)
+    api_url = f"http://127.0.0.1:{ports['api']}"
+
+    first = start_dev(env, tmp_path / "first.log")
+    try:
+        printed = wait_for_text(tmp_path / "first.log", READY_LINE, first, timeout=120)
+        assert httpx.get(f"{api_url}/readyz", timeout=5).status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{ports['ui']}/", timeout=5).status_code == 200
+        token = (state / "admin-token").read_text().strip()
+        demo_key = (state / "demo-key").read_text().strip()
+        assert token in printed and demo_key in printed
+        templates = httpx.get(f"{api_url}/api/v1/templates", headers={"X-API-Key": demo_key})
+        assert templates.status_code == 200
+        stop_and_check_nothing_left(first, state)
+    finally:
+        if first.poll() is None:
+            first.kill()
+
+    second = start_dev(env, tmp_path / "second.log")
+    try:
+        wait_for_text(tmp_path / "second.log", READY_LINE, second, timeout=120)
+        # Same admin token, same tenant, same key: state survived the restart.
+        assert (state / "admin-token").read_text().strip() == token
+        tenant = httpx.get(
+            f"{api_url}/api/v1/tenants/demo", headers={"Authorization": f"Bearer {demo_key}"}
+        )
+        assert tenant.status_code == 200
+        stop_and_check_nothing_left(second, state)
+    finally:
+        if second.poll() is None:
+            second.kill()
+
+
+def test_taken_port_is_reported_in_words(tmp_path):
+    state = tmp_path / "state"
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        taken = blocker.getsockname()[1]
+        env = dev_env(state, {"api": taken, "temporal": free_port(), "ui": free_port()})
+        result = subprocess.run(
+            [sys.executable, "-m", "sandbox.dev"], cwd=ROOT, env=env, capture_output=True,
+            text=True, timeout=60,
+        )
+    assert result.returncode == 1
+    assert f"port {taken} on 127.0.0.1 is already in use" in result.stderr
+    assert "SHIPYARD_API_PORT" in result.stderr
+    assert "Traceback" not in result.stderr
