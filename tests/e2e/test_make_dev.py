@@ -111,8 +111,12 @@ def test_taken_port_is_reported_in_words(tmp_path):
         taken = blocker.getsockname()[1]
         env = dev_env(state, {"api": taken, "temporal": free_port(), "ui": free_port()})
         result = subprocess.run(
-            [sys.executable, "-m", "sandbox.dev"], cwd=ROOT, env=env, capture_output=True,
-            text=True, timeout=60,
+            [sys.executable, "-m", "sandbox.dev"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     assert result.returncode == 1
     assert f"port {taken} on 127.0.0.1 is already in use" in result.stderr

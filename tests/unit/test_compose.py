@@ -1,4 +1,4 @@
-"""docker-compose.yml (no Docker engine here): every SHIPYARD_ variable it sets is a real setting."""
+"""docker-compose.yml (no Docker engine here): every SHIPYARD_ variable it sets is a setting."""
 
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ def test_every_shipyard_variable_is_a_setting():
 
 def test_production_topology():
     services = COMPOSE["services"]
-    for needed in ("postgres", "temporal", "temporal-ui", "registry", "shipyard-api", "shipyard-worker"):
-        assert needed in services
+    needed = ("postgres", "temporal", "temporal-ui", "registry", "shipyard-api", "shipyard-worker")
+    assert set(needed) <= set(services)
     assert services["shipyard-api"]["build"] == "."
     assert services["shipyard-worker"]["command"] == ["python", "worker.py"]
     assert (ROOT / "Dockerfile").is_file()
