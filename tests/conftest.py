@@ -5,5 +5,6 @@ pytest_plugins = [
     "tests.fixtures.github",
     "tests.fixtures.temporal",
     "tests.fixtures.registry",
+    "tests.fixtures.kube",
     "tests.fixtures.api",
 ]
