@@ -1,60 +1,144 @@
-"""`python worker.py`: the Temporal worker that runs every Shipyard workflow and activity."""
+"""`python worker.py`: the Temporal worker that runs every Shipyard workflow and activity.
+
+It serves the control-plane task queue (workflows, GitHub, git, registry, records) and, when it
+holds Kubernetes credentials, the cluster's own queue too; a worker inside a cluster can serve
+only that queue, so the control plane never needs the cluster's credentials."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
 from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy.engine import Engine
+from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.build import ImageBuilder
+from activities.cluster import ClusterActivities
+from activities.github import GitHubClient
+from activities.images import ImageActivities
+from activities.kube import KubeClient
 from activities.records import RecordsActivities
+from activities.registry import RegistryClient
+from activities.repositories import RepositoryActivities
 from core.db import make_engine
 from core.logging import configure_logging
 from core.settings import Settings, load_settings
 from core.temporal import connect
+from workflows.bootstrap import BootstrapApp
+from workflows.deploy import DeployRelease
 
 log = structlog.get_logger("shipyard.worker")
 
-WORKFLOWS: list[type] = []
+WORKFLOWS: list[type] = [BootstrapApp, DeployRelease]
 GRACEFUL_SHUTDOWN = timedelta(seconds=20)
 
 
-def build_activities(settings: Settings, engine: Engine) -> list[Any]:
-    """Every activity, as methods of classes handed the clients they use."""
-    records = RecordsActivities(engine)
-    return [records.record_audit_event]
+def has_cluster_credentials(settings: Settings) -> bool:
+    return settings.kubeconfig is not None or "KUBERNETES_SERVICE_HOST" in os.environ
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
-    client = await connect(settings, identity=f"shipyard-worker@{settings.task_queue}")
+    client = await connect(settings, identity=f"shipyard-worker@{os.getpid()}")
     engine = make_engine(settings.database_url)
+    github = GitHubClient(
+        settings.github_api_url, settings.github_app_id, settings.github_private_key
+    )
+    registry = RegistryClient(
+        settings.registry_url,
+        settings.registry_username or None,
+        settings.registry_password.get_secret_value() or None,
+    )
+    base_registry = (
+        RegistryClient(settings.base_images_at)
+        if settings.base_images_at != settings.registry_url
+        else registry
+    )
+    records = RecordsActivities(engine)
+    repositories = RepositoryActivities(github, settings.github_webhook_secret.get_secret_value())
+    images = ImageActivities(github, ImageBuilder(registry, base_registry))
+    control_plane: list[Any] = [
+        records.record_audit_event,
+        records.update_bootstrap,
+        records.prepare_app,
+        records.set_app_status,
+        records.save_git_connection,
+        records.delete_git_connection,
+        records.start_deployment,
+        records.update_deployment,
+        records.record_release,
+        repositories.create_repository,
+        repositories.generate_repository,
+        repositories.delete_repository_if_ours,
+        repositories.ensure_webhook,
+        repositories.remove_webhook,
+        repositories.push_template,
+        repositories.resolve_commit,
+        images.build_image,
+        images.push_image,
+    ]
     try:
         with ThreadPoolExecutor(max_workers=16, thread_name_prefix="activity") as executor:
-            worker = Worker(
-                client,
-                task_queue=settings.task_queue,
-                workflows=WORKFLOWS,
-                activities=build_activities(settings, engine),
-                activity_executor=executor,
-                graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
-            )
-            async with worker:
+            async with AsyncExitStack() as workers:
+                await workers.enter_async_context(
+                    _worker(client, settings.task_queue, WORKFLOWS, control_plane, executor)
+                )
+                if has_cluster_credentials(settings):
+                    kube = KubeClient.from_config(settings.kubeconfig, settings.kube_context)
+                    workers.callback(kube.close)
+                    cluster = ClusterActivities(kube, settings.base_domain)
+                    cluster_activities = [
+                        cluster.apply_environment,
+                        cluster.wait_for_rollout,
+                        cluster.current_image,
+                        cluster.set_image,
+                        cluster.delete_environment,
+                    ]
+                    await workers.enter_async_context(
+                        _worker(client, settings.kube_task_queue, [], cluster_activities, executor)
+                    )
+                else:
+                    log.warning(
+                        "no Kubernetes credentials: cluster work is left to a worker that has them",
+                        kube_task_queue=settings.kube_task_queue,
+                    )
                 log.info(
                     "worker started",
                     task_queue=settings.task_queue,
+                    kube_task_queue=settings.kube_task_queue,
                     temporal=settings.temporal_address,
                     namespace=settings.temporal_namespace,
                 )
                 await stop.wait()
                 log.info("worker stopping: finishing running activities")
     finally:
+        await registry.aclose()
+        if base_registry is not registry:
+            await base_registry.aclose()
         engine.dispose()
     log.info("worker stopped")
+
+
+def _worker(
+    client: Client,
+    task_queue: str,
+    workflows: list[type],
+    activities: list[Any],
+    executor: ThreadPoolExecutor,
+) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=workflows,
+        activities=activities,
+        activity_executor=executor,
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+    )
 
 
 def main() -> None:

@@ -390,14 +390,23 @@ class ImageBuilder:
 
     async def push(self, image: AssembledImage, repository: str, tag: str) -> BuiltImage:
         """Blobs first (mounted when the base shares this registry), then the manifest by tag."""
+        await self.upload_blobs(image, repository)
+        return await self.put_manifest(image.manifest, repository, tag, image.size)
+
+    async def upload_blobs(self, image: AssembledImage, repository: str) -> None:
+        """Every blob the manifest names; until the manifest is put, nobody sees the image."""
         for layer in image.base.layers:
             await self._ensure_base_layer(image.base, repository, layer["digest"])
         if not await self.registry.blob_exists(repository, image.layer.digest):
             await self.registry.upload_blob(repository, image.layer.data, image.layer.digest)
         if not await self.registry.blob_exists(repository, image.config_digest):
             await self.registry.upload_blob(repository, image.config, image.config_digest)
-        digest = await self.registry.put_manifest(repository, tag, image.manifest, OCI_MANIFEST)
-        return self._built(repository, tag, digest, image.size)
+
+    async def put_manifest(
+        self, manifest: bytes, repository: str, tag: str, size: int = 0
+    ) -> BuiltImage:
+        digest = await self.registry.put_manifest(repository, tag, manifest, OCI_MANIFEST)
+        return self._built(repository, tag, digest, size)
 
     async def find_built_image(self, repository: str, tag: str) -> BuiltImage | None:
         """The image already pushed under `tag` (this commit's), so its build can be skipped."""

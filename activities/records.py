@@ -1,26 +1,51 @@
-"""Activities that write Shipyard's records in its database; upserts keyed so retries are safe."""
+"""Activities that write Shipyard's records in its database; each is an upsert keyed so that a
+retried activity leaves the same rows as one that ran once."""
 
 from __future__ import annotations
 
 import uuid
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
 from temporalio import activity
 
 from core.audit import record_audit
+from core.clock import utcnow
 from core.db import session_scope
-from core.models import AuditEvent
-from workflows.records import AuditEventInput
+from core.models import (
+    App,
+    AppBootstrap,
+    AuditEvent,
+    Deployment,
+    Environment,
+    GitConnection,
+    Release,
+)
+from workflows import records as names
+from workflows.records import (
+    AppStatusInput,
+    AuditEventInput,
+    BootstrapProgress,
+    DeploymentProgress,
+    DeploymentStart,
+    GitConnectionInput,
+    PrepareAppInput,
+    ReleaseInput,
+    ReleaseResult,
+)
 
 # Audit ids derive from the workflow's own key, so a retried activity writes the same row once.
 AUDIT_NAMESPACE = uuid.UUID("5f1f7a8e-3b4c-4d2a-9a57-0c7e5b6f4e21")
+MAX_LOG_LINES = 2000
 
 
 class RecordsActivities:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    @activity.defn(name="record_audit_event")
+    @activity.defn(name=names.RECORD_AUDIT_EVENT)
     def record_audit_event(self, event: AuditEventInput) -> None:
         event_id = uuid.uuid5(AUDIT_NAMESPACE, event.event_key)
         with session_scope(self._engine) as session:
@@ -36,3 +61,175 @@ class RecordsActivities:
                 detail=event.detail,
             )
             row.id = event_id
+
+    @activity.defn(name=names.UPDATE_BOOTSTRAP)
+    def update_bootstrap(self, progress: BootstrapProgress) -> None:
+        with session_scope(self._engine) as session:
+            row = session.get(AppBootstrap, uuid.UUID(progress.bootstrap_id))
+            if row is None:
+                raise RuntimeError(f"bootstrap {progress.bootstrap_id} has no record")
+            row.stage = progress.stage
+            row.status = progress.status
+            if progress.deployment_id:
+                row.deployment_id = uuid.UUID(progress.deployment_id)
+            row.error_code = progress.error_code
+            row.error_message = progress.error_message
+            row.updated_at = utcnow()
+            session.add(row)
+
+    @activity.defn(name=names.PREPARE_APP)
+    def prepare_app(self, request: PrepareAppInput) -> None:
+        app_id = uuid.UUID(request.app_id)
+        with session_scope(self._engine) as session:
+            existing = {
+                env.name
+                for env in session.exec(select(Environment).where(Environment.app_id == app_id))
+            }
+            for spec in request.environments:
+                if spec.name not in existing:
+                    session.add(
+                        Environment(
+                            app_id=app_id,
+                            name=spec.name,
+                            position=spec.position,
+                            namespace=spec.namespace,
+                        )
+                    )
+
+    @activity.defn(name=names.SET_APP_STATUS)
+    def set_app_status(self, request: AppStatusInput) -> None:
+        with session_scope(self._engine) as session:
+            app = session.get(App, uuid.UUID(request.app_id))
+            if app is None:
+                return
+            app.status = request.status
+            app.updated_at = utcnow()
+            session.add(app)
+
+    @activity.defn(name=names.SAVE_GIT_CONNECTION)
+    def save_git_connection(self, request: GitConnectionInput) -> None:
+        app_id = uuid.UUID(request.app_id)
+        with session_scope(self._engine) as session:
+            row = session.get(GitConnection, app_id) or GitConnection(
+                app_id=app_id,
+                repo_full_name=request.repo_full_name,
+                installation_id=request.installation_id,
+            )
+            row.repo_full_name = request.repo_full_name
+            row.branch = request.branch
+            row.installation_id = request.installation_id
+            row.webhook_id = request.webhook_id
+            row.updated_at = utcnow()
+            session.add(row)
+
+    @activity.defn(name=names.DELETE_GIT_CONNECTION)
+    def delete_git_connection(self, app_id: str) -> None:
+        with session_scope(self._engine) as session:
+            row = session.get(GitConnection, uuid.UUID(app_id))
+            if row is not None:
+                session.delete(row)
+
+    @activity.defn(name=names.START_DEPLOYMENT)
+    def start_deployment(self, start: DeploymentStart) -> None:
+        deployment_id = uuid.UUID(start.deployment_id)
+        with session_scope(self._engine) as session:
+            if session.get(Deployment, deployment_id) is not None:
+                return
+            session.add(
+                Deployment(
+                    id=deployment_id,
+                    tenant_id=uuid.UUID(start.tenant_id),
+                    app_id=uuid.UUID(start.app_id),
+                    environment=start.environment,
+                    commit_sha=start.commit_sha,
+                    commits=start.commits,
+                    status="pending",
+                    stage="resolve",
+                    trigger=start.trigger,
+                    workflow_id=start.workflow_id,
+                    started_at=utcnow(),
+                )
+            )
+
+    @activity.defn(name=names.UPDATE_DEPLOYMENT)
+    def update_deployment(self, progress: DeploymentProgress) -> None:
+        with session_scope(self._engine) as session:
+            row = session.get(Deployment, uuid.UUID(progress.deployment_id))
+            if row is None:
+                raise RuntimeError(f"deployment {progress.deployment_id} has no record")
+            row.status = progress.status
+            row.stage = progress.stage
+            if progress.image_ref:
+                row.image_ref = progress.image_ref
+            if progress.commit_sha:
+                row.commit_sha = progress.commit_sha
+                if progress.commit_sha not in row.commits:
+                    row.commits = [*row.commits, progress.commit_sha]
+            if progress.failure_reason:
+                row.failure_reason = progress.failure_reason
+            # The activity id keys the line, so a retried update appends it once.
+            if progress.log_line and not _already_logged(row, progress.log_line):
+                row.log_lines = [*row.log_lines, progress.log_line][-MAX_LOG_LINES:]
+            if progress.finished and row.completed_at is None:
+                row.completed_at = utcnow()
+            session.add(row)
+
+    @activity.defn(name=names.RECORD_RELEASE)
+    def record_release(self, request: ReleaseInput) -> ReleaseResult:
+        app_id = uuid.UUID(request.app_id)
+        for _attempt in range(3):
+            try:
+                with session_scope(self._engine) as session:
+                    release = _release_for(session, app_id, request)
+                    _make_current(session, app_id, request, release)
+                    return ReleaseResult(release_id=str(release.id), version=release.version)
+            except IntegrityError:
+                # Two deploys of one app recorded a release at once: take the next version.
+                continue
+        raise RuntimeError(f"could not record a release for app {request.app_id}")
+
+
+def _already_logged(row: Deployment, line: str) -> bool:
+    return bool(row.log_lines) and row.log_lines[-1] == line
+
+
+def _release_for(session: Session, app_id: uuid.UUID, request: ReleaseInput) -> Release:
+    """The app's release of this digest: the same image is one release, whatever deployed it."""
+    existing = session.exec(
+        select(Release).where(
+            Release.app_id == app_id, Release.image_digest == request.image_digest
+        )
+    ).first()
+    if existing is not None:
+        return existing
+    latest = session.exec(
+        select(sa.func.max(col(Release.version))).where(Release.app_id == app_id)
+    ).one()
+    release = Release(
+        app_id=app_id,
+        version=(latest or 0) + 1,
+        commit_sha=request.commit_sha,
+        image_digest=request.image_digest,
+        image_ref=request.image_ref,
+    )
+    session.add(release)
+    session.flush()
+    return release
+
+
+def _make_current(
+    session: Session, app_id: uuid.UUID, request: ReleaseInput, release: Release
+) -> None:
+    environment = session.exec(
+        select(Environment).where(
+            Environment.app_id == app_id, Environment.name == request.environment
+        )
+    ).first()
+    if environment is not None:
+        environment.current_release_id = release.id
+        environment.updated_at = utcnow()
+        session.add(environment)
+    deployment = session.get(Deployment, uuid.UUID(request.deployment_id))
+    if deployment is not None:
+        deployment.release_id = release.id
+        session.add(deployment)

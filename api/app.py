@@ -8,9 +8,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
+from activities.github import GitHubClient
 from api.errors import install_error_handlers
 from api.observability import ApiMetrics, install_observability
-from api.routers import health, keys, templates, tenants
+from api.routers import apps, bootstraps, health, installations, keys, templates, tenants
 from core.db import make_engine
 from core.settings import Settings
 from core.temporal import TemporalGateway
@@ -21,6 +22,7 @@ def create_app(
     *,
     engine: Engine | None = None,
     temporal: TemporalGateway | None = None,
+    github: GitHubClient | None = None,
 ) -> FastAPI:
     owns_engine = engine is None
     engine = engine or make_engine(settings.database_url)
@@ -40,11 +42,23 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.temporal = temporal or TemporalGateway(settings)
+    # Read-only lookups a user waits for (an installation's owner); changes go through workflows.
+    app.state.github = github or GitHubClient(
+        settings.github_api_url, settings.github_app_id, settings.github_private_key, timeout=5
+    )
     app.state.metrics = ApiMetrics()
 
     install_error_handlers(app)
     install_observability(app, app.state.metrics)
 
-    for router in (tenants.router, keys.router, templates.router, health.router):
+    for router in (
+        tenants.router,
+        keys.router,
+        installations.router,
+        templates.router,
+        bootstraps.router,
+        apps.router,
+        health.router,
+    ):
         app.include_router(router)
     return app

@@ -9,6 +9,7 @@ from fastapi import Depends, Query, Request
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from activities.github import GitHubClient
 from api.auth import Principal, authenticate
 from api.pagination import PageParams
 from core.settings import Settings
@@ -35,9 +36,15 @@ def get_temporal(request: Request) -> TemporalGateway:
     return gateway
 
 
+def get_github(request: Request) -> GitHubClient:
+    github: GitHubClient = request.app.state.github
+    return github
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 TemporalDep = Annotated[TemporalGateway, Depends(get_temporal)]
+GitHubDep = Annotated[GitHubClient, Depends(get_github)]
 
 
 def get_principal(request: Request, session: SessionDep, settings: SettingsDep) -> Principal:

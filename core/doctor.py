@@ -9,8 +9,12 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from cryptography.hazmat.primitives import serialization
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 
+from activities.github import GitHubClient
+from activities.kube import KubeClient
+from activities.registry import RegistryClient
 from core.db import make_engine
 from core.migrate import alembic_config
 from core.settings import Settings
@@ -69,9 +73,66 @@ async def check_temporal(settings: Settings) -> str:
     return f"{settings.temporal_address} namespace {settings.temporal_namespace!r} ready"
 
 
+async def check_github(settings: Settings) -> str:
+    if not settings.github_app_id:
+        raise RuntimeError(
+            "not configured: SHIPYARD_GITHUB_APP_ID is empty; set it and the App's private key "
+            "(SHIPYARD_GITHUB_APP_PRIVATE_KEY or SHIPYARD_GITHUB_APP_PRIVATE_KEY_FILE)"
+        )
+    await GitHubClient(settings.github_api_url, settings.github_app_id, _app_key(settings)).check()
+    return f"{settings.github_api_url} accepts GitHub App {settings.github_app_id}"
+
+
+def _app_key(settings: Settings) -> str:
+    """The App's private key, refused in words when it is missing, unreadable or not a key."""
+    key_file = settings.github_app_private_key_file
+    try:
+        key = settings.github_private_key
+    except OSError as exc:
+        raise RuntimeError(
+            f"cannot read the GitHub App private key file {key_file} "
+            f"(SHIPYARD_GITHUB_APP_PRIVATE_KEY_FILE): {exc.strerror or exc}"
+        ) from None
+    if not key.strip():
+        raise RuntimeError(
+            "the GitHub App private key is not configured: set SHIPYARD_GITHUB_APP_PRIVATE_KEY "
+            "or SHIPYARD_GITHUB_APP_PRIVATE_KEY_FILE"
+        )
+    try:
+        serialization.load_pem_private_key(key.encode(), password=None)
+    except (ValueError, TypeError):
+        where = f"the file {key_file}" if key_file else "SHIPYARD_GITHUB_APP_PRIVATE_KEY"
+        # Only where the key came from is said: its content is a secret.
+        raise RuntimeError(
+            f"the GitHub App private key in {where} is not an unencrypted PEM private key"
+        ) from None
+    return key
+
+
+async def check_registry(settings: Settings) -> str:
+    password = settings.registry_password.get_secret_value()
+    async with RegistryClient(
+        settings.registry_url, settings.registry_username or None, password or None
+    ) as registry:
+        await registry.check()
+    return f"{settings.registry_url} answers the distribution API"
+
+
+async def check_kubernetes(settings: Settings) -> str:
+    def probe() -> str:
+        with KubeClient.from_config(settings.kubeconfig, settings.kube_context) as kube:
+            info = kube.check()
+        return f"{info.server} answers, Kubernetes {info.version}"
+
+    return await asyncio.to_thread(probe)
+
+
 CHECKS: dict[str, Check] = {
     "database": check_database,
     "temporal": check_temporal,
+    "github": check_github,
+    "registry": check_registry,
+    "kubernetes": check_kubernetes,
 }
 
 

@@ -106,3 +106,147 @@ class AuditEvent(SQLModel, table=True):
     result: str = Field(max_length=40)
     detail: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+
+
+class GitHubInstallation(SQLModel, table=True):
+    """A GitHub App installation bound to a tenant; a tenant uses only its own installations."""
+
+    __tablename__ = "github_installations"
+
+    # GitHub's installation id.
+    id: int = Field(
+        primary_key=True, sa_type=sa.BigInteger, sa_column_kwargs={"autoincrement": False}
+    )
+    tenant_id: uuid.UUID = Field(foreign_key="tenants.id", index=True)
+    account_login: str = Field(max_length=100)
+    account_type: str = Field(max_length=20)
+    bound_by: str = Field(max_length=120)
+    created_at: datetime = _created()
+
+
+class App(SQLModel, table=True):
+    __tablename__ = "apps"
+    __table_args__ = (
+        # A slug is taken while its app lives; a failed bootstrap frees it for another try.
+        sa.Index(
+            "uq_apps_live_slug",
+            "tenant_id",
+            "slug",
+            unique=True,
+            sqlite_where=sa.text("status != 'failed'"),
+            postgresql_where=sa.text("status != 'failed'"),
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    tenant_id: uuid.UUID = Field(foreign_key="tenants.id", index=True)
+    slug: str = Field(max_length=30)
+    name: str = Field(max_length=200)
+    subdomain: str = Field(max_length=32)
+    template_id: str = Field(max_length=64)
+    repo_full_name: str = Field(max_length=200)
+    pipeline: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    # bootstrapping | active | failed
+    status: str = Field(max_length=20)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class AppBootstrap(SQLModel, table=True):
+    """One bootstrap request and where its workflow stands (a mirror of the workflow's state)."""
+
+    __tablename__ = "app_bootstraps"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "idempotency_key", name="uq_bootstraps_idempotency"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    tenant_id: uuid.UUID = Field(foreign_key="tenants.id", index=True)
+    app_id: uuid.UUID = Field(foreign_key="apps.id", index=True)
+    workflow_id: str = Field(max_length=200, index=True)
+    idempotency_key: str | None = Field(default=None, max_length=200)
+    request_fingerprint: str = Field(max_length=64)
+    request: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    requested_by: str = Field(max_length=120)
+    # running | done | failed | cancelled
+    status: str = Field(max_length=20)
+    # app | repo | push | connect | deploy | done
+    stage: str = Field(max_length=20)
+    repo_full_name: str = Field(max_length=200)
+    deployment_id: uuid.UUID | None = Field(default=None)
+    error_code: str | None = Field(default=None, max_length=60)
+    error_message: str | None = Field(default=None, max_length=2000)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class GitConnection(SQLModel, table=True):
+    __tablename__ = "git_connections"
+
+    app_id: uuid.UUID = Field(foreign_key="apps.id", primary_key=True)
+    provider: str = Field(default="github", max_length=20)
+    repo_full_name: str = Field(max_length=200, index=True)
+    branch: str = Field(default="main", max_length=250)
+    installation_id: int = Field(sa_type=sa.BigInteger)
+    webhook_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class Environment(SQLModel, table=True):
+    __tablename__ = "environments"
+    __table_args__ = (sa.UniqueConstraint("app_id", "name", name="uq_environments_app_name"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    app_id: uuid.UUID = Field(foreign_key="apps.id", index=True)
+    name: str = Field(max_length=30)
+    position: int
+    namespace: str = Field(max_length=63)
+    replicas: int = Field(default=1)
+    current_release_id: uuid.UUID | None = Field(default=None)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class Release(SQLModel, table=True):
+    """An immutable built image of an app, by digest."""
+
+    __tablename__ = "releases"
+    __table_args__ = (
+        sa.UniqueConstraint("app_id", "version", name="uq_releases_app_version"),
+        sa.UniqueConstraint("app_id", "image_digest", name="uq_releases_app_digest"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    app_id: uuid.UUID = Field(foreign_key="apps.id", index=True)
+    version: int
+    commit_sha: str = Field(max_length=40)
+    image_digest: str = Field(max_length=80)
+    image_ref: str = Field(max_length=400)
+    lifecycle: str = Field(default="DEV", max_length=20)
+    created_at: datetime = _created()
+
+
+class Deployment(SQLModel, table=True):
+    """One build-and-roll-out of a commit to an environment."""
+
+    __tablename__ = "deployments"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    tenant_id: uuid.UUID = Field(foreign_key="tenants.id", index=True)
+    app_id: uuid.UUID = Field(foreign_key="apps.id", index=True)
+    environment: str = Field(max_length=30)
+    commit_sha: str = Field(max_length=40)
+    commits: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    # pending | building | pushing | deploying | succeeded | failed | cancelled
+    status: str = Field(max_length=20)
+    stage: str = Field(max_length=20)
+    trigger: str = Field(max_length=20)
+    image_ref: str | None = Field(default=None, max_length=400)
+    release_id: uuid.UUID | None = Field(default=None)
+    workflow_id: str = Field(max_length=200)
+    failure_reason: str | None = Field(default=None, max_length=2000)
+    log_lines: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

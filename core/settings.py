@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     github_app_private_key: SecretStr = SecretStr("")
     github_app_private_key_file: Path | None = None
     github_webhook_secret: SecretStr = SecretStr("")
+    # The organization and installation the sandbox's fake GitHub seeds (`make dev` fills these).
+    sandbox_github_owner: str = ""
+    sandbox_github_installation_id: int | None = None
 
     registry_url: str = "http://127.0.0.1:5000"
     registry_username: str = ""
@@ -47,6 +50,14 @@ class Settings(BaseSettings):
 
     kubeconfig: Path | None = None
     kube_context: str | None = None
+    # Cluster work runs on this queue, so a worker inside the cluster can serve it alone.
+    kube_task_queue: str = "k8s-default"
+
+    # Limits of workflow steps; an operator (or a crash test) can tighten them.
+    step_timeout_seconds: float = Field(default=60, gt=0)
+    heartbeat_timeout_seconds: float = Field(default=20, gt=0)
+    build_timeout_seconds: float = Field(default=600, gt=0)
+    rollout_timeout_seconds: float = Field(default=300, gt=0)
 
     base_domain: str = "apps.localhost"
     base_image_registry: str = ""

@@ -24,7 +24,7 @@ class TemplateError(Exception):
 
 
 @dataclass(frozen=True)
-class BuildSettings:
+class RepoBuildSettings:
     """How an app is packed into an image; read from the repository's shipyard.toml."""
 
     base_image: str
@@ -42,10 +42,10 @@ class BuiltinTemplate:
     language: str
     description: str
     directory: Path
-    build: BuildSettings
+    build: RepoBuildSettings
 
 
-def parse_build_settings(manifest_text: str, origin: str) -> BuildSettings:
+def parse_build_settings(manifest_text: str, origin: str) -> RepoBuildSettings:
     """The [build] table of a shipyard.toml, checked field by field."""
     try:
         document = tomllib.loads(manifest_text)
@@ -56,7 +56,7 @@ def parse_build_settings(manifest_text: str, origin: str) -> BuildSettings:
         raise TemplateError(f"{origin}: shipyard.toml has no [build] table")
     try:
         port = int(build["port"])
-        settings = BuildSettings(
+        settings = RepoBuildSettings(
             base_image=str(build["base_image"]),
             # The command may name the port as a placeholder; the [build] port is its value.
             command=[str(part).replace("{{ port }}", str(port)) for part in build["command"]],

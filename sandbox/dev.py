@@ -18,13 +18,16 @@ import httpx
 
 from core.migrate import prepare_database
 from core.settings import Settings, load_settings
+from sandbox.base_image import BASE_IMAGE
 from sandbox.net import port_is_open, wait_for_port
+from sandbox.stack import READY_LINE, SANDBOX_HOST, SandboxError, SandboxPorts, read_env_file
 from workflows import search
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 DEMO_TENANT = "demo"
 STOP_GRACE_SECONDS = 15
+SANDBOX_START_SECONDS = 60
 
 
 class DevError(Exception):
@@ -101,22 +104,33 @@ def _host_port(address: str) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
-def ports_needed(settings: Settings) -> dict[str, tuple[str, int]]:
+def sandbox_ports() -> SandboxPorts:
+    try:
+        return SandboxPorts.from_environ(os.environ)
+    except SandboxError as exc:
+        raise DevError(str(exc)) from None
+
+
+def ports_needed(settings: Settings, sandbox: SandboxPorts) -> dict[str, tuple[str, int, str]]:
+    """What listens where, with the variable that moves it."""
     ui = urlparse(settings.temporal_ui_url)
-    return {
-        "Temporal": _host_port(settings.temporal_address),
-        "Temporal Web UI": (ui.hostname or "127.0.0.1", ui.port or 80),
-        "API": (settings.api_host, settings.api_port),
+    needed = {
+        "Temporal": (*_host_port(settings.temporal_address), "SHIPYARD_TEMPORAL_ADDRESS"),
+        "Temporal Web UI": (ui.hostname or "127.0.0.1", ui.port or 80, "SHIPYARD_TEMPORAL_UI_URL"),
+        "API": (settings.api_host, settings.api_port, "SHIPYARD_API_PORT"),
     }
+    for what, (port, variable) in sandbox.named().items():
+        needed[what] = (SANDBOX_HOST, port, variable)
+    return needed
 
 
-def refuse_taken_ports(settings: Settings) -> None:
-    for what, (host, port) in ports_needed(settings).items():
+def refuse_taken_ports(settings: Settings, sandbox: SandboxPorts) -> None:
+    for what, (host, port, variable) in ports_needed(settings, sandbox).items():
         if port_is_open(host, port):
             raise DevError(
                 f"port {port} on {host} is already in use, so the {what} cannot start. "
-                "Stop whatever listens there (an earlier `make dev`?) or choose other ports "
-                "with SHIPYARD_TEMPORAL_ADDRESS, SHIPYARD_TEMPORAL_UI_URL and SHIPYARD_API_PORT."
+                "Stop whatever listens there (an earlier `make dev`?) or choose another port "
+                f"with {variable}."
             )
 
 
@@ -154,6 +168,22 @@ def ensure_demo_tenant(api_url: str, token: str, state: Path) -> str:
     )
 
 
+def wait_for_sandbox(stack: DevStack, sandbox: Child, log_offset: int) -> dict[str, str]:
+    """The settings of `sandbox.env` once this run's sandbox has said it is ready."""
+    deadline = time.monotonic() + SANDBOX_START_SECONDS
+    while time.monotonic() < deadline:
+        stack.check_alive()
+        # Only this run's lines count: the log keeps earlier runs' `Sandbox ready.` too.
+        with sandbox.log_path.open("rb") as log:
+            log.seek(log_offset)
+            if READY_LINE.encode() in log.read():
+                return read_env_file(stack.state / "sandbox.env")
+        time.sleep(0.1)
+    raise DevError(
+        f"the sandbox did not become ready within {SANDBOX_START_SECONDS}s; see {sandbox.log_path}"
+    )
+
+
 def wait_until_ready(stack: DevStack, api_url: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     last = "no answer"
@@ -173,10 +203,17 @@ def wait_until_ready(stack: DevStack, api_url: str, timeout: float = 60) -> None
 def run(settings: Settings) -> None:
     state = settings.state_dir.resolve()
     state.mkdir(parents=True, exist_ok=True)
-    refuse_taken_ports(settings)
+    ports = sandbox_ports()
+    refuse_taken_ports(settings, ports)
     prepare_database(settings.database_url)
     token = admin_token(state, settings)
-    env = {**os.environ, "SHIPYARD_ADMIN_TOKEN": token, "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "SHIPYARD_ADMIN_TOKEN": token,
+        # Absolute, so every child finds the same state whatever its working directory.
+        "SHIPYARD_STATE_DIR": str(state),
+        "PYTHONUNBUFFERED": "1",
+    }
 
     stack = DevStack(settings, state)
     stopping = False
@@ -188,8 +225,11 @@ def run(settings: Settings) -> None:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     try:
+        sandbox_log = stack.logs / "sandbox.log"
+        log_offset = sandbox_log.stat().st_size if sandbox_log.exists() else 0
+        sandbox = stack.start("sandbox", [sys.executable, "-m", "sandbox"], env)
         temporal_host, temporal_port = _host_port(settings.temporal_address)
-        ui_port = ports_needed(settings)["Temporal Web UI"][1]
+        ui_port = ports_needed(settings, ports)["Temporal Web UI"][1]
         stack.start(
             "temporal",
             [
@@ -212,12 +252,18 @@ def run(settings: Settings) -> None:
             env,
         )
         wait_for_port(temporal_host, temporal_port, timeout=60, what="Temporal")
+        sandbox_env = wait_for_sandbox(stack, sandbox, log_offset)
+        # The worker and the API get the sandbox's settings, and so does this runner for the rest
+        # of its work (setting up the demo tenant, naming the services in the welcome text).
+        env.update(sandbox_env)
+        os.environ.update(sandbox_env)
+        settings = load_settings()
         stack.start("worker", [sys.executable, "worker.py"], env)
         stack.start("api", [sys.executable, "-m", "api"], env)
         api_url = f"http://{settings.api_host}:{settings.api_port}"
         wait_until_ready(stack, api_url)
         demo_key = ensure_demo_tenant(api_url, token, state)
-        print_welcome(settings, api_url, token, demo_key, stack)
+        print_welcome(settings, ports, api_url, token, demo_key, stack)
         while not stopping:
             stack.check_alive()
             time.sleep(0.5)
@@ -227,7 +273,14 @@ def run(settings: Settings) -> None:
     print("Stopped. State is kept in", state, flush=True)
 
 
-def print_welcome(settings: Settings, api_url: str, token: str, key: str, stack: DevStack) -> None:
+def print_welcome(
+    settings: Settings,
+    ports: SandboxPorts,
+    api_url: str,
+    token: str,
+    key: str,
+    stack: DevStack,
+) -> None:
     lines = [
         "",
         "Shipyard is running.",
@@ -235,6 +288,11 @@ def print_welcome(settings: Settings, api_url: str, token: str, key: str, stack:
         f"  Temporal         {settings.temporal_address}",
         f"  Temporal Web UI  {settings.temporal_ui_url}",
         f"  Database         {settings.database_url}",
+        f"  Registry         {settings.registry_url}   (base image {BASE_IMAGE})",
+        f"  GitHub (fake)    {settings.github_api_url}   (org {settings.sandbox_github_owner}, "
+        f"App {settings.github_app_id})",
+        f"  Kubernetes       https://{SANDBOX_HOST}:{ports.kube}   (fake; kubeconfig "
+        f"{settings.kubeconfig}, context {settings.kube_context})",
         f"  Logs             {stack.logs}/",
         "",
         f"  Platform admin token  {token}",

@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.registry",
     "tests.fixtures.kube",
     "tests.fixtures.api",
+    "tests.fixtures.stack",
 ]

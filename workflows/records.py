@@ -17,3 +17,83 @@ class AuditEventInput(BaseModel):
     target: str
     result: str
     detail: dict[str, Any] = Field(default_factory=dict)
+
+
+UPDATE_BOOTSTRAP = "records.update_bootstrap"
+PREPARE_APP = "records.prepare_app"
+SET_APP_STATUS = "records.set_app_status"
+SAVE_GIT_CONNECTION = "records.save_git_connection"
+DELETE_GIT_CONNECTION = "records.delete_git_connection"
+START_DEPLOYMENT = "records.start_deployment"
+UPDATE_DEPLOYMENT = "records.update_deployment"
+RECORD_RELEASE = "records.record_release"
+RECORD_AUDIT_EVENT = "record_audit_event"
+
+
+class BootstrapProgress(BaseModel):
+    bootstrap_id: str
+    stage: str
+    status: str = "running"
+    deployment_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+class EnvironmentSpec(BaseModel):
+    name: str
+    position: int
+    namespace: str
+
+
+class PrepareAppInput(BaseModel):
+    app_id: str
+    environments: list[EnvironmentSpec]
+
+
+class AppStatusInput(BaseModel):
+    app_id: str
+    status: str
+
+
+class GitConnectionInput(BaseModel):
+    app_id: str
+    repo_full_name: str
+    branch: str
+    installation_id: int
+    webhook_id: int | None = None
+
+
+class DeploymentStart(BaseModel):
+    deployment_id: str
+    tenant_id: str
+    app_id: str
+    environment: str
+    commit_sha: str
+    commits: list[str] = Field(default_factory=list)
+    trigger: str
+    workflow_id: str
+
+
+class DeploymentProgress(BaseModel):
+    deployment_id: str
+    status: str
+    stage: str
+    image_ref: str | None = None
+    commit_sha: str | None = None
+    failure_reason: str | None = None
+    log_line: str | None = None
+    finished: bool = False
+
+
+class ReleaseInput(BaseModel):
+    deployment_id: str
+    app_id: str
+    environment: str
+    commit_sha: str
+    image_digest: str
+    image_ref: str
+
+
+class ReleaseResult(BaseModel):
+    release_id: str
+    version: int

@@ -1,6 +1,6 @@
 """Search attributes that let operators find any Shipyard run in the Temporal Web UI."""
 
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
 TENANT = SearchAttributeKey.for_keyword("ShipyardTenant")
 APP = SearchAttributeKey.for_keyword("ShipyardApp")
@@ -16,3 +16,15 @@ def dev_server_flags() -> list[str]:
     for key in ALL:
         flags += ["--search-attribute", f"{key.name}=Keyword"]
     return flags
+
+
+def for_app(tenant: str, app: str, env: str, stage: str) -> TypedSearchAttributes:
+    """The attributes a run starts with; the workflow keeps ShipyardStage current."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(TENANT, tenant),
+            SearchAttributePair(APP, app),
+            SearchAttributePair(ENV, env),
+            SearchAttributePair(STAGE, stage),
+        ]
+    )

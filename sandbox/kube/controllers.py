@@ -373,7 +373,7 @@ class DeploymentController:
         return [
             c["image"]
             for c in template["spec"].get("containers", [])
-            if c.get("image") in self._controls.failing_images
+            if _listed(str(c.get("image", "")), self._controls.failing_images)
         ]
 
     def _create_pod(self, replica_set: dict[str, Any], crashing: bool) -> dict[str, Any]:
@@ -782,3 +782,11 @@ def container_log(pod: dict[str, Any], container: str) -> list[tuple[datetime.da
         (start + datetime.timedelta(milliseconds=10 * index), message)
         for index, message in enumerate(messages)
     ]
+
+
+def _listed(image: str, patterns: set[str]) -> bool:
+    """Exact images, or every image of a repository with a trailing `*` ("registry/app@*")."""
+    return any(
+        image.startswith(pattern[:-1]) if pattern.endswith("*") else image == pattern
+        for pattern in patterns
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -14,7 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from activities.github import GitHubClient
 from sandbox.net import free_port
+from sandbox.stack import read_env_file
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_LINE = "Press Ctrl-C to stop everything."
@@ -29,7 +32,29 @@ def dev_env(state: Path, ports: dict[str, int]) -> dict[str, str]:
         "SHIPYARD_API_PORT": str(ports["api"]),
         "SHIPYARD_TEMPORAL_ADDRESS": f"127.0.0.1:{ports['temporal']}",
         "SHIPYARD_TEMPORAL_UI_URL": f"http://127.0.0.1:{ports['ui']}",
+        "SHIPYARD_SANDBOX_REGISTRY_PORT": str(ports["registry"]),
+        "SHIPYARD_SANDBOX_GITHUB_PORT": str(ports["github"]),
+        "SHIPYARD_SANDBOX_KUBE_PORT": str(ports["kube"]),
     }
+
+
+def free_ports() -> dict[str, int]:
+    return {name: free_port() for name in ("api", "temporal", "ui", "registry", "github", "kube")}
+
+
+def registry_pids(state: Path) -> list[int]:
+    """The docker-registry processes serving this state dir: the sandbox child's own children."""
+    config_path = str(state / "registry" / "config.yml").encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if config_path in command:
+                found.append(int(entry.name))
+    return found
 
 
 def start_dev(env: dict[str, str], output: Path) -> subprocess.Popen[bytes]:
@@ -53,6 +78,10 @@ def wait_for_text(output: Path, text: str, process: subprocess.Popen[bytes], tim
 
 def stop_and_check_nothing_left(process: subprocess.Popen[bytes], state: Path) -> None:
     children = json.loads((state / "dev-processes.json").read_text())
+    assert "sandbox" in children
+    grandchildren = registry_pids(state)
+    assert grandchildren, "the sandbox's registry is not running"
+    children |= {f"registry {pid}": pid for pid in grandchildren}
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=60) == 0
     for name, pid in children.items():
@@ -69,7 +98,7 @@ def stop_and_check_nothing_left(process: subprocess.Popen[bytes], state: Path) -
 @pytest.mark.slow
 def test_make_dev_starts_keeps_state_and_stops_cleanly(tmp_path):
     state = tmp_path / "state"
-    ports = {"api": free_port(), "temporal": free_port(), "ui": free_port()}
+    ports = free_ports()
     env = dev_env(state, ports)
     api_url = f"http://127.0.0.1:{ports['api']}"
 
@@ -83,6 +112,27 @@ def test_make_dev_starts_keeps_state_and_stops_cleanly(tmp_path):
         assert token in printed and demo_key in printed
         templates = httpx.get(f"{api_url}/api/v1/templates", headers={"X-API-Key": demo_key})
         assert templates.status_code == 200
+        sandbox = read_env_file(state / "sandbox.env")
+        registry_url = f"http://127.0.0.1:{ports['registry']}"
+        github_url = f"http://127.0.0.1:{ports['github']}"
+        assert sandbox["SHIPYARD_REGISTRY_URL"] == registry_url
+        assert sandbox["SHIPYARD_GITHUB_API_URL"] == github_url
+        assert registry_url in printed and github_url in printed
+        assert httpx.get(f"{registry_url}/v2/", timeout=5).status_code == 200
+        github = GitHubClient(
+            github_url,
+            sandbox["SHIPYARD_GITHUB_APP_ID"],
+            Path(sandbox["SHIPYARD_GITHUB_APP_PRIVATE_KEY_FILE"]).read_text(),
+        )
+        asyncio.run(github.check())
+        assert (state / "kubeconfig").is_file()
+        assert sandbox["SHIPYARD_GITHUB_WEBHOOK_SECRET"] not in printed
+        # The worker and the API run with the sandbox's settings.
+        pids = json.loads((state / "dev-processes.json").read_text())
+        for name in ("worker", "api"):
+            environ = Path(f"/proc/{pids[name]}/environ").read_bytes().split(b"\0")
+            assert f"SHIPYARD_REGISTRY_URL={registry_url}".encode() in environ, name
+            assert f"SHIPYARD_KUBECONFIG={state / 'kubeconfig'}".encode() in environ, name
         stop_and_check_nothing_left(first, state)
     finally:
         if first.poll() is None:
@@ -91,8 +141,10 @@ def test_make_dev_starts_keeps_state_and_stops_cleanly(tmp_path):
     second = start_dev(env, tmp_path / "second.log")
     try:
         wait_for_text(tmp_path / "second.log", READY_LINE, second, timeout=120)
-        # Same admin token, same tenant, same key: state survived the restart.
+        # Same admin token, same tenant, same key, same GitHub App: state survived the restart.
         assert (state / "admin-token").read_text().strip() == token
+        again = read_env_file(state / "sandbox.env")
+        assert again["SHIPYARD_GITHUB_APP_ID"] == sandbox["SHIPYARD_GITHUB_APP_ID"]
         tenant = httpx.get(
             f"{api_url}/api/v1/tenants/demo", headers={"Authorization": f"Bearer {demo_key}"}
         )
@@ -103,13 +155,17 @@ def test_make_dev_starts_keeps_state_and_stops_cleanly(tmp_path):
             second.kill()
 
 
-def test_taken_port_is_reported_in_words(tmp_path):
+@pytest.mark.parametrize(
+    ("service", "variable"),
+    [("api", "SHIPYARD_API_PORT"), ("registry", "SHIPYARD_SANDBOX_REGISTRY_PORT")],
+)
+def test_taken_port_is_reported_in_words(tmp_path, service, variable):
     state = tmp_path / "state"
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", 0))
         blocker.listen()
         taken = blocker.getsockname()[1]
-        env = dev_env(state, {"api": taken, "temporal": free_port(), "ui": free_port()})
+        env = dev_env(state, {**free_ports(), service: taken})
         result = subprocess.run(
             [sys.executable, "-m", "sandbox.dev"],
             cwd=ROOT,
@@ -120,5 +176,5 @@ def test_taken_port_is_reported_in_words(tmp_path):
         )
     assert result.returncode == 1
     assert f"port {taken} on 127.0.0.1 is already in use" in result.stderr
-    assert "SHIPYARD_API_PORT" in result.stderr
+    assert variable in result.stderr
     assert "Traceback" not in result.stderr

@@ -1,0 +1,91 @@
+"""Activities that turn a commit into an image in the registry: build, then push."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities import git
+from activities.build import BuildSettings, ImageBuilder, assemble_image
+from activities.failures import as_activity_failures
+from activities.github import GitHubClient
+from activities.registry import OCI_MANIFEST
+from activities.source import SourceTree
+from core.templates import MANIFEST, RepoBuildSettings, TemplateError, parse_build_settings
+from workflows import steps
+
+
+class ImageActivities:
+    def __init__(self, github: GitHubClient, builder: ImageBuilder) -> None:
+        self._github = github
+        self._builder = builder
+
+    @activity.defn(name=steps.BUILD_IMAGE)
+    async def build_image(self, request: steps.BuildImageInput) -> steps.BuiltImage:
+        """Fetches the commit, packs it onto its base image and uploads every blob; the
+        manifest comes back to be put by `push_image`, so nothing is visible half-built."""
+        source = request.source
+        with as_activity_failures():
+            activity.heartbeat("fetching the source")
+            repository = await self._github.get_repository(source.installation_id, source.full_name)
+            token = await self._github.installation_token(source.installation_id)
+            tree = await asyncio.to_thread(
+                git.fetch_tree, repository.clone_url, token, request.commit_sha
+            )
+            settings = _repo_build_settings(tree, source.full_name)
+            activity.heartbeat("fetching the base image")
+            base = await self._builder.fetch_base(settings.base_image)
+            activity.heartbeat("assembling the image")
+            image = await asyncio.to_thread(
+                assemble_image,
+                base,
+                tree,
+                BuildSettings(
+                    command=settings.command,
+                    workdir=settings.workdir,
+                    env=settings.env,
+                    port=settings.port,
+                    revision=request.commit_sha,
+                    source_url=repository.html_url,
+                ),
+            )
+            activity.heartbeat("uploading layers")
+            await self._builder.upload_blobs(image, request.target.repository)
+        return steps.BuiltImage(
+            target=request.target,
+            digest=image.digest,
+            manifest=image.manifest.decode(),
+            media_type=OCI_MANIFEST,
+            port=settings.port,
+            health_path=settings.health_path,
+        )
+
+    @activity.defn(name=steps.PUSH_IMAGE)
+    async def push_image(self, built: steps.BuiltImage) -> steps.PushImageResult:
+        with as_activity_failures():
+            pushed = await self._builder.put_manifest(
+                built.manifest.encode(), built.target.repository, built.target.tag
+            )
+        if pushed.digest != built.digest:
+            raise ApplicationError(
+                f"the registry stored {pushed.digest}, not the built {built.digest}",
+                type="IMAGE_DIGEST_MISMATCH",
+                non_retryable=True,
+            )
+        return steps.PushImageResult(image_ref=pushed.reference, digest=pushed.digest)
+
+
+def _repo_build_settings(tree: SourceTree, repo: str) -> RepoBuildSettings:
+    manifest = tree.get(MANIFEST)
+    if manifest is None:
+        raise ApplicationError(
+            f"{repo} has no {MANIFEST} at its root; it says how to build the app",
+            type="BUILD_CONFIG_INVALID",
+            non_retryable=True,
+        )
+    try:
+        return parse_build_settings(manifest.data.decode("utf-8"), repo)
+    except (TemplateError, UnicodeDecodeError) as exc:
+        raise ApplicationError(str(exc), type="BUILD_CONFIG_INVALID", non_retryable=True) from None

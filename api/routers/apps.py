@@ -1,0 +1,65 @@
+"""Apps: listed per tenant, read by id (another tenant's app is a 404)."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter
+from sqlmodel import Session, col, select
+
+from api.auth import Principal, require_scope, visible_tenant
+from api.deps import PageDep, PrincipalDep, SessionDep, SettingsDep
+from api.errors import not_found
+from api.pagination import Page, newest_first
+from api.routers import API_PREFIX
+from api.schemas import AppPublic, EnvironmentSummary, GitConnectionSummary
+from core.models import App, Environment, GitConnection
+from core.settings import Settings
+
+router = APIRouter(prefix=API_PREFIX, tags=["apps"])
+APP_FIELDS = set(AppPublic.model_fields) - {"url", "environments", "git_connection"}
+
+
+def app_for(session: Session, principal: Principal, app_id: uuid.UUID) -> App:
+    """The app, if it belongs to the caller's tenant; otherwise a 404 that reveals nothing."""
+    app = session.get(App, app_id)
+    if app is None or principal.is_platform_admin or app.tenant_id != principal.tenant_id:
+        raise not_found(f"app {app_id}")
+    return app
+
+
+def public(session: Session, app: App, settings: Settings) -> AppPublic:
+    environments = session.exec(
+        select(Environment).where(Environment.app_id == app.id).order_by(col(Environment.position))
+    ).all()
+    connection = session.get(GitConnection, app.id)
+    return AppPublic(
+        **app.model_dump(include=APP_FIELDS),
+        url=f"https://{app.subdomain}.{settings.base_domain}",
+        environments=[
+            EnvironmentSummary.model_validate(env, from_attributes=True) for env in environments
+        ],
+        git_connection=GitConnectionSummary.model_validate(connection, from_attributes=True)
+        if connection
+        else None,
+    )
+
+
+@router.get("/tenants/{tenant}/apps", response_model=Page[AppPublic])
+def list_apps(
+    tenant: str, principal: PrincipalDep, session: SessionDep, settings: SettingsDep, page: PageDep
+) -> Page[AppPublic]:
+    """The tenant's apps, newest first, failed bootstraps included (status `failed`)."""
+    found = visible_tenant(session, principal, tenant)
+    require_scope(principal, "apps:read")
+    rows, total, next_cursor = newest_first(session, App, [App.tenant_id == found.id], page)
+    items = [public(session, row, settings) for row in rows]
+    return Page[AppPublic](items=items, total=total, next_cursor=next_cursor)
+
+
+@router.get("/apps/{app_id}", response_model=AppPublic)
+def get_app(
+    app_id: uuid.UUID, principal: PrincipalDep, session: SessionDep, settings: SettingsDep
+) -> AppPublic:
+    require_scope(principal, "apps:read")
+    return public(session, app_for(session, principal, app_id), settings)

@@ -1,0 +1,328 @@
+"""App bootstraps: one POST starts the BootstrapApp saga; GET follows it; cancel undoes it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Header, Request, Response, status
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from api.auth import Principal, require_scope, visible_tenant
+from api.deps import PrincipalDep, SessionDep, SettingsDep, TemporalDep
+from api.errors import ApiError, not_found
+from api.routers import API_PREFIX
+from api.schemas import BootstrapCreate, BootstrapPublic
+from core.audit import record_audit
+from core.models import App, AppBootstrap, GitHubInstallation, Template, Tenant
+from core.naming import namespace_for
+from core.settings import Settings
+from workflows import search
+from workflows.bootstrap import BootstrapApp, BootstrapInput, bootstrap_workflow_id
+from workflows.policies import StepTimeouts
+
+router = APIRouter(prefix=f"{API_PREFIX}/tenants/{{tenant}}/app-bootstraps", tags=["bootstraps"])
+
+DEFAULT_PIPELINE = ["dev", "qa", "staging", "prod"]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+
+
+def workflow_url(settings: Settings, workflow_id: str) -> str:
+    return (
+        f"{settings.temporal_ui_url}/namespaces/{quote(settings.temporal_namespace)}"
+        f"/workflows/{quote(workflow_id, safe='')}"
+    )
+
+
+def public(bootstrap: AppBootstrap, tenant: Tenant, settings: Settings) -> BootstrapPublic:
+    return BootstrapPublic(
+        id=bootstrap.id,
+        bootstrap_id=bootstrap.id,
+        status=bootstrap.status,
+        stage=bootstrap.stage,
+        app_id=bootstrap.app_id,
+        repo_full_name=bootstrap.repo_full_name,
+        deployment_id=bootstrap.deployment_id,
+        error_code=bootstrap.error_code,
+        error_message=bootstrap.error_message,
+        workflow_id=bootstrap.workflow_id,
+        workflow_url=workflow_url(settings, bootstrap.workflow_id),
+        status_url=f"{API_PREFIX}/tenants/{tenant.slug}/app-bootstraps/{bootstrap.id}",
+        created_at=bootstrap.created_at,
+        updated_at=bootstrap.updated_at,
+    )
+
+
+def fingerprint(body: BootstrapCreate, installation_id: int) -> str:
+    canonical = {**body.model_dump(), "github_installation_id": installation_id}
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+
+
+@router.post("", response_model=BootstrapPublic, status_code=status.HTTP_202_ACCEPTED)
+async def start_bootstrap(
+    tenant: str,
+    body: BootstrapCreate,
+    request: Request,
+    response: Response,
+    principal: PrincipalDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    temporal: TemporalDep,
+    idempotency_key: IdempotencyKey = None,
+) -> BootstrapPublic:
+    """Create an app from a template: repository, first commit, push-to-deploy and a first
+    deploy. Answers at once; follow `status_url` (or the workflow in the Web UI)."""
+    found = visible_tenant(session, principal, tenant)
+    require_scope(principal, "apps:write")
+    template = _usable_template(session, found, body.template_id)
+    installation_id = _bound_installation(session, found, body.github_installation_id)
+    print_ = fingerprint(body, installation_id)
+
+    earlier = _same_request(session, found, body.slug, print_, idempotency_key)
+    if earlier is not None:
+        response.status_code = status.HTTP_200_OK
+        return public(earlier, found, settings)
+
+    app = App(
+        tenant_id=found.id,
+        slug=body.slug,
+        name=body.name,
+        subdomain=body.subdomain,
+        template_id=template.id,
+        repo_full_name=f"{body.repo_owner}/{body.repo_name}",
+        pipeline=list(DEFAULT_PIPELINE),
+        status="bootstrapping",
+    )
+    bootstrap = AppBootstrap(
+        tenant_id=found.id,
+        app_id=app.id,
+        workflow_id=bootstrap_workflow_id(found.slug, body.slug),
+        idempotency_key=idempotency_key,
+        request_fingerprint=print_,
+        request=body.model_dump(),
+        requested_by=principal.subject,
+        status="running",
+        stage="app",
+        repo_full_name=app.repo_full_name,
+    )
+    session.add(app)
+    try:
+        session.flush()
+    except IntegrityError:
+        # Another request took the slug between our check and this insert.
+        session.rollback()
+        raise ApiError(
+            409, "SLUG_IN_USE", f"app slug {body.slug!r} is already used in {found.slug}"
+        ) from None
+    session.add(bootstrap)
+    record_audit(
+        session,
+        tenant_id=found.id,
+        actor=principal.subject,
+        action="app.bootstrap.start",
+        target=f"app:{body.slug}",
+        result="accepted",
+        request_id=request.state.request_id,
+        detail={"bootstrap_id": str(bootstrap.id), "template_id": template.id},
+    )
+    session.commit()
+
+    workflow_input = _workflow_input(
+        settings, found, app, bootstrap, body, template, installation_id, principal
+    )
+    try:
+        client = await temporal.client()
+        await client.start_workflow(
+            BootstrapApp.run,
+            workflow_input,
+            id=bootstrap.workflow_id,
+            task_queue=settings.task_queue,
+            static_summary=f"Bootstrap {found.slug}/{body.slug} from {template.id}",
+            search_attributes=search.for_app(found.slug, body.slug, DEFAULT_PIPELINE[0], "app"),
+        )
+    except Exception as exc:
+        app.status = "failed"
+        bootstrap.status = "failed"
+        bootstrap.error_code = "WORKFLOW_ENGINE_UNAVAILABLE"
+        bootstrap.error_message = f"the bootstrap could not be started: {type(exc).__name__}"
+        session.add_all([app, bootstrap])
+        session.commit()
+        raise ApiError(
+            503, "WORKFLOW_ENGINE_UNAVAILABLE", "Temporal did not accept the bootstrap; try again"
+        ) from None
+    return public(bootstrap, found, settings)
+
+
+@router.get("/{bootstrap_id}", response_model=BootstrapPublic)
+def get_bootstrap(
+    tenant: str,
+    bootstrap_id: uuid.UUID,
+    principal: PrincipalDep,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> BootstrapPublic:
+    found = visible_tenant(session, principal, tenant)
+    require_scope(principal, "apps:read")
+    return public(_bootstrap(session, found, bootstrap_id), found, settings)
+
+
+@router.post(
+    "/{bootstrap_id}/cancel", response_model=BootstrapPublic, status_code=status.HTTP_202_ACCEPTED
+)
+async def cancel_bootstrap(
+    tenant: str,
+    bootstrap_id: uuid.UUID,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    temporal: TemporalDep,
+) -> BootstrapPublic:
+    """Ask the bootstrap to stop; every step it took is undone before it ends `cancelled`."""
+    found = visible_tenant(session, principal, tenant)
+    require_scope(principal, "apps:write")
+    bootstrap = _bootstrap(session, found, bootstrap_id)
+    if bootstrap.status in ("done", "failed"):
+        raise ApiError(
+            409,
+            "BOOTSTRAP_FINISHED",
+            f"the bootstrap already ended {bootstrap.status}; there is nothing to cancel",
+        )
+    if bootstrap.status == "running":
+        client = await temporal.client()
+        await client.get_workflow_handle(bootstrap.workflow_id).cancel()
+        record_audit(
+            session,
+            tenant_id=found.id,
+            actor=principal.subject,
+            action="app.bootstrap.cancel",
+            target=f"bootstrap:{bootstrap.id}",
+            result="requested",
+            request_id=request.state.request_id,
+        )
+        session.commit()
+    return public(bootstrap, found, settings)
+
+
+def _usable_template(session: Session, tenant: Tenant, template_id: str) -> Template:
+    template = session.get(Template, template_id)
+    if template is None or template.tenant_id not in (None, tenant.id):
+        raise ApiError(
+            422,
+            "TEMPLATE_NOT_FOUND",
+            f"there is no template {template_id!r}; GET /api/v1/templates lists them",
+            errors=[{"field": "body.template_id", "message": "unknown template"}],
+        )
+    return template
+
+
+def _bound_installation(session: Session, tenant: Tenant, wanted: int | None) -> int:
+    bound = [
+        row.id
+        for row in session.exec(
+            select(GitHubInstallation).where(GitHubInstallation.tenant_id == tenant.id)
+        )
+    ]
+    field = [{"field": "body.github_installation_id", "message": "not bound to this tenant"}]
+    if wanted is not None:
+        if wanted not in bound:
+            raise ApiError(
+                422,
+                "INSTALLATION_NOT_BOUND",
+                f"GitHub installation {wanted} is not bound to tenant {tenant.slug}",
+                errors=field,
+            )
+        return wanted
+    if len(bound) == 1:
+        return bound[0]
+    detail = (
+        f"tenant {tenant.slug} has no GitHub installation bound; ask the platform admin"
+        if not bound
+        else f"tenant {tenant.slug} has {len(bound)} installations; name one"
+    )
+    raise ApiError(422, "INSTALLATION_NOT_BOUND", detail, errors=field)
+
+
+def _same_request(
+    session: Session, tenant: Tenant, slug: str, print_: str, idempotency_key: str | None
+) -> AppBootstrap | None:
+    """The bootstrap this request repeats, if any; a conflicting request is refused."""
+    if idempotency_key:
+        earlier = session.exec(
+            select(AppBootstrap).where(
+                AppBootstrap.tenant_id == tenant.id,
+                AppBootstrap.idempotency_key == idempotency_key,
+            )
+        ).first()
+        if earlier is not None:
+            if earlier.request_fingerprint != print_:
+                raise ApiError(
+                    422,
+                    "IDEMPOTENCY_KEY_REUSED",
+                    "this Idempotency-Key was used for a different request",
+                )
+            return earlier
+    live = session.exec(
+        select(App).where(App.tenant_id == tenant.id, App.slug == slug, App.status != "failed")
+    ).first()
+    if live is None:
+        return None
+    running = session.exec(
+        select(AppBootstrap)
+        .where(AppBootstrap.app_id == live.id, AppBootstrap.status == "running")
+        .order_by(col(AppBootstrap.created_at).desc())
+    ).first()
+    if running is not None and running.request_fingerprint == print_:
+        return running
+    raise ApiError(409, "SLUG_IN_USE", f"app slug {slug!r} is already used in {tenant.slug}")
+
+
+def _bootstrap(session: Session, tenant: Tenant, bootstrap_id: uuid.UUID) -> AppBootstrap:
+    bootstrap = session.get(AppBootstrap, bootstrap_id)
+    if bootstrap is None or bootstrap.tenant_id != tenant.id:
+        raise not_found(f"bootstrap {bootstrap_id}")
+    return bootstrap
+
+
+def _workflow_input(
+    settings: Settings,
+    tenant: Tenant,
+    app: App,
+    bootstrap: AppBootstrap,
+    body: BootstrapCreate,
+    template: Template,
+    installation_id: int,
+    principal: Principal,
+) -> BootstrapInput:
+    return BootstrapInput(
+        bootstrap_id=str(bootstrap.id),
+        tenant_id=str(tenant.id),
+        tenant_slug=tenant.slug,
+        app_id=str(app.id),
+        app_slug=app.slug,
+        app_name=app.name,
+        subdomain=app.subdomain,
+        host=f"{app.subdomain}.{settings.base_domain}",
+        template_id=template.id,
+        template_source=template.source,
+        template_port=template.port,
+        repo_owner=body.repo_owner,
+        repo_name=body.repo_name,
+        repo_private=body.repo_private,
+        installation_id=installation_id,
+        pipeline=app.pipeline,
+        namespaces={env: namespace_for(tenant.slug, app.slug, env) for env in app.pipeline},
+        webhook_url=f"{settings.public_url}{API_PREFIX}/webhooks/github",
+        kube_task_queue=settings.kube_task_queue,
+        requested_by=principal.subject,
+        timeouts=StepTimeouts(
+            call_seconds=settings.step_timeout_seconds,
+            heartbeat_seconds=settings.heartbeat_timeout_seconds,
+            build_seconds=settings.build_timeout_seconds,
+            rollout_seconds=settings.rollout_timeout_seconds,
+        ),
+    )

@@ -1,0 +1,128 @@
+"""GitHub App installations bound to a tenant: only the platform admin binds, after GitHub
+confirms the installation exists, and an installation serves one tenant only."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response, status
+
+from activities.github import GitHubError, InstallationNotFound
+from api.auth import require_platform_admin, require_scope, visible_tenant
+from api.deps import GitHubDep, PageDep, PrincipalDep, SessionDep
+from api.errors import ApiError, not_found
+from api.pagination import Page, newest_first
+from api.routers import API_PREFIX
+from api.schemas import InstallationBind, InstallationPublic
+from core.audit import record_audit
+from core.models import GitHubInstallation
+
+router = APIRouter(
+    prefix=f"{API_PREFIX}/tenants/{{tenant}}/github-installations", tags=["github installations"]
+)
+
+
+@router.post("", response_model=InstallationPublic, status_code=status.HTTP_201_CREATED)
+async def bind_installation(
+    tenant: str,
+    body: InstallationBind,
+    request: Request,
+    response: Response,
+    principal: PrincipalDep,
+    session: SessionDep,
+    github: GitHubDep,
+) -> InstallationPublic:
+    """Bind an installation of Shipyard's GitHub App to the tenant (platform admin only)."""
+    require_platform_admin(principal)
+    found = visible_tenant(session, principal, tenant)
+    existing = session.get(GitHubInstallation, body.installation_id)
+    if existing is not None:
+        if existing.tenant_id != found.id:
+            raise ApiError(
+                409,
+                "INSTALLATION_BOUND_ELSEWHERE",
+                f"installation {body.installation_id} is bound to another tenant",
+            )
+        response.status_code = status.HTTP_200_OK
+        return _public(existing)
+    try:
+        installation = await github.get_installation(body.installation_id)
+    except InstallationNotFound:
+        raise ApiError(
+            422,
+            "INSTALLATION_NOT_FOUND",
+            f"GitHub knows no installation {body.installation_id} of Shipyard's App",
+            errors=[{"field": "body.installation_id", "message": "no such installation"}],
+        ) from None
+    except GitHubError as exc:
+        raise ApiError(503, "GITHUB_UNAVAILABLE", f"GitHub could not be asked: {exc}") from None
+    row = GitHubInstallation(
+        id=installation.id,
+        tenant_id=found.id,
+        account_login=installation.account_login,
+        account_type=installation.account_type,
+        bound_by=principal.subject,
+    )
+    session.add(row)
+    record_audit(
+        session,
+        tenant_id=found.id,
+        actor=principal.subject,
+        action="github_installation.bind",
+        target=f"installation:{installation.id}",
+        result="ok",
+        request_id=request.state.request_id,
+        detail={"account": installation.account_login},
+    )
+    session.commit()
+    return _public(row)
+
+
+@router.get("", response_model=Page[InstallationPublic])
+def list_installations(
+    tenant: str, principal: PrincipalDep, session: SessionDep, page: PageDep
+) -> Page[InstallationPublic]:
+    found = visible_tenant(session, principal, tenant)
+    if not principal.is_platform_admin:
+        require_scope(principal, "apps:read")
+    rows, total, next_cursor = newest_first(
+        session, GitHubInstallation, [GitHubInstallation.tenant_id == found.id], page
+    )
+    items = [_public(row) for row in rows]
+    return Page[InstallationPublic](items=items, total=total, next_cursor=next_cursor)
+
+
+@router.delete("/{installation_id}", status_code=status.HTTP_204_NO_CONTENT)
+def unbind_installation(
+    tenant: str,
+    installation_id: int,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+) -> Response:
+    """Unbind (platform admin only); apps already connected keep their connection."""
+    require_platform_admin(principal)
+    found = visible_tenant(session, principal, tenant)
+    row = session.get(GitHubInstallation, installation_id)
+    if row is None or row.tenant_id != found.id:
+        raise not_found(f"installation {installation_id}")
+    session.delete(row)
+    record_audit(
+        session,
+        tenant_id=found.id,
+        actor=principal.subject,
+        action="github_installation.unbind",
+        target=f"installation:{installation_id}",
+        result="ok",
+        request_id=request.state.request_id,
+    )
+    session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _public(row: GitHubInstallation) -> InstallationPublic:
+    return InstallationPublic(
+        installation_id=row.id,
+        account_login=row.account_login,
+        account_type=row.account_type,
+        bound_by=row.bound_by,
+        created_at=row.created_at,
+    )

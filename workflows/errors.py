@@ -1,0 +1,43 @@
+"""Reading what failed: the error code a user can act on, from any failure a step raises."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    ChildWorkflowError,
+    FailureError,
+)
+
+
+def is_cancellation(error: BaseException) -> bool:
+    if isinstance(error, asyncio.CancelledError | CancelledError):
+        return True
+    cause = getattr(error, "cause", None)
+    return isinstance(error, ActivityError | ChildWorkflowError) and isinstance(
+        cause, CancelledError
+    )
+
+
+def root_application_error(error: BaseException) -> ApplicationError | None:
+    """The innermost ApplicationError behind activity and child workflow wrappers."""
+    current: BaseException | None = error
+    found: ApplicationError | None = None
+    while current is not None:
+        if isinstance(current, ApplicationError):
+            found = current
+        current = current.cause if isinstance(current, FailureError) else None
+    return found
+
+
+def code_and_message(error: BaseException, default_code: str) -> tuple[str, str]:
+    """(error code, message): the ApplicationError's type, or `default_code` for the rest."""
+    found = root_application_error(error)
+    if found is not None and found.type:
+        return found.type, found.message
+    if isinstance(error, FailureError):
+        return default_code, error.message
+    return default_code, str(error) or type(error).__name__

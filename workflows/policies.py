@@ -1,0 +1,68 @@
+"""One named RetryPolicy per outside system, and the timeouts steps run under."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import BaseModel
+from temporalio.common import RetryPolicy
+
+# Transient faults (network, 5xx) are retried; facts (4xx) raise non-retryable ApplicationErrors
+# where they are found, so these policies never retry them.
+GITHUB = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=8,
+)
+GIT = GITHUB
+REGISTRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=20),
+    maximum_attempts=8,
+)
+KUBERNETES = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=20),
+    maximum_attempts=8,
+)
+DATABASE = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=0,  # records must land: retried until they do
+)
+# Compensations keep trying much longer: giving up would leave an orphan behind.
+COMPENSATION = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=20,
+)
+
+
+class StepTimeouts(BaseModel):
+    """Per-step limits, part of workflow inputs so operators and tests can tighten them."""
+
+    call_seconds: float = 60
+    heartbeat_seconds: float = 20
+    build_seconds: float = 600
+    rollout_seconds: float = 300
+
+    @property
+    def call(self) -> timedelta:
+        return timedelta(seconds=self.call_seconds)
+
+    @property
+    def heartbeat(self) -> timedelta:
+        return timedelta(seconds=self.heartbeat_seconds)
+
+    @property
+    def build(self) -> timedelta:
+        return timedelta(seconds=self.build_seconds)
+
+    @property
+    def rollout(self) -> timedelta:
+        return timedelta(seconds=self.rollout_seconds)
