@@ -65,7 +65,7 @@ lock:
 	/tmp/shipyard-lock/bin/pip install --quiet '.[dev]' && \
 	  (echo "# Runtime and development dependencies, pinned. Regenerate with \`make lock\`."; \
 	   /tmp/shipyard-lock/bin/pip freeze --exclude shipyard) > requirements-dev.lock
-	rm -rf /tmp/shipyard-lock
+	rm -rf /tmp/shipyard-lock build
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

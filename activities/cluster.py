@@ -43,9 +43,16 @@ class ClusterActivities:
             activity.heartbeat(progress.message)
 
         target = request.target
+        # Heartbeat well inside the heartbeat timeout: heartbeats also carry cancellation.
+        heartbeat_timeout = activity.info().heartbeat_timeout
+        report_every = heartbeat_timeout.total_seconds() / 3 if heartbeat_timeout else 5.0
         with as_activity_failures():
             done = self._kube.wait_for_rollout(
-                target.namespace, target.name, request.timeout_seconds, on_progress=report
+                target.namespace,
+                target.name,
+                request.timeout_seconds,
+                on_progress=report,
+                report_every=report_every,
             )
         return done.message
 

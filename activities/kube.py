@@ -397,6 +397,7 @@ class KubeClient:
         name: str,
         timeout_seconds: float,
         on_progress: ProgressCallback | None = None,
+        report_every: float = PROGRESS_INTERVAL_SECONDS,
     ) -> RolloutProgress:
         """Wait until every replica runs the current generation, ready and available.
 
@@ -430,7 +431,7 @@ class KubeClient:
                 namespace,
                 name,
                 str(_meta(deployment).resource_version),
-                min(remaining, PROGRESS_INTERVAL_SECONDS),
+                min(remaining, report_every),
             )
 
     def _wait_for_change(
@@ -577,6 +578,14 @@ class KubeClient:
         return int(_meta(updated).generation or 0)
 
     # -- delete ----------------------------------------------------------------------------
+
+    def namespace_exists(self, namespace: str) -> bool:
+        try:
+            with self._translated(f"reading namespace {namespace}"):
+                self._core.read_namespace(namespace, _request_timeout=self._timeout)
+        except KubeNotFound:
+            return False
+        return True
 
     def delete_app_environment(self, namespace: str) -> bool:
         """Delete the namespace and all in it; True if it existed, False if already gone."""

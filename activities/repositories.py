@@ -56,6 +56,10 @@ class RepositoryActivities:
                     private=request.private,
                     description=_described(request),
                 )
+            except NotFound as missing:
+                raise ApplicationError(
+                    missing.message, type="TEMPLATE_NOT_FOUND", non_retryable=True
+                ) from None
             except RepoExists:
                 made = await self._adopt_if_ours(request)
                 await self._github.branch_head(

@@ -22,20 +22,20 @@ def is_cancellation(error: BaseException) -> bool:
     )
 
 
-def root_application_error(error: BaseException) -> ApplicationError | None:
-    """The innermost ApplicationError behind activity and child workflow wrappers."""
+def first_application_error(error: BaseException) -> ApplicationError | None:
+    """The outermost ApplicationError behind activity and child workflow wrappers: the one a
+    step raised on purpose (what it was raised from is detail behind it)."""
     current: BaseException | None = error
-    found: ApplicationError | None = None
     while current is not None:
         if isinstance(current, ApplicationError):
-            found = current
+            return current
         current = current.cause if isinstance(current, FailureError) else None
-    return found
+    return None
 
 
 def code_and_message(error: BaseException, default_code: str) -> tuple[str, str]:
     """(error code, message): the ApplicationError's type, or `default_code` for the rest."""
-    found = root_application_error(error)
+    found = first_application_error(error)
     if found is not None and found.type:
         return found.type, found.message
     if isinstance(error, FailureError):

@@ -42,6 +42,13 @@ TEMPLATE_FILES: dict[str, tuple[bytes, bool]] = {
     "README.md": (b"# Static site\n\nServed by a tiny web server.\n", False),
     "public/index.html": (b"<!doctype html>\n<h1>Hello from the template</h1>\n", False),
     "scripts/build.sh": (b"#!/bin/sh\nset -e\ncp -r public dist\n", True),
+    # So that a Shipyard `github:` template made from this repository builds as it is.
+    "shipyard.toml": (
+        b'[build]\nbase_image = "base/busybox:1.35"\n'
+        b'command = ["httpd", "-f", "-v", "-p", "8080", "-h", "/app/public"]\n'
+        b'port = 8080\nhealth_path = "/"\n',
+        False,
+    ),
 }
 
 
