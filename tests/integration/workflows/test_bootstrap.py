@@ -14,6 +14,7 @@ from activities.github import NotFound
 from core.models import App, AuditEvent, Deployment, GitConnection, Release, Template, Tenant
 from core.naming import namespace_for
 from tests.fixtures.stack import Stack
+from tests.replay.histories import check_and_record
 
 
 def app_row(stack: Stack, state: dict[str, Any]) -> App:
@@ -81,6 +82,9 @@ async def test_happy_path(stack: Stack):
     assert shown.status_code == 200
     assert [env["name"] for env in shown.json()["environments"]] == ["dev", "qa", "staging", "prod"]
     assert shown.json()["environments"][0]["current_release_id"] == str(release.id)
+    client = stack.temporal.client
+    await check_and_record(client, done["workflow_id"], "bootstrap-done")
+    await check_and_record(client, f"deploy:{app.id}:dev", "deploy-succeeded")
 
 
 async def test_generated_from_a_github_template(stack: Stack):
@@ -129,6 +133,9 @@ async def test_base_image_missing(stack: Stack):
     with Session(stack.engine) as session:
         deployment = session.get(Deployment, uuid.UUID(failed["deployment_id"]))
         assert deployment is not None and deployment.status == "failed"
+    client = stack.temporal.client
+    await check_and_record(client, failed["workflow_id"], "bootstrap-failed")
+    await check_and_record(client, f"deploy:{failed['app_id']}:dev", "deploy-failed")
 
 
 async def test_failing_image(stack: Stack):
@@ -182,6 +189,10 @@ async def test_cancel_during_stage(stack: Stack, stage: str):
         "CANCELLED",
     ), ended["error_message"]
     await assert_nothing_left(stack, ended)
+    if stage == "deploy":
+        client = stack.temporal.client
+        await check_and_record(client, ended["workflow_id"], "bootstrap-cancelled")
+        await check_and_record(client, f"deploy:{ended['app_id']}:dev", "deploy-cancelled")
     again = await stack.api.post(
         f"/api/v1/tenants/{stack.tenant.slug}/app-bootstraps/{started['id']}/cancel",
         headers=stack.tenant.headers,

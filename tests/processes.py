@@ -1,0 +1,65 @@
+"""Processes tests start and may kill: `python worker.py`, and their own Temporal dev server."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from sandbox.net import free_port, wait_for_port
+from tests.fixtures.temporal import TEMPORAL_CLI
+from workflows import search
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class WorkerProcess:
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self._log = log.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "worker.py"], cwd=ROOT, env=env, stdout=self._log, stderr=self._log
+        )
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self._log.close()
+
+
+class DevServer:
+    """A Temporal dev server of the test's own, on a file, that the test may kill."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.command = [
+            str(TEMPORAL_CLI), "server", "start-dev", "--headless",
+            "--ip", "127.0.0.1", "--port", str(self.port),
+            "--db-filename", str(directory / "temporal.db"), "--log-level", "error",
+            *search.dev_server_flags(),
+        ]  # fmt: skip
+        self._log = (directory / "temporal.log").open("ab")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.command, stdout=self._log, stderr=self._log)
+        wait_for_port("127.0.0.1", self.port, timeout=60, what="Temporal")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+        self._log.close()

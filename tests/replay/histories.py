@@ -1,0 +1,31 @@
+"""Recorded workflow histories: fetched from finished runs, kept as JSON, replayed by tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from temporalio.client import Client, WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from workflows.bootstrap import BootstrapApp
+from workflows.deploy import DeployRelease
+
+HISTORIES = Path(__file__).resolve().parent / "histories"
+# `SHIPYARD_RECORD_HISTORIES=1 make test` refreshes the recorded files from this run.
+RECORDING = os.environ.get("SHIPYARD_RECORD_HISTORIES") == "1"
+WORKFLOWS = [BootstrapApp, DeployRelease]
+
+
+def replayer() -> Replayer:
+    return Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+
+
+async def check_and_record(client: Client, workflow_id: str, name: str) -> WorkflowHistory:
+    """Replays the run's history against today's code; under RECORDING also keeps it."""
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    await replayer().replay_workflow(history)
+    if RECORDING:
+        (HISTORIES / f"{name}.json").write_text(history.to_json())
+    return history

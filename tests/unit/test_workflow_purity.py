@@ -1,0 +1,30 @@
+"""Workflows decide and activities act: no workflow module imports I/O or the API."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
+FORBIDDEN = (
+    "httpx", "kubernetes", "sqlmodel", "sqlalchemy", "githubkit", "dulwich", "api",
+    "activities", "core", "sandbox", "requests", "socket", "subprocess",
+)  # fmt: skip
+
+
+def imported_modules(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("module", sorted(WORKFLOWS.glob("*.py")), ids=lambda path: path.name)
+def test_workflow_module_imports_no_io(module: Path):
+    offending = {name for name in imported_modules(module) if name.split(".")[0] in FORBIDDEN}
+    assert offending == set(), f"{module.name} imports {sorted(offending)}"
