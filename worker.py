@@ -79,6 +79,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         repositories.remove_webhook,
         repositories.push_template,
         repositories.resolve_commit,
+        images.find_image,
         images.build_image,
         images.push_image,
     ]

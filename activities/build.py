@@ -419,6 +419,13 @@ class ImageBuilder:
         size += sum(int(layer.get("size", 0)) for layer in body.get("layers") or [])
         return self._built(repository, tag, manifest.digest, size)
 
+    async def image_labels(self, repository: str, digest: str) -> dict[str, str]:
+        """The labels in an image's config."""
+        manifest = await self.registry.get_manifest(repository, digest)
+        config_digest = manifest.parsed()["config"]["digest"]
+        config = json.loads(await self.registry.get_blob(repository, config_digest))
+        return dict((config.get("config") or {}).get("Labels") or {})
+
     def _built(self, repository: str, tag: str, digest: str, size: int) -> BuiltImage:
         return BuiltImage(
             repository=repository,

@@ -16,11 +16,31 @@ from activities.source import SourceTree
 from core.templates import MANIFEST, RepoBuildSettings, TemplateError, parse_build_settings
 from workflows import steps
 
+# Kept in the image, so an image reused for a commit says how to run it without a rebuild.
+PORT_LABEL = "dev.shipyard.port"
+HEALTH_LABEL = "dev.shipyard.health-path"
+
 
 class ImageActivities:
     def __init__(self, github: GitHubClient, builder: ImageBuilder) -> None:
         self._github = github
         self._builder = builder
+
+    @activity.defn(name=steps.FIND_IMAGE)
+    async def find_image(self, target: steps.ImageTarget) -> steps.ImageForCommit:
+        with as_activity_failures():
+            found = await self._builder.find_built_image(target.repository, target.tag)
+            if found is None:
+                return steps.ImageForCommit()
+            labels = await self._builder.image_labels(target.repository, found.digest)
+        if PORT_LABEL not in labels:
+            return steps.ImageForCommit()  # built before these labels existed: build again
+        return steps.ImageForCommit(
+            image_ref=found.reference,
+            digest=found.digest,
+            port=int(labels[PORT_LABEL]),
+            health_path=labels.get(HEALTH_LABEL, "/"),
+        )
 
     @activity.defn(name=steps.BUILD_IMAGE)
     async def build_image(self, request: steps.BuildImageInput) -> steps.BuiltImage:
@@ -49,6 +69,7 @@ class ImageActivities:
                     port=settings.port,
                     revision=request.commit_sha,
                     source_url=repository.html_url,
+                    labels={PORT_LABEL: str(settings.port), HEALTH_LABEL: settings.health_path},
                 ),
             )
             activity.heartbeat("uploading layers")

@@ -17,6 +17,7 @@ from core.db import session_scope
 from core.models import (
     App,
     AppBootstrap,
+    AppEvent,
     AuditEvent,
     Deployment,
     Environment,
@@ -72,10 +73,24 @@ class RecordsActivities:
             row.status = progress.status
             if progress.deployment_id:
                 row.deployment_id = uuid.UUID(progress.deployment_id)
+            changed = (row.stage, row.status) != (progress.stage, progress.status)
             row.error_code = progress.error_code
             row.error_message = progress.error_message
             row.updated_at = utcnow()
             session.add(row)
+            if changed:
+                session.add(
+                    AppEvent(
+                        app_id=row.app_id,
+                        kind="bootstrap",
+                        data={
+                            "bootstrap_id": str(row.id),
+                            "status": row.status,
+                            "stage": row.stage,
+                            "error_code": row.error_code,
+                        },
+                    )
+                )
 
     @activity.defn(name=names.PREPARE_APP)
     def prepare_app(self, request: PrepareAppInput) -> None:
@@ -167,9 +182,23 @@ class RecordsActivities:
                     row.commits = [*row.commits, progress.commit_sha]
             if progress.failure_reason:
                 row.failure_reason = progress.failure_reason
-            # The activity id keys the line, so a retried update appends it once.
+            # A retried update finds its line already there and appends (and announces) nothing.
             if progress.log_line and not _already_logged(row, progress.log_line):
                 row.log_lines = [*row.log_lines, progress.log_line][-MAX_LOG_LINES:]
+                session.add(
+                    AppEvent(
+                        app_id=row.app_id,
+                        kind="deployment",
+                        data={
+                            "deployment_id": str(row.id),
+                            "environment": row.environment,
+                            "status": row.status,
+                            "stage": row.stage,
+                            "commit_sha": row.commit_sha,
+                            "message": progress.log_line,
+                        },
+                    )
+                )
             if progress.finished and row.completed_at is None:
                 row.completed_at = utcnow()
             session.add(row)

@@ -11,7 +11,17 @@ from sqlalchemy.engine import Engine
 from activities.github import GitHubClient
 from api.errors import install_error_handlers
 from api.observability import ApiMetrics, install_observability
-from api.routers import apps, bootstraps, health, installations, keys, templates, tenants
+from api.routers import (
+    apps,
+    bootstraps,
+    deployments,
+    health,
+    installations,
+    keys,
+    templates,
+    tenants,
+    webhooks,
+)
 from core.db import make_engine
 from core.settings import Settings
 from core.temporal import TemporalGateway
@@ -58,6 +68,8 @@ def create_app(
         templates.router,
         bootstraps.router,
         apps.router,
+        deployments.router,
+        webhooks.router,
         health.router,
     ):
         app.include_router(router)

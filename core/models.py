@@ -250,3 +250,30 @@ class Deployment(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """Each GitHub delivery once: a redelivered event is recognised and starts nothing."""
+
+    __tablename__ = "webhook_deliveries"
+
+    # GitHub's X-GitHub-Delivery.
+    id: str = Field(primary_key=True, max_length=100)
+    event: str = Field(max_length=60)
+    repo_full_name: str = Field(default="", max_length=200)
+    outcome: str = Field(default="", max_length=300)
+    created_at: datetime = _created()
+
+
+class AppEvent(SQLModel, table=True):
+    """What happened to an app, in order: the feed behind `GET /apps/{id}/events` (SSE)."""
+
+    __tablename__ = "app_events"
+
+    id: int | None = Field(
+        default=None, primary_key=True, sa_type=sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+    )
+    app_id: uuid.UUID = Field(foreign_key="apps.id", index=True)
+    kind: str = Field(max_length=40)
+    data: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    created_at: datetime = _created()

@@ -12,10 +12,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 
 import httpx
 
+from api.cli import DEFAULT_API_URL, DEFAULT_STATE_DIR
 from core.migrate import prepare_database
 from core.settings import Settings, load_settings
 from sandbox.base_image import BASE_IMAGE
@@ -168,6 +169,30 @@ def ensure_demo_tenant(api_url: str, token: str, state: Path) -> str:
     )
 
 
+def bind_sandbox_installation(api_url: str, token: str, settings: Settings) -> int:
+    """Bind the sandbox organization's GitHub App installation to the demo tenant, so the demo
+    key can bootstrap apps at once; binding again on a later run answers 200 and changes nothing.
+    """
+    installation_id = settings.sandbox_github_installation_id
+    if installation_id is None:
+        raise DevError(
+            "the sandbox did not name its GitHub App installation "
+            "(SHIPYARD_SANDBOX_GITHUB_INSTALLATION_ID is missing from sandbox.env)"
+        )
+    bound = httpx.post(
+        f"{api_url}/api/v1/tenants/{DEMO_TENANT}/github-installations",
+        json={"installation_id": installation_id},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    if bound.status_code not in (200, 201):
+        raise DevError(
+            f"could not bind GitHub installation {installation_id} to the demo tenant: "
+            f"{bound.status_code} {bound.text}"
+        )
+    return installation_id
+
+
 def wait_for_sandbox(stack: DevStack, sandbox: Child, log_offset: int) -> dict[str, str]:
     """The settings of `sandbox.env` once this run's sandbox has said it is ready."""
     deadline = time.monotonic() + SANDBOX_START_SECONDS
@@ -263,6 +288,7 @@ def run(settings: Settings) -> None:
         api_url = f"http://{settings.api_host}:{settings.api_port}"
         wait_until_ready(stack, api_url)
         demo_key = ensure_demo_tenant(api_url, token, state)
+        bind_sandbox_installation(api_url, token, settings)
         print_welcome(settings, ports, api_url, token, demo_key, stack)
         while not stopping:
             stack.check_alive()
@@ -300,9 +326,44 @@ def print_welcome(
         "",
         f"  Try: curl -H 'Authorization: Bearer {key}' {api_url}/api/v1/templates",
         "",
+        *bootstrap_instructions(settings, api_url, key),
+        "",
         "Press Ctrl-C to stop everything.",
     ]
     print("\n".join(lines), flush=True)
+
+
+def bootstrap_instructions(settings: Settings, api_url: str, key: str) -> list[str]:
+    """Ready-to-paste commands that make a first app in the sandbox organization."""
+    owner = settings.sandbox_github_owner
+    body = {
+        "name": "Hello",
+        "slug": "hello",
+        "subdomain": "hello",
+        "template_id": "static-site",
+        "repo_owner": owner,
+        "repo_name": "hello",
+    }
+    # The CLI finds the API and the demo key on its own unless this run moved them.
+    cli_env = ""
+    if api_url != DEFAULT_API_URL:
+        cli_env += f"SHIPYARD_API_URL={api_url} "
+    if settings.state_dir.resolve() != Path(DEFAULT_STATE_DIR).resolve():
+        cli_env += f"SHIPYARD_STATE_DIR={settings.state_dir.resolve()} "
+    query = quote('ShipyardApp="hello"')
+    namespace = quote(settings.temporal_namespace)
+    return [
+        f"  Bootstrap an app (repository in the sandbox organization {owner}, running on the "
+        "fake cluster):",
+        f"    {cli_env}.venv/bin/shipyard apps bootstrap --tenant {DEMO_TENANT} "
+        f'--template static-site --name "Hello" --repo {owner}/hello',
+        "  or with curl:",
+        f"    curl -X POST -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\",
+        f"      -d '{json.dumps(body)}' \\",
+        f"      {api_url}/api/v1/tenants/{DEMO_TENANT}/app-bootstraps",
+        '  Watch it in the Temporal Web UI (search ShipyardApp="hello"):',
+        f"    {settings.temporal_ui_url}/namespaces/{namespace}/workflows?query={query}",
+    ]
 
 
 def main() -> None:

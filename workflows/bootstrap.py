@@ -14,7 +14,7 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     from workflows import policies, records, search, steps
     from workflows.deploy import DeployInput, DeployRelease, deploy_workflow_id
-    from workflows.errors import code_and_message, is_cancellation
+    from workflows.errors import code_and_message, is_cancellation, stop_if_cancelled
     from workflows.policies import StepTimeouts
     from workflows.saga import Saga
 
@@ -290,6 +290,7 @@ class BootstrapApp:
     async def _enter(
         self, stage: str, details: str, *, deployment_id: str | None = None, status: str = "running"
     ) -> None:
+        stop_if_cancelled()
         self._stage = stage
         workflow.upsert_search_attributes([search.STAGE.value_set(stage)])
         workflow.set_current_details(details)

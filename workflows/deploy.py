@@ -1,8 +1,12 @@
-"""DeployRelease: resolve a commit, build and push its image, roll it out by digest, record it."""
+"""DeployRelease: resolve a commit, build and push its image (or reuse it), roll it out by digest
+and record it — one at a time per app and environment. Pushes that arrive meanwhile are kept and
+coalesced: when a deployment ends, the newest commit that arrived is deployed next."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -12,12 +16,22 @@ from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from workflows import policies, records, search, steps
-    from workflows.errors import code_and_message, is_cancellation
+    from workflows.errors import code_and_message, is_cancellation, stop_if_cancelled
     from workflows.policies import StepTimeouts
+
+PUSH_SIGNAL = "push"
+CANCEL_DEPLOYMENT_UPDATE = "cancel_deployment"
+
+
+class PushedCommit(BaseModel):
+    """A commit pushed to the connected branch; `received_at` orders pushes by arrival."""
+
+    sha: str
+    received_at: datetime
+    delivery_id: str | None = None
 
 
 class DeployInput(BaseModel):
-    deployment_id: str
     tenant_id: str
     tenant_slug: str
     app_id: str
@@ -28,6 +42,9 @@ class DeployInput(BaseModel):
     repo_full_name: str
     installation_id: int
     branch: str = "main"
+    # The first deployment: its id and commit. A run started by a push has neither: it takes
+    # the pushed commit from its start signal.
+    deployment_id: str | None = None
     commit_sha: str | None = None
     trigger: str = "manual"
     force_rebuild: bool = False
@@ -50,15 +67,72 @@ def deploy_workflow_id(app_id: str, environment: str) -> str:
     return f"deploy:{app_id}:{environment}"
 
 
+@dataclass
+class Round:
+    """One deployment the workflow runs; coalesced pushes ride along in `commits`."""
+
+    deployment_id: str
+    commit_sha: str | None
+    trigger: str
+    commits: list[str] = field(default_factory=list)
+    force_rebuild: bool = False
+
+
+@dataclass(frozen=True)
+class Image:
+    image_ref: str
+    digest: str
+    port: int
+    health_path: str
+
+
+class DeploymentFailed(Exception):
+    def __init__(self, result: DeployResult) -> None:
+        super().__init__(result.error_message)
+        self.result = result
+
+
 @workflow.defn(name="DeployRelease")
 class DeployRelease:
     def __init__(self) -> None:
         self._status = "pending"
         self._stage = "resolve"
+        self._pending: list[PushedCommit] = []
+        self._deployed_up_to: datetime | None = None
+        self._current: Round | None = None
+        self._current_task: asyncio.Task[DeployResult] | None = None
+        self._cancel_requested: str | None = None
+
+    @workflow.signal(name=PUSH_SIGNAL)
+    def push(self, commit: PushedCommit) -> None:
+        self._pending.append(commit)
+
+    @workflow.update(name=CANCEL_DEPLOYMENT_UPDATE)
+    async def cancel_deployment(self, deployment_id: str) -> None:
+        """Stop the deployment in progress at its current stage; later pushes still deploy."""
+        self._cancel_requested = deployment_id
+        if self._current_task is not None:
+            self._current_task.cancel()
+        await workflow.wait_condition(lambda: not self._is_running(deployment_id))
+
+    @cancel_deployment.validator
+    def _only_the_running_one(self, deployment_id: str) -> None:
+        if not self._is_running(deployment_id):
+            raise ApplicationError(
+                f"deployment {deployment_id} is not in progress", type="DEPLOYMENT_NOT_RUNNING"
+            )
+
+    def _is_running(self, deployment_id: str) -> bool:
+        return self._current is not None and self._current.deployment_id == deployment_id
 
     @workflow.query
-    def progress(self) -> dict[str, str]:
-        return {"status": self._status, "stage": self._stage}
+    def progress(self) -> dict[str, Any]:
+        return {
+            "status": self._status,
+            "stage": self._stage,
+            "deployment_id": self._current.deployment_id if self._current else None,
+            "pending_commits": [commit.sha for commit in self._pending],
+        }
 
     @workflow.run
     async def run(self, request: DeployInput) -> DeployResult:
@@ -71,16 +145,76 @@ class DeployRelease:
                 search.STAGE.value_set("resolve"),
             ]
         )
+        started_by_push = request.deployment_id is None and request.commit_sha is None
+        first = self._next_push_round() if started_by_push else None
+        if first is None:
+            first = Round(
+                deployment_id=request.deployment_id or str(workflow.uuid4()),
+                commit_sha=request.commit_sha,
+                trigger=request.trigger,
+                commits=[request.commit_sha] if request.commit_sha else [],
+                force_rebuild=request.force_rebuild,
+            )
+            self._deployed_up_to = self._deployed_up_to or workflow.now()
+        result = await self._run_round(first)
+        while (round_ := self._next_push_round()) is not None:
+            result = await self._run_round(round_)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        if result.status == "failed":
+            raise ApplicationError(
+                result.error_message or "the deployment failed",
+                type=result.error_code or "DEPLOY_FAILED",
+                non_retryable=True,
+            )
+        return result
+
+    def _next_push_round(self) -> Round | None:
+        """The newest pushed commit not older than what was deployed, with every push it covers;
+        older pushes are dropped, so an older commit never replaces a newer one."""
+        newer = [
+            commit
+            for commit in sorted(self._pending, key=lambda commit: commit.received_at)
+            if self._deployed_up_to is None or commit.received_at > self._deployed_up_to
+        ]
+        self._pending.clear()
+        if not newer:
+            return None
+        self._deployed_up_to = newer[-1].received_at
+        covered = list(dict.fromkeys(commit.sha for commit in newer))
+        return Round(
+            deployment_id=str(workflow.uuid4()),
+            commit_sha=newer[-1].sha,
+            trigger="webhook",
+            commits=covered,
+        )
+
+    async def _run_round(self, round_: Round) -> DeployResult:
+        self._current = round_
+        self._current_task = asyncio.create_task(self._deploy(round_))
+        try:
+            return await self._current_task
+        except asyncio.CancelledError:
+            if self._cancel_requested != round_.deployment_id:
+                raise  # the whole workflow is being cancelled
+            return DeployResult(deployment_id=round_.deployment_id, status="cancelled")
+        except DeploymentFailed as failed:
+            return failed.result
+        finally:
+            self._current = None
+            self._current_task = None
+
+    async def _deploy(self, round_: Round) -> DeployResult:
+        request = self._request
         await self._record(
             records.START_DEPLOYMENT,
             records.DeploymentStart(
-                deployment_id=request.deployment_id,
+                deployment_id=round_.deployment_id,
                 tenant_id=request.tenant_id,
                 app_id=request.app_id,
                 environment=request.environment,
-                commit_sha=request.commit_sha or "",
-                commits=[request.commit_sha] if request.commit_sha else [],
-                trigger=request.trigger,
+                commit_sha=round_.commit_sha or "",
+                commits=round_.commits,
+                trigger=round_.trigger,
                 workflow_id=workflow.info().workflow_id,
             ),
         )
@@ -93,12 +227,11 @@ class DeployRelease:
         )
         previous_image: str | None = None
         rollout_began = False
-        commit: str | None = request.commit_sha
-        image_ref: str | None = None
         try:
-            commit = await self._resolve_commit()
-            image_ref, port, health_path, digest = await self._image_for(commit)
-            await self._move("deploying", "deploy", f"Rolling out {image_ref}")
+            commit = await self._resolve_commit(round_)
+            image = await self._image_for(round_, commit)
+            stop_if_cancelled()
+            await self._move(round_, "deploying", "deploy", f"Rolling out {image.image_ref}")
             current = await self._kube(
                 steps.CURRENT_IMAGE, target, steps.CurrentImageResult, "read the running image"
             )
@@ -108,9 +241,9 @@ class DeployRelease:
                 steps.APPLY_ENVIRONMENT,
                 steps.ApplyEnvironmentInput(
                     target=target,
-                    image_ref=image_ref,
-                    port=port,
-                    health_path=health_path,
+                    image_ref=image.image_ref,
+                    port=image.port,
+                    health_path=image.health_path,
                     host=request.host,
                     replicas=request.replicas,
                     progress_deadline_seconds=int(request.timeouts.rollout_seconds),
@@ -119,30 +252,32 @@ class DeployRelease:
                 "apply the Deployment, Service and Ingress",
             )
             await self._wait_for_rollout(target)
+            stop_if_cancelled()
             release = await self._record(
                 records.RECORD_RELEASE,
                 records.ReleaseInput(
-                    deployment_id=request.deployment_id,
+                    deployment_id=round_.deployment_id,
                     app_id=request.app_id,
                     environment=request.environment,
                     commit_sha=commit,
-                    image_digest=digest,
-                    image_ref=image_ref,
+                    image_digest=image.digest,
+                    image_ref=image.image_ref,
                 ),
                 result_type=records.ReleaseResult,
             )
             await self._move(
+                round_,
                 "succeeded",
                 "done",
                 f"Release v{release.version} runs in {request.environment}",
-                image_ref=image_ref,
+                image_ref=image.image_ref,
                 finished=True,
             )
             return DeployResult(
-                deployment_id=request.deployment_id,
+                deployment_id=round_.deployment_id,
                 status="succeeded",
                 commit_sha=commit,
-                image_ref=image_ref,
+                image_ref=image.image_ref,
                 release_version=release.version,
             )
         except BaseException as error:
@@ -152,18 +287,28 @@ class DeployRelease:
                 await self._restore(target, previous_image)
             status = "cancelled" if cancelled else "failed"
             reason = "cancelled by request" if cancelled else f"{code}: {message}"
-            await self._move(status, self._stage, reason, failure_reason=reason, finished=True)
+            await self._move(
+                round_, status, self._stage, reason, failure_reason=reason, finished=True
+            )
             if cancelled:
                 raise
-            raise ApplicationError(message, type=code, non_retryable=True) from error
+            raise DeploymentFailed(
+                DeployResult(
+                    deployment_id=round_.deployment_id,
+                    status="failed",
+                    commit_sha=round_.commit_sha,
+                    error_code=code,
+                    error_message=message,
+                )
+            ) from error
 
-    async def _resolve_commit(self) -> str:
+    async def _resolve_commit(self, round_: Round) -> str:
         request = self._request
-        await self._move("pending", "resolve", f"Resolving the head of {request.branch}")
+        await self._move(round_, "pending", "resolve", f"Resolving the head of {request.branch}")
         result = await workflow.execute_activity(
             steps.RESOLVE_COMMIT,
             steps.ResolveCommitInput(
-                repository=self._repository(), branch=request.branch, commit_sha=request.commit_sha
+                repository=self._repository(), branch=request.branch, commit_sha=round_.commit_sha
             ),
             result_type=steps.CommitResult,
             start_to_close_timeout=request.timeouts.call,
@@ -172,13 +317,29 @@ class DeployRelease:
         )
         return result.sha
 
-    async def _image_for(self, commit: str) -> tuple[str, int, str, str]:
-        """(image reference by digest, port, health path, digest) of the commit's image."""
+    async def _image_for(self, round_: Round, commit: str) -> Image:
+        """The commit's image: the one already built for it (builds are reproducible, so it is
+        the same), or a new build unless `force_rebuild` asks for one anyway."""
         request = self._request
         target = steps.ImageTarget(
             repository=f"{request.tenant_slug}/{request.app_slug}", tag=commit
         )
-        await self._move("building", "build", f"Building {commit[:12]}", commit_sha=commit)
+        if not round_.force_rebuild:
+            found = await workflow.execute_activity(
+                steps.FIND_IMAGE,
+                target,
+                result_type=steps.ImageForCommit,
+                start_to_close_timeout=request.timeouts.call,
+                retry_policy=policies.REGISTRY,
+                summary="look for an image already built for this commit",
+            )
+            if found.image_ref:
+                await self._move(
+                    round_, "pushing", "push", f"Reusing the image built for {commit[:12]}",
+                    commit_sha=commit,
+                )  # fmt: skip
+                return Image(found.image_ref, found.digest, found.port, found.health_path)
+        await self._move(round_, "building", "build", f"Building {commit[:12]}", commit_sha=commit)
         built = await workflow.execute_activity(
             steps.BUILD_IMAGE,
             steps.BuildImageInput(source=self._repository(), commit_sha=commit, target=target),
@@ -189,7 +350,7 @@ class DeployRelease:
             cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             summary=f"build the image of {commit[:12]}",
         )
-        await self._move("pushing", "push", f"Pushing {target.repository}:{commit[:12]}")
+        await self._move(round_, "pushing", "push", f"Pushing {target.repository}:{commit[:12]}")
         pushed = await workflow.execute_activity(
             steps.PUSH_IMAGE,
             built,
@@ -198,7 +359,7 @@ class DeployRelease:
             retry_policy=policies.REGISTRY,
             summary="push the image manifest",
         )
-        return pushed.image_ref, built.port, built.health_path, pushed.digest
+        return Image(pushed.image_ref, pushed.digest, built.port, built.health_path)
 
     async def _wait_for_rollout(self, target: steps.EnvironmentTarget) -> None:
         request = self._request
@@ -208,9 +369,7 @@ class DeployRelease:
         )
         await workflow.execute_activity(
             steps.WAIT_FOR_ROLLOUT,
-            steps.WaitForRolloutInput(
-                target=target, timeout_seconds=request.timeouts.rollout_seconds
-            ),
+            steps.WaitForRolloutInput(target=target, timeout_seconds=limit),
             start_to_close_timeout=request.timeouts.rollout + timedelta(seconds=30),
             heartbeat_timeout=request.timeouts.heartbeat,
             retry_policy=policies.KUBERNETES,
@@ -220,7 +379,8 @@ class DeployRelease:
         )
 
     async def _restore(self, target: steps.EnvironmentTarget, previous_image: str | None) -> None:
-        """Put back what ran before; a first deploy had nothing, so there is nothing to restore."""
+        """Put back what ran before and wait until it runs again; a first deploy had nothing,
+        so there is nothing to restore (the bootstrap's compensation removes the namespace)."""
         if previous_image is None:
             return
         workflow.set_current_details(f"Restoring the previous image {previous_image}")
@@ -250,6 +410,7 @@ class DeployRelease:
 
     async def _move(
         self,
+        round_: Round,
         status: str,
         stage: str,
         details: str,
@@ -265,7 +426,7 @@ class DeployRelease:
         await self._record(
             records.UPDATE_DEPLOYMENT,
             records.DeploymentProgress(
-                deployment_id=self._request.deployment_id,
+                deployment_id=round_.deployment_id,
                 status=status,
                 stage=stage,
                 image_ref=image_ref,

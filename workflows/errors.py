@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from temporalio import workflow
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -11,6 +12,13 @@ from temporalio.exceptions import (
     ChildWorkflowError,
     FailureError,
 )
+
+
+def stop_if_cancelled() -> None:
+    """Between steps: a cancel that arrived while a step finished anyway must still stop the
+    run (a step that completes is not interrupted, so the request would otherwise be lost)."""
+    if workflow.cancellation_reason() is not None:
+        raise asyncio.CancelledError("the workflow was asked to cancel")
 
 
 def is_cancellation(error: BaseException) -> bool:

@@ -16,6 +16,7 @@ REMOVE_WEBHOOK = "github.remove_webhook"
 PUSH_TEMPLATE = "git.push_template"
 RESOLVE_COMMIT = "git.resolve_commit"
 # image
+FIND_IMAGE = "image.find"
 BUILD_IMAGE = "image.build"
 PUSH_IMAGE = "image.push"
 # Kubernetes
@@ -110,6 +111,15 @@ class BuiltImage(BaseModel):
 class PushImageResult(BaseModel):
     image_ref: str
     digest: str
+
+
+class ImageForCommit(BaseModel):
+    """An image a commit was built into; empty when none was built for it yet."""
+
+    image_ref: str | None = None
+    digest: str = ""
+    port: int = 0
+    health_path: str = "/"
 
 
 class EnvironmentTarget(BaseModel):

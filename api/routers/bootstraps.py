@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from api.auth import Principal, require_scope, visible_tenant
+from api.deploys import step_timeouts
 from api.deps import PrincipalDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import ApiError, not_found
 from api.routers import API_PREFIX
@@ -23,7 +24,6 @@ from core.naming import namespace_for
 from core.settings import Settings
 from workflows import search
 from workflows.bootstrap import BootstrapApp, BootstrapInput, bootstrap_workflow_id
-from workflows.policies import StepTimeouts
 
 router = APIRouter(prefix=f"{API_PREFIX}/tenants/{{tenant}}/app-bootstraps", tags=["bootstraps"])
 
@@ -319,10 +319,5 @@ def _workflow_input(
         webhook_url=f"{settings.public_url}{API_PREFIX}/webhooks/github",
         kube_task_queue=settings.kube_task_queue,
         requested_by=principal.subject,
-        timeouts=StepTimeouts(
-            call_seconds=settings.step_timeout_seconds,
-            heartbeat_seconds=settings.heartbeat_timeout_seconds,
-            build_seconds=settings.build_timeout_seconds,
-            rollout_seconds=settings.rollout_timeout_seconds,
-        ),
+        timeouts=step_timeouts(settings),
     )

@@ -42,6 +42,17 @@ def free_ports() -> dict[str, int]:
     return {name: free_port() for name in ("api", "temporal", "ui", "registry", "github", "kube")}
 
 
+def bound_installations(api_url: str, key: str) -> list[int]:
+    """The GitHub installations bound to the demo tenant, as its own key sees them."""
+    listed = httpx.get(
+        f"{api_url}/api/v1/tenants/demo/github-installations",
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=10,
+    )
+    assert listed.status_code == 200, listed.text
+    return [item["installation_id"] for item in listed.json()["items"]]
+
+
 def registry_pids(state: Path) -> list[int]:
     """The docker-registry processes serving this state dir: the sandbox child's own children."""
     config_path = str(state / "registry" / "config.yml").encode()
@@ -113,6 +124,14 @@ def test_make_dev_starts_keeps_state_and_stops_cleanly(tmp_path):
         templates = httpx.get(f"{api_url}/api/v1/templates", headers={"X-API-Key": demo_key})
         assert templates.status_code == 200
         sandbox = read_env_file(state / "sandbox.env")
+        installation = int(sandbox["SHIPYARD_SANDBOX_GITHUB_INSTALLATION_ID"])
+        assert bound_installations(api_url, demo_key) == [installation]
+        # The welcome text says how to bootstrap a first app into the sandbox organization.
+        owner = sandbox["SHIPYARD_SANDBOX_GITHUB_OWNER"]
+        command = 'apps bootstrap --tenant demo --template static-site --name "Hello"'
+        assert f"{command} --repo {owner}/hello" in printed
+        assert f"{api_url}/api/v1/tenants/demo/app-bootstraps" in printed
+        assert 'ShipyardApp="hello"' in printed
         registry_url = f"http://127.0.0.1:{ports['registry']}"
         github_url = f"http://127.0.0.1:{ports['github']}"
         assert sandbox["SHIPYARD_REGISTRY_URL"] == registry_url
@@ -149,6 +168,8 @@ def test_make_dev_starts_keeps_state_and_stops_cleanly(tmp_path):
             f"{api_url}/api/v1/tenants/demo", headers={"Authorization": f"Bearer {demo_key}"}
         )
         assert tenant.status_code == 200
+        # Binding again on the second start is harmless: still exactly the one installation.
+        assert bound_installations(api_url, demo_key) == [installation]
         stop_and_check_nothing_left(second, state)
     finally:
         if second.poll() is None:

@@ -228,3 +228,19 @@ def add_tenant_template(stack: Stack, source: str) -> str:
         )
         session.commit()
     return template_id
+
+
+async def test_cancel_while_the_rollout_completes_anyway(stack: Stack):
+    """A rollout that finishes before the cancel reaches it must not let the bootstrap succeed."""
+    stack.kube.set_rollout_delay(2)
+    started = await stack.start_bootstrap()
+    await stack.wait_for(started["id"], stage="deploy")
+    await asyncio.sleep(0.5)
+    cancel = await stack.api.post(
+        f"/api/v1/tenants/{stack.tenant.slug}/app-bootstraps/{started['id']}/cancel",
+        headers=stack.tenant.headers,
+    )
+    assert cancel.status_code == 202
+    ended = await stack.wait_for(started["id"])
+    assert (ended["status"], ended["error_code"]) == ("cancelled", "CANCELLED")
+    await assert_nothing_left(stack, ended)

@@ -1,0 +1,258 @@
+"""Deployments: list and read them, deploy by hand, cancel one, read its build and rollout log."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response, status
+from sqlmodel import Session, col, select
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from api.auth import Principal, require_scope, visible_tenant
+from api.deploys import deploy_input, run_labels
+from api.deps import PageDep, PrincipalDep, SessionDep, SettingsDep, TemporalDep
+from api.errors import ApiError, not_found
+from api.pagination import Page, newest_first
+from api.routers import API_PREFIX
+from api.routers.apps import app_for
+from api.routers.bootstraps import workflow_url
+from api.schemas import DeploymentCreate, DeploymentPublic, LogPage
+from core.audit import record_audit
+from core.models import Deployment, GitConnection
+from core.settings import Settings
+from workflows.deploy import CANCEL_DEPLOYMENT_UPDATE, DeployRelease, deploy_workflow_id
+
+router = APIRouter(prefix=API_PREFIX, tags=["deployments"])
+IN_PROGRESS = ("pending", "building", "pushing", "deploying")
+MAX_LOG_PAGE = 1000
+
+
+def public(deployment: Deployment, settings: Settings) -> DeploymentPublic:
+    return DeploymentPublic(
+        **deployment.model_dump(
+            include=set(DeploymentPublic.model_fields) - {"workflow_url", "status_url"}
+        ),
+        workflow_url=workflow_url(settings, deployment.workflow_id),
+        status_url=f"{API_PREFIX}/apps/{deployment.app_id}/deployments/{deployment.id}",
+    )
+
+
+@router.get("/apps/{app_id}/deployments", response_model=Page[DeploymentPublic])
+def list_deployments(
+    app_id: uuid.UUID,
+    principal: PrincipalDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    page: PageDep,
+) -> Page[DeploymentPublic]:
+    """The app's deployments, newest first."""
+    require_scope(principal, "apps:read")
+    app = app_for(session, principal, app_id)
+    rows, total, next_cursor = newest_first(
+        session, Deployment, [Deployment.app_id == app.id], page
+    )
+    return Page[DeploymentPublic](
+        items=[public(row, settings) for row in rows], total=total, next_cursor=next_cursor
+    )
+
+
+@router.post(
+    "/apps/{app_id}/deployments",
+    response_model=DeploymentPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+)
+async def create_deployment(
+    app_id: uuid.UUID,
+    body: DeploymentCreate,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    temporal: TemporalDep,
+) -> DeploymentPublic:
+    """Deploy the branch head (or `commit_sha`) to the app's first environment; later
+    environments change only by promotion or rollback."""
+    require_scope(principal, "deploy")
+    app = app_for(session, principal, app_id)
+    connection = session.get(GitConnection, app.id)
+    if connection is None:
+        raise ApiError(
+            412, "GIT_CONNECTION_MISSING", f"app {app.slug} has no git connection to deploy from"
+        )
+    if app.status != "active":
+        raise ApiError(409, "APP_NOT_READY", f"app {app.slug} is {app.status}, not active")
+    deployment_id = uuid.uuid4()
+    workflow_input = deploy_input(
+        session,
+        settings,
+        app,
+        connection,
+        trigger="manual",
+        deployment_id=str(deployment_id),
+        commit_sha=body.commit_sha,
+        force_rebuild=body.force_rebuild,
+    )
+    workflow_id = deploy_workflow_id(str(app.id), workflow_input.environment)
+    deployment = Deployment(
+        id=deployment_id,
+        tenant_id=app.tenant_id,
+        app_id=app.id,
+        environment=workflow_input.environment,
+        commit_sha=body.commit_sha or "",
+        commits=[body.commit_sha] if body.commit_sha else [],
+        status="pending",
+        stage="resolve",
+        trigger="manual",
+        workflow_id=workflow_id,
+    )
+    session.add(deployment)
+    session.commit()
+    client = await temporal.client()
+    try:
+        await client.start_workflow(
+            DeployRelease.run,
+            workflow_input,
+            id=workflow_id,
+            task_queue=settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            **run_labels(workflow_input),
+        )
+    except WorkflowAlreadyStartedError:
+        session.delete(deployment)
+        session.commit()
+        running = _running(session, app.id, workflow_input.environment)
+        holder = f" (deployment {running.id})" if running else ""
+        raise ApiError(
+            409,
+            "DEPLOYMENT_IN_PROGRESS",
+            f"a deployment of {app.slug} to {workflow_input.environment} is in progress{holder}; "
+            "wait for it or cancel it",
+        ) from None
+    record_audit(
+        session,
+        tenant_id=app.tenant_id,
+        actor=principal.subject,
+        action="deployment.create",
+        target=f"deployment:{deployment_id}",
+        result="accepted",
+        request_id=request.state.request_id,
+        detail={"app": app.slug},
+    )
+    session.commit()
+    return public(deployment, settings)
+
+
+@router.get("/apps/{app_id}/deployments/{deployment_id}", response_model=DeploymentPublic)
+def get_deployment(
+    app_id: uuid.UUID,
+    deployment_id: uuid.UUID,
+    principal: PrincipalDep,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> DeploymentPublic:
+    require_scope(principal, "apps:read")
+    return public(_deployment(session, principal, app_id, deployment_id), settings)
+
+
+@router.post(
+    "/apps/{app_id}/deployments/{deployment_id}/cancel", status_code=status.HTTP_204_NO_CONTENT
+)
+async def cancel_deployment(
+    app_id: uuid.UUID,
+    deployment_id: uuid.UUID,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    temporal: TemporalDep,
+) -> Response:
+    """Stop at the current stage; if the rollout had begun, the previous image is restored
+    and running again before this answers."""
+    require_scope(principal, "deploy")
+    deployment = _deployment(session, principal, app_id, deployment_id)
+    if deployment.status in IN_PROGRESS:
+        client = await temporal.client()
+        handle = client.get_workflow_handle(deployment.workflow_id)
+        try:
+            await handle.execute_update(CANCEL_DEPLOYMENT_UPDATE, str(deployment.id))
+        except WorkflowUpdateFailedError:
+            pass  # it ended meanwhile: the record below says how
+        record_audit(
+            session,
+            tenant_id=deployment.tenant_id,
+            actor=principal.subject,
+            action="deployment.cancel",
+            target=f"deployment:{deployment.id}",
+            result="requested",
+            request_id=request.state.request_id,
+        )
+        session.commit()
+        session.refresh(deployment)
+    if deployment.status in ("succeeded", "failed"):
+        raise ApiError(
+            409,
+            "DEPLOYMENT_FINISHED",
+            f"the deployment already {deployment.status}; nothing to cancel",
+        )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/apps/{app_id}/deployments/{deployment_id}/logs", response_model=LogPage)
+def deployment_logs(
+    app_id: uuid.UUID,
+    deployment_id: uuid.UUID,
+    principal: PrincipalDep,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LOG_PAGE)] = 100,
+    cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,9}$")] = None,
+) -> LogPage:
+    """The build and rollout log of the deployment, oldest first."""
+    require_scope(principal, "apps:read")
+    deployment = _deployment(session, principal, app_id, deployment_id)
+    start = int(cursor or 0)
+    lines = deployment.log_lines[start : start + limit]
+    more = start + limit < len(deployment.log_lines)
+    return LogPage(lines=lines, has_more=more, next_cursor=str(start + limit) if more else None)
+
+
+@router.get("/tenants/{tenant}/deployments", response_model=Page[DeploymentPublic])
+def tenant_feed(
+    tenant: str,
+    principal: PrincipalDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    page: PageDep,
+) -> Page[DeploymentPublic]:
+    """Every deployment of the tenant's apps, newest first."""
+    found = visible_tenant(session, principal, tenant)
+    require_scope(principal, "apps:read")
+    rows, total, next_cursor = newest_first(
+        session, Deployment, [Deployment.tenant_id == found.id], page
+    )
+    return Page[DeploymentPublic](
+        items=[public(row, settings) for row in rows], total=total, next_cursor=next_cursor
+    )
+
+
+def _deployment(
+    session: Session, principal: Principal, app_id: uuid.UUID, deployment_id: uuid.UUID
+) -> Deployment:
+    app = app_for(session, principal, app_id)
+    deployment = session.get(Deployment, deployment_id)
+    if deployment is None or deployment.app_id != app.id:
+        raise not_found(f"deployment {deployment_id}")
+    return deployment
+
+
+def _running(session: Session, app_id: uuid.UUID, environment: str) -> Deployment | None:
+    return session.exec(
+        select(Deployment)
+        .where(
+            Deployment.app_id == app_id,
+            Deployment.environment == environment,
+            col(Deployment.status).in_(IN_PROGRESS),
+        )
+        .order_by(col(Deployment.created_at).desc())
+    ).first()

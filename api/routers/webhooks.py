@@ -1,0 +1,133 @@
+"""GitHub webhooks: signed pushes to a connected branch deploy that commit (coalesced)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request, status
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from api.deploys import deploy_input, run_labels
+from api.deps import SessionDep, SettingsDep, TemporalDep
+from api.errors import ApiError
+from api.routers import API_PREFIX
+from core.clock import utcnow
+from core.models import App, GitConnection, WebhookDelivery
+from workflows.deploy import PUSH_SIGNAL, DeployRelease, PushedCommit, deploy_workflow_id
+
+router = APIRouter(prefix=f"{API_PREFIX}/webhooks", tags=["webhooks"])
+NO_COMMIT = "0" * 40
+LIVE_APP = ("active", "bootstrapping")
+
+
+def signature_matches(secret: str, body: bytes, presented: str) -> bool:
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), presented.encode())
+
+
+@router.post("/github", status_code=status.HTTP_202_ACCEPTED, summary="GitHub webhook deliveries")
+async def github_webhook(
+    request: Request, session: SessionDep, settings: SettingsDep, temporal: TemporalDep
+) -> JSONResponse:
+    """Authenticated by `X-Hub-Signature-256` over the raw body, not by an API key."""
+    secret = settings.github_webhook_secret.get_secret_value()
+    if not secret:
+        raise ApiError(503, "WEBHOOKS_NOT_CONFIGURED", "SHIPYARD_GITHUB_WEBHOOK_SECRET is not set")
+    body = await request.body()
+    if not signature_matches(secret, body, request.headers.get("x-hub-signature-256", "")):
+        raise ApiError(401, "SIGNATURE_INVALID", "the X-Hub-Signature-256 signature does not match")
+    event = request.headers.get("x-github-event", "")
+    delivery = request.headers.get("x-github-delivery", "")
+    if event == "ping":
+        return JSONResponse({"status": "pong"}, status_code=status.HTTP_200_OK)
+    if not delivery:
+        raise ApiError(400, "BAD_REQUEST", "X-GitHub-Delivery is missing")
+    try:
+        payload: dict[str, Any] = json.loads(body)
+    except json.JSONDecodeError:
+        raise ApiError(400, "BAD_REQUEST", "the webhook body is not JSON") from None
+    full_name = str((payload.get("repository") or {}).get("full_name", ""))
+    if not _first_time(session, delivery, event, full_name):
+        return _answer("duplicate", f"delivery {delivery} was already handled")
+    if event != "push":
+        return _answer("ignored", f"{event or 'unknown'} events start nothing", session, delivery)
+
+    ref, after = str(payload.get("ref", "")), str(payload.get("after", ""))
+    if not ref.startswith("refs/heads/") or after in ("", NO_COMMIT):
+        return _answer("ignored", "not a push of a branch commit", session, delivery)
+    branch = ref.removeprefix("refs/heads/")
+    connected = _connected_app(session, full_name, branch)
+    if connected is None:
+        return _answer("ignored", f"no app deploys {full_name} branch {branch}", session, delivery)
+    app, connection = connected
+    workflow_input = deploy_input(session, settings, app, connection, trigger="webhook")
+    workflow_id = deploy_workflow_id(str(app.id), workflow_input.environment)
+    client = await temporal.client()
+    # Signal-with-start: a deploy already running for this app and environment takes the
+    # commit as its next one (coalescing newer pushes); otherwise a new run deploys it.
+    await client.start_workflow(
+        DeployRelease.run,
+        workflow_input,
+        id=workflow_id,
+        task_queue=settings.task_queue,
+        start_signal=PUSH_SIGNAL,
+        start_signal_args=[PushedCommit(sha=after, received_at=utcnow(), delivery_id=delivery)],
+        **run_labels(workflow_input),
+    )
+    _note(session, delivery, f"deploy of {after[:12]} requested")
+    return JSONResponse(
+        {
+            "status": "accepted",
+            "app_id": str(app.id),
+            "commit_sha": after,
+            "workflow_id": workflow_id,
+        },
+        status_code=status.HTTP_202_ACCEPTED,
+    )
+
+
+def _first_time(session: Session, delivery: str, event: str, full_name: str) -> bool:
+    session.add(WebhookDelivery(id=delivery, event=event, repo_full_name=full_name))
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        return False
+    return True
+
+
+def _connected_app(
+    session: Session, full_name: str, branch: str
+) -> tuple[App, GitConnection] | None:
+    rows = session.exec(
+        select(App, GitConnection)
+        .join(GitConnection, col(GitConnection.app_id) == col(App.id))
+        .where(
+            col(GitConnection.repo_full_name).ilike(full_name),
+            GitConnection.branch == branch,
+            col(App.status).in_(LIVE_APP),
+        )
+    ).first()
+    return (rows[0], rows[1]) if rows else None
+
+
+def _note(session: Session, delivery: str, outcome: str) -> None:
+    row = session.get(WebhookDelivery, delivery)
+    if row is not None:
+        row.outcome = outcome[:300]
+        session.add(row)
+        session.commit()
+
+
+def _answer(
+    outcome: str, detail: str, session: Session | None = None, delivery: str = ""
+) -> JSONResponse:
+    if session is not None:
+        _note(session, delivery, f"{outcome}: {detail}")
+    code = status.HTTP_200_OK if outcome == "duplicate" else status.HTTP_202_ACCEPTED
+    return JSONResponse({"status": outcome, "detail": detail}, status_code=code)
