@@ -20,22 +20,37 @@ from temporalio.worker import Worker
 
 from activities.build import ImageBuilder
 from activities.cluster import ClusterActivities
+from activities.config import ConfigActivities
 from activities.github import GitHubClient
 from activities.images import ImageActivities
 from activities.kube import KubeClient
+from activities.locks import LockActivities
+from activities.promotions import PromotionActivities
 from activities.records import RecordsActivities
 from activities.registry import RegistryClient
 from activities.repositories import RepositoryActivities
+from activities.retention import RetentionActivities
 from core.db import make_engine
 from core.logging import configure_logging
 from core.settings import Settings, load_settings
 from core.temporal import connect
 from workflows.bootstrap import BootstrapApp
 from workflows.deploy import DeployRelease
+from workflows.disconnect import DisconnectRepository
+from workflows.promote import Promote
+from workflows.retention import Retention
+from workflows.rollback import Rollback
 
 log = structlog.get_logger("shipyard.worker")
 
-WORKFLOWS: list[type] = [BootstrapApp, DeployRelease]
+WORKFLOWS: list[type] = [
+    BootstrapApp,
+    DeployRelease,
+    DisconnectRepository,
+    Promote,
+    Retention,
+    Rollback,
+]
 GRACEFUL_SHUTDOWN = timedelta(seconds=20)
 
 
@@ -60,8 +75,11 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         else registry
     )
     records = RecordsActivities(engine)
+    promotion_records = PromotionActivities(engine)
     repositories = RepositoryActivities(github, settings.github_webhook_secret.get_secret_value())
     images = ImageActivities(github, ImageBuilder(registry, base_registry))
+    locks = LockActivities(engine, client)
+    retention = RetentionActivities(engine, registry, settings.retention_rollback_targets)
     control_plane: list[Any] = [
         records.record_audit_event,
         records.update_bootstrap,
@@ -79,9 +97,21 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         repositories.remove_webhook,
         repositories.push_template,
         repositories.resolve_commit,
+        promotion_records.check_gates,
+        promotion_records.update_promotion,
+        promotion_records.record_decision,
+        promotion_records.activate_release,
         images.find_image,
         images.build_image,
         images.push_image,
+        locks.acquire,
+        locks.release,
+        retention.start_run,
+        retention.plan,
+        retention.claim_batch,
+        retention.delete_manifests,
+        retention.record_batch,
+        retention.finish_run,
     ]
     try:
         with ThreadPoolExecutor(max_workers=16, thread_name_prefix="activity") as executor:
@@ -93,11 +123,14 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
                     kube = KubeClient.from_config(settings.kubeconfig, settings.kube_context)
                     workers.callback(kube.close)
                     cluster = ClusterActivities(kube, settings.base_domain)
+                    config = ConfigActivities(engine, kube, settings.secret_key.get_secret_value())
                     cluster_activities = [
                         cluster.apply_environment,
                         cluster.wait_for_rollout,
                         cluster.current_image,
                         cluster.set_image,
+                        cluster.check_health,
+                        config.apply_secrets,
                         cluster.delete_environment,
                     ]
                     await workers.enter_async_context(

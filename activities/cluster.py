@@ -6,7 +6,7 @@ from temporalio import activity
 
 from activities.failures import as_activity_failures
 from activities.kube import AppEnvironmentSpec, KubeClient, RolloutProgress
-from workflows import steps
+from workflows import promotion_steps, steps
 
 
 class ClusterActivities:
@@ -32,6 +32,7 @@ class ClusterActivities:
             subdomain=subdomain,
             base_domain=self._base_domain,
             env=request.env,
+            env_secret_name=request.secret_name,
             progress_deadline_seconds=request.progress_deadline_seconds,
         )
         with as_activity_failures():
@@ -69,6 +70,12 @@ class ClusterActivities:
             return self._kube.set_image(
                 request.target.namespace, request.target.name, request.image_ref
             )
+
+    @activity.defn(name=promotion_steps.CHECK_HEALTH)
+    def check_health(self, target: steps.EnvironmentTarget) -> promotion_steps.HealthReport:
+        with as_activity_failures():
+            diagnosis = self._kube.diagnose(target.namespace, target.name)
+        return promotion_steps.HealthReport(healthy=diagnosis.healthy, summary=diagnosis.summary)
 
     @activity.defn(name=steps.DELETE_ENVIRONMENT)
     def delete_environment(self, target: steps.EnvironmentTarget) -> None:

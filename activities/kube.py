@@ -7,11 +7,13 @@ retry can help (`KubeUnavailable`) or not (`KubeRejected`, `RolloutFailed`).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -349,7 +351,11 @@ class KubeClient:
             "kind": "Secret",
             "metadata": {"name": name, "namespace": namespace, "labels": labels or {}},
             "type": secret_type,
-            "stringData": values,
+            # `data`, not `stringData`: server-side apply owns `data` keys, so a key left out
+            # is removed (stringData is merged into data and its keys would stay forever).
+            "data": {
+                key: base64.b64encode(value.encode()).decode() for key, value in values.items()
+            },
         }
         with self._translated(f"applying secret {name} in {namespace}"):
             self._core.patch_namespaced_secret(
@@ -414,7 +420,10 @@ class KubeClient:
             if progress.done:
                 return progress
             stalled = _condition(deployment, "Progressing")
-            if stalled is not None and stalled.reason == "ProgressDeadlineExceeded":
+            # A condition from before the current generation was observed is stale: the
+            # controller has not looked at this rollout yet.
+            current = progress.observed_generation >= progress.generation
+            if current and stalled is not None and stalled.reason == "ProgressDeadlineExceeded":
                 raise self._rollout_failed(
                     namespace, name, "ProgressDeadlineExceeded",
                     f"deployment {name} in {namespace} made no progress within its deadline "
@@ -921,7 +930,8 @@ def _parse_rfc3339(text: str) -> datetime.datetime:
     text = text.replace("Z", "+00:00")
     if "." in text:
         head, _, rest = text.partition(".")
-        digits = "".join(ch for ch in rest if ch.isdigit())
+        fraction = re.match(r"\d*", rest)
+        digits = fraction.group(0) if fraction else ""
         zone = rest[len(digits) :]
         text = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
     return datetime.datetime.fromisoformat(text)

@@ -23,6 +23,7 @@ from core.models import (
     Environment,
     GitConnection,
     Release,
+    ReleaseActivation,
 )
 from workflows import records as names
 from workflows.records import (
@@ -39,6 +40,8 @@ from workflows.records import (
 
 # Audit ids derive from the workflow's own key, so a retried activity writes the same row once.
 AUDIT_NAMESPACE = uuid.UUID("5f1f7a8e-3b4c-4d2a-9a57-0c7e5b6f4e21")
+# Likewise a release's activation derives from the deployment that made it run.
+ACTIVATION_NAMESPACE = uuid.UUID("0b7c3d52-8e1a-4f6b-b2d9-6a4e1c9f7d30")
 MAX_LOG_LINES = 2000
 
 
@@ -69,11 +72,11 @@ class RecordsActivities:
             row = session.get(AppBootstrap, uuid.UUID(progress.bootstrap_id))
             if row is None:
                 raise RuntimeError(f"bootstrap {progress.bootstrap_id} has no record")
+            changed = (row.stage, row.status) != (progress.stage, progress.status)
             row.stage = progress.stage
             row.status = progress.status
             if progress.deployment_id:
                 row.deployment_id = uuid.UUID(progress.deployment_id)
-            changed = (row.stage, row.status) != (progress.stage, progress.status)
             row.error_code = progress.error_code
             row.error_message = progress.error_message
             row.updated_at = utcnow()
@@ -230,6 +233,10 @@ def _release_for(session: Session, app_id: uuid.UUID, request: ReleaseInput) -> 
         )
     ).first()
     if existing is not None:
+        if existing.deleted_at is not None:
+            # Built and pushed again (a reproducible build gives the same digest): it exists.
+            existing.deleted_at = None
+            session.add(existing)
         return existing
     latest = session.exec(
         select(sa.func.max(col(Release.version))).where(Release.app_id == app_id)
@@ -258,6 +265,17 @@ def _make_current(
         environment.current_release_id = release.id
         environment.updated_at = utcnow()
         session.add(environment)
+    activation_id = uuid.uuid5(ACTIVATION_NAMESPACE, request.deployment_id)
+    if session.get(ReleaseActivation, activation_id) is None:
+        session.add(
+            ReleaseActivation(
+                id=activation_id,
+                app_id=app_id,
+                environment=request.environment,
+                release_id=release.id,
+                via=request.via,
+            )
+        )
     deployment = session.get(Deployment, uuid.UUID(request.deployment_id))
     if deployment is not None:
         deployment.release_id = release.id

@@ -9,15 +9,24 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from activities.github import GitHubClient
+from api.deps import ClusterAccess
 from api.errors import install_error_handlers
 from api.observability import ApiMetrics, install_observability
 from api.routers import (
     apps,
     bootstraps,
     deployments,
+    environments,
+    events,
+    git_connection,
     health,
     installations,
     keys,
+    promotions,
+    releases,
+    retention,
+    rollbacks,
+    runtime,
     templates,
     tenants,
     webhooks,
@@ -40,6 +49,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        app.state.kube.close()
         if owns_engine:
             engine.dispose()
 
@@ -56,6 +66,8 @@ def create_app(
     app.state.github = github or GitHubClient(
         settings.github_api_url, settings.github_app_id, settings.github_private_key, timeout=5
     )
+    # Read-only live reads of the cluster (diagnosis, pod logs), made when first asked for.
+    app.state.kube = ClusterAccess(settings)
     app.state.metrics = ApiMetrics()
 
     install_error_handlers(app)
@@ -69,6 +81,14 @@ def create_app(
         bootstraps.router,
         apps.router,
         deployments.router,
+        environments.router,
+        releases.router,
+        promotions.router,
+        rollbacks.router,
+        retention.router,
+        git_connection.router,
+        events.router,
+        runtime.router,
         webhooks.router,
         health.router,
     ):

@@ -8,11 +8,13 @@ falling back to the demo tenant's key that `make dev` keeps in the state directo
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -22,10 +24,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from core.doctor import run_checks
-from core.migrate import prepare_database
-from core.settings import load_settings
-
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 DEFAULT_STATE_DIR = ".shipyard"
 API = "/api/v1"
@@ -33,14 +31,21 @@ POLL_SECONDS = 0.5
 REQUEST_TIMEOUT = 15.0
 # Exit code of a command the user interrupted with Ctrl-C, as shells report it.
 INTERRUPTED = 130
+# The event stream sends a keep-alive every 15 s: a silence this long means the link is dead.
+STREAM_READ_TIMEOUT = 45.0
+RECONNECT_SECONDS = 1.0
+# Consecutive failed reconnects before `deployments watch` gives up.
+RECONNECT_ATTEMPTS = 30
 WIDE_OUTPUT = 240
 
 app = typer.Typer(help="Shipyard: deployment control plane.", no_args_is_help=True)
 apps_cli = typer.Typer(help="Apps: bootstrap new ones from a template, list them.")
 bootstraps_cli = typer.Typer(help="Bootstraps: show one, follow it, cancel it.")
 templates_cli = typer.Typer(help="Templates apps are made from.")
+deployments_cli = typer.Typer(help="Deployments: list them, show one, watch one to its end.")
 app.add_typer(apps_cli, name="apps", no_args_is_help=True)
 app.add_typer(bootstraps_cli, name="bootstraps", no_args_is_help=True)
+app.add_typer(deployments_cli, name="deployments", no_args_is_help=True)
 app.add_typer(templates_cli, name="templates", no_args_is_help=True)
 
 # Soft wrap: URLs, ids and commands must stay on one line so they can be copied.
@@ -60,6 +65,7 @@ STAGES: dict[str, tuple[str, str]] = {
 }
 STAGE_ORDER = [*STAGES, "done"]
 FINISHED = ("done", "failed", "cancelled")
+DEPLOYMENT_FINISHED = ("succeeded", "failed", "cancelled")
 
 HINTS: dict[str, str] = {
     "REPO_EXISTS": "choose another --repo, or delete that repository first",
@@ -89,6 +95,58 @@ HINTS: dict[str, str] = {
     ),
     "FORBIDDEN": "your key lacks the scope this needs; ask a tenant admin for one that has it",
     "WORKFLOW_ENGINE_UNAVAILABLE": "Temporal is down or unreachable; `shipyard doctor` says more",
+    "APPROVER_IS_REQUESTER": (
+        "whoever asked for a promotion may not approve it here: another person approves with "
+        "their own key (--api-key or SHIPYARD_API_KEY)"
+    ),
+    "ALREADY_APPROVED": (
+        "your approval is already counted; the remaining approvals must come from other people "
+        "(`shipyard promotions show` lists who approved)"
+    ),
+    "SCOPE_MISSING": (
+        "approving needs a key with the environment's approver scope (`approve` unless its "
+        "policy names another); ask a tenant admin for one"
+    ),
+    "OVERRIDE_BY_REQUESTER": (
+        "someone other than the requester, with a key that has the freeze:override scope, "
+        "must override the freeze"
+    ),
+    "PROMOTION_BLOCKED": (
+        "`shipyard releases list --app APP_ID` shows each release's lifecycle state; move it "
+        "on with `shipyard releases lifecycle` (staging and prod take STABLE releases)"
+    ),
+    "PROMOTION_IN_PROGRESS": (
+        "`shipyard promotions list --app APP_ID` shows the open one: watch it, or cancel it"
+    ),
+    "PROMOTION_NOT_PENDING": "`shipyard promotions show ID --app APP_ID` says where it is",
+    "PROMOTION_NOT_WAITING": (
+        "only a promotion waiting for a freeze window can be let through; "
+        "`shipyard promotions show ID --app APP_ID` says where it is"
+    ),
+    "PROMOTION_FINISHED": "it has ended; `shipyard promotions show ID --app APP_ID` says how",
+    "DIGEST_MISMATCH": "the release changed since the promotion began; request a new promotion",
+    "LIFECYCLE_TRANSITION_INVALID": (
+        "use one of the allowed actions named above; `shipyard releases list --app APP_ID` "
+        "shows each release's state and allowed actions"
+    ),
+    "ENVIRONMENT_UNKNOWN": "the app's pipeline (named above) lists its environments",
+    "ENVIRONMENT_NOT_PROMOTABLE": "the first environment is deployed by pushes; promote further",
+    "ENVIRONMENT_LOCKED": (
+        "another deploy, promotion or rollback is changing that environment (named above); "
+        "wait for it to end or cancel it, then try again"
+    ),
+    "ROLLBACK_REFUSED": (
+        "a rollback only puts back a release that ran in that environment before and is not "
+        "REJECTED (`shipyard releases list --app APP_ID` shows them; --to-version names one); "
+        "a release that never ran there is promoted instead"
+    ),
+    "ROLLBACK_IN_PROGRESS": (
+        "follow it with `shipyard deployments list --app APP_ID`, or cancel that rollback"
+    ),
+    "VERIFICATION_FAILED": (
+        "the release was unhealthy during its soak time and the environment was rolled back; "
+        "the app's diagnosis (GET /api/v1/apps/APP_ID/diagnosis) and pod logs say why"
+    ),
 }
 
 
@@ -253,6 +311,10 @@ def main_options(
 @app.command()
 def doctor() -> None:
     """Check every configured dependency and say what is wrong."""
+    # Imported here: they bring every client library, which the API commands do not need.
+    from core.doctor import run_checks
+    from core.settings import load_settings
+
     settings = load_settings()
     results = asyncio.run(run_checks(settings))
     for result in results:
@@ -265,6 +327,9 @@ def doctor() -> None:
 @app.command()
 def migrate() -> None:
     """Bring the database to this version's schema and refresh the built-in templates."""
+    from core.migrate import prepare_database
+    from core.settings import load_settings
+
     settings = load_settings()
     prepare_database(settings.database_url)
     console.print("database is up to date")
@@ -501,6 +566,766 @@ def templates_list(
             escape(item["description"]),
         )
     console.print(table)
+
+
+AppOption = Annotated[str, typer.Option("--app", "-a", help="the app's id")]
+
+
+@deployments_cli.command("list")
+def deployments_list(ctx: typer.Context, app_id: AppOption) -> None:
+    """The app's deployments, newest first."""
+    items = run_api(ctx, lambda api: api.all_items(f"/apps/{app_id}/deployments"))
+    if not items:
+        console.print(f"app {app_id} has no deployments yet")
+        return
+    table = Table("id", "env", "status", "stage", "trigger", "commit", "created", box=None)
+    for item in items:
+        table.add_row(
+            item["id"],
+            item["environment"],
+            item["status"],
+            item["stage"],
+            item["trigger"],
+            item["commit_sha"][:12],
+            _local_time(item["created_at"], seconds=False),
+        )
+    console.print(table)
+
+
+@deployments_cli.command("show")
+def deployments_show(
+    ctx: typer.Context,
+    deployment_id: Annotated[str, typer.Argument(help="the deployment's id")],
+    app_id: AppOption,
+) -> None:
+    """Status, stage, commit, image and links of one deployment; exit 1 if it failed."""
+    found = run_api(ctx, lambda api: api.get(f"/apps/{app_id}/deployments/{deployment_id}"))
+    rows = [
+        ("Status", found["status"]),
+        ("Stage", found["stage"]),
+        ("Env", found["environment"]),
+        ("Trigger", found["trigger"]),
+        ("Commit", found["commit_sha"] or "(resolving)"),
+        ("Image", found["image_ref"] or ""),
+        ("Created", _local_time(found["created_at"], seconds=False)),
+        ("Completed", _local_time(found["completed_at"], seconds=False)),
+        ("Workflow", found["workflow_id"]),
+        ("Web UI", found["workflow_url"]),
+    ]
+    if found.get("failure_reason"):
+        rows.append(("Failure", found["failure_reason"]))
+    for label, value in rows:
+        console.print(f"{label:<10} {escape(str(value))}")
+    if found["status"] in ("failed", "cancelled"):
+        raise typer.Exit(1)
+
+
+@deployments_cli.command("watch")
+def deployments_watch(
+    ctx: typer.Context,
+    app_id: AppOption,
+    deployment: Annotated[
+        str | None,
+        typer.Option(
+            "--deployment",
+            "-d",
+            help="the deployment to follow (default: the one running, or the next to start)",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Print each stage of a deployment as it happens, until it ends: exit 0 if it succeeded,
+    1 if it failed or was cancelled. Follows the app's event stream and picks up where it was
+    after a dropped connection."""
+    watch = run_api(ctx, lambda api: _prepare_watch(api, app_id, deployment))
+    try:
+        code = run_api(ctx, lambda api: _follow_events(api, watch))
+    except KeyboardInterrupt:
+        console.print("\nStopped watching; the deployment goes on.")
+        raise typer.Exit(INTERRUPTED) from None
+    raise typer.Exit(code)
+
+
+@dataclass
+class Watch:
+    """What `deployments watch` follows, and which events it passes over as history."""
+
+    app_id: str
+    deployment: str | None
+    # Deployments that had ended before watching began: never the one to follow.
+    ended: set[str]
+    # Events before this time belong to deployments older than any listed.
+    history_before: datetime | None
+    show_bootstrap: bool
+    ended_status: str | None = None
+
+
+@dataclass
+class Event:
+    id: str | None
+    kind: str
+    data: dict[str, Any]
+
+
+def _prepare_watch(api: ApiClient, app_id: str, deployment: str | None) -> Watch:
+    found = api.get(f"/apps/{app_id}")
+    if deployment is not None:
+        chosen = api.get(f"/apps/{app_id}/deployments/{deployment}")
+        ended = chosen["status"] if chosen["status"] in DEPLOYMENT_FINISHED else None
+        return Watch(app_id, chosen["id"], set(), None, False, ended)
+    page = api.get(f"/apps/{app_id}/deployments", limit=100)
+    items = page["items"]
+    running = [item for item in items if item["status"] not in DEPLOYMENT_FINISHED]
+    return Watch(
+        app_id=app_id,
+        deployment=running[0]["id"] if running else None,
+        ended={item["id"] for item in items if item["status"] in DEPLOYMENT_FINISHED},
+        history_before=_parsed(items[-1]["created_at"]) if page["next_cursor"] else None,
+        show_bootstrap=found["status"] == "bootstrapping",
+    )
+
+
+def _follow_events(api: ApiClient, watch: Watch) -> int:
+    """Follow the app's event stream until the watched deployment ends; its exit code."""
+    if watch.ended_status is not None:
+        console.print(f"deployment {watch.deployment} already {watch.ended_status}")
+        return 0 if watch.ended_status == "succeeded" else 1
+    if watch.deployment:
+        console.print(f"Following deployment {watch.deployment}")
+    else:
+        console.print(f"Waiting for the next deployment of app {watch.app_id}")
+    last_id: str | None = None
+    failures = 0
+    while True:
+        headers = {"Authorization": f"Bearer {api.key}", "Accept": "text/event-stream"}
+        if last_id is not None:
+            headers["Last-Event-ID"] = last_id
+        timeout = httpx.Timeout(REQUEST_TIMEOUT, read=STREAM_READ_TIMEOUT)
+        url = f"{api.url}{API}/apps/{watch.app_id}/events"
+        try:
+            with httpx.stream("GET", url, headers=headers, timeout=timeout) as response:
+                if not response.is_success:
+                    response.read()
+                    raise _problem(response)
+                failures = 0
+                for event in _server_sent_events(response.iter_lines()):
+                    last_id = event.id or last_id
+                    code = _on_event(watch, event)
+                    if code is not None:
+                        return code
+        except httpx.TransportError as exc:
+            failures += 1
+            if failures > RECONNECT_ATTEMPTS:
+                raise ApiUnreachable(f"stopped answering ({type(exc).__name__})") from None
+        err.print("[yellow]connection to the event stream lost; reconnecting[/yellow]")
+        time.sleep(RECONNECT_SECONDS)
+
+
+def _server_sent_events(lines: Iterator[str]) -> Iterator[Event]:
+    """Events of a `text/event-stream`; comments (keep-alives) and retry hints are skipped."""
+    fields: dict[str, str] = {}
+    for line in lines:
+        if line == "":
+            if "data" in fields:
+                try:
+                    data = json.loads(fields["data"])
+                except ValueError:
+                    data = {}
+                if isinstance(data, dict):
+                    yield Event(fields.get("id"), fields.get("event", "message"), data)
+            fields = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            fields[name] = value.removeprefix(" ")
+
+
+def _on_event(watch: Watch, event: Event) -> int | None:
+    """Print what the event says if it is about the watched deployment (or bootstrap); the
+    exit code once the deployment has ended."""
+    data = event.data
+    when = _local_time(data.get("at"))
+    if event.kind == "bootstrap" and watch.show_bootstrap:
+        status, stage = str(data.get("status", "")), str(data.get("stage", ""))
+        error = f"  {data['error_code']}" if data.get("error_code") else ""
+        console.print(f"  {when}  {_colour(status)} bootstrap {stage}{escape(error)}")
+        if status in ("failed", "cancelled") and watch.deployment is None:
+            return 1
+        return None
+    if event.kind != "deployment":
+        return None
+    deployment = str(data.get("deployment_id", ""))
+    if watch.deployment is None:
+        at = _parsed(data.get("at"))
+        old = watch.history_before is not None and at is not None and at < watch.history_before
+        if deployment in watch.ended or old:
+            return None
+        watch.deployment = deployment
+        commit = str(data.get("commit_sha") or "")[:12] or "(resolving)"
+        console.print(
+            f"Deployment {deployment} of {commit} to {data.get('environment', '?')} started"
+        )
+    if deployment != watch.deployment:
+        return None
+    status, stage = str(data.get("status", "")), str(data.get("stage", ""))
+    # The message repeats the workflow's timestamp in brackets; the time column shows it.
+    message = re.sub(r"^\[[^\]]*\]\s*", "", str(data.get("message", "")))
+    console.print(f"  {when}  {_colour(status)} {stage:<8} {escape(message)}")
+    if status in DEPLOYMENT_FINISHED:
+        verdict = "[green]succeeded[/green]" if status == "succeeded" else f"[red]{status}[/red]"
+        console.print(f"Deployment {deployment} {verdict}")
+        return 0 if status == "succeeded" else 1
+    return None
+
+
+def _colour(status: str) -> str:
+    """The status padded to a column, in green or red once it is an outcome."""
+    padded = f"{status:<9}"
+    if status in ("succeeded", "done"):
+        return f"[green]{padded}[/green]"
+    if status in ("failed", "cancelled"):
+        return f"[red]{padded}[/red]"
+    return padded
+
+
+def _parsed(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+def _local_time(value: str | None, *, seconds: bool = True) -> str:
+    """An API timestamp in this machine's time zone: `14:03:07`, or `2024-05-01 14:03`."""
+    moment = _parsed(value) if value else None
+    if moment is None:
+        return value or ""
+    return moment.astimezone().strftime("%H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+# -- releases, promotions, rollbacks ---------------------------------------------------------
+
+releases_cli = typer.Typer(help="Releases: list them, move one through its lifecycle.")
+promotions_cli = typer.Typer(
+    help="Promotions: request one, approve or reject it, watch it, read its evidence."
+)
+app.add_typer(releases_cli, name="releases", no_args_is_help=True)
+app.add_typer(promotions_cli, name="promotions", no_args_is_help=True)
+
+PROMOTION_OPEN = ("pending_approval", "waiting_window", "deploying", "verifying")
+PROMOTION_FAILED = ("failed", "rejected", "cancelled", "expired")
+
+KeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        help="the key to act with (an approver's own key); default: the global one",
+        show_default=False,
+    ),
+]
+VersionOption = Annotated[str, typer.Option("--version", help="release version: 3 or v3")]
+PromotionArgument = Annotated[str, typer.Argument(help="the promotion's id")]
+
+
+def _use_key(ctx: typer.Context, api_key: str | None) -> None:
+    """A key given to the command itself wins over `shipyard --api-key` and the environment."""
+    if api_key:
+        client(ctx).key = api_key
+
+
+def _version(value: str) -> int:
+    found = re.fullmatch(r"[vV]?([0-9]{1,9})", value.strip())
+    if not found or int(found[1]) < 1:
+        fail(f"--version must be a release number such as 3 or v3, not {value!r}")
+    return int(found[1])
+
+
+def _short_digest(digest: str) -> str:
+    algorithm, _, value = digest.partition(":")
+    return f"{algorithm}:{value[:12]}" if value else digest[:19]
+
+
+def _now() -> str:
+    return datetime.now().astimezone().strftime("%H:%M:%S")
+
+
+@releases_cli.command("list")
+def releases_list(ctx: typer.Context, app_id: AppOption, api_key: KeyOption = None) -> None:
+    """The app's releases, newest first: version, commit, digest, lifecycle state, where each
+    runs now and the lifecycle actions its state allows."""
+    _use_key(ctx, api_key)
+    items = run_api(ctx, lambda api: api.all_items(f"/apps/{app_id}/releases"))
+    if not items:
+        console.print(f"app {app_id} has no releases yet")
+        return
+    table = Table(
+        "version", "commit", "digest", "state", "active in", "allowed actions", "created", box=None
+    )
+    for item in items:
+        table.add_row(
+            f"v{item['version']}",
+            item["commit_sha"][:12],
+            _short_digest(item["image_digest"]),
+            item["lifecycle"],
+            ", ".join(item["active_in"]) or "-",
+            ", ".join(item["allowed_actions"]) or "-",
+            _local_time(item["created_at"], seconds=False),
+        )
+    console.print(table)
+
+
+@releases_cli.command("lifecycle")
+def releases_lifecycle(
+    ctx: typer.Context,
+    action: Annotated[
+        str,
+        typer.Argument(
+            help="declare-rc, accept-rc, reject-rc, declare-stable, declare-rejected or "
+            "deploy-stable"
+        ),
+    ],
+    app_id: AppOption,
+    version: VersionOption,
+    environment: Annotated[
+        str | None,
+        typer.Option(help="deploy-stable only: staging or prod", show_default=False),
+    ] = None,
+    note: Annotated[str, typer.Option(help="why; kept in the audit log")] = "",
+    watch: Annotated[
+        bool, typer.Option("--watch", help="follow the promotion a deploying action starts")
+    ] = False,
+    api_key: KeyOption = None,
+) -> None:
+    """Move a release through its lifecycle. accept-rc (to qa) and deploy-stable (to
+    --environment) start a promotion, so approvals and freeze windows apply; the release takes
+    its new state once that promotion has deployed it."""
+    _use_key(ctx, api_key)
+    number = _version(version)
+    body: dict[str, Any] = {"action": action, "note": note}
+    if environment is not None:
+        body["environment"] = environment
+    path = f"/apps/{app_id}/releases/{number}/lifecycle"
+    answer = run_api(ctx, lambda api: api.post(path, body))
+    if "promotion" not in answer:
+        allowed = ", ".join(answer["allowed_actions"]) or "none"
+        console.print(f"Release v{number} is now {answer['lifecycle']} (next: {allowed})")
+        return
+    promotion = answer["promotion"]
+    console.print(
+        f"{action} of v{number} started promotion {promotion['id']} to "
+        f"{promotion['environment']}; v{number} stays {answer['release']['lifecycle']} "
+        "until it is deployed"
+    )
+    _print_promotion_next(promotion, app_id)
+    if watch:
+        _watch_promotion(ctx, app_id, promotion["id"])
+
+
+@promotions_cli.command("create")
+def promotions_create(
+    ctx: typer.Context,
+    app_id: AppOption,
+    version: VersionOption,
+    environment: Annotated[str, typer.Option(help="the environment to promote to")],
+    note: Annotated[str, typer.Option(help="what and why, for the approvers")] = "",
+    watch: Annotated[bool, typer.Option("--watch", help="follow it until it ends")] = False,
+    api_key: KeyOption = None,
+) -> None:
+    """Ask for a release to be promoted to an environment; it waits for the approvals and
+    freeze windows that environment's policy sets, then deploys the same digest and verifies."""
+    _use_key(ctx, api_key)
+    number = _version(version)
+    body = {"version": number, "environment": environment, "note": note}
+    promotion = run_api(ctx, lambda api: api.post(f"/apps/{app_id}/promotions", body))
+    console.print(
+        f"Promotion {promotion['id']}: v{number} to {environment}, "
+        f"requested by {escape(promotion['requested_by'])}"
+    )
+    _print_promotion_next(promotion, app_id)
+    if watch:
+        _watch_promotion(ctx, app_id, promotion["id"])
+
+
+def _print_promotion_next(promotion: dict[str, Any], app_id: str) -> None:
+    ident = promotion["id"]
+    console.print(f"  workflow  {promotion['workflow_id']}")
+    needed = promotion["required_approvals"]
+    if needed:
+        console.print(
+            f"  needs {needed} approval{'s' if needed != 1 else ''} from people other than the "
+            f"requester: shipyard promotions approve {ident} --app {app_id} --api-key <their key>"
+        )
+    else:
+        console.print("  needs no approval")
+    console.print(f"  watch it: shipyard promotions watch {ident} --app {app_id}")
+
+
+@promotions_cli.command("approve")
+def promotions_approve(
+    ctx: typer.Context,
+    promotion_id: PromotionArgument,
+    app_id: AppOption,
+    comment: Annotated[str, typer.Option(help="kept with the approval in the evidence")] = "",
+    api_key: KeyOption = None,
+) -> None:
+    """Approve the promotion's release digest with your key; refused for the requester, for a
+    second approval by the same person and for a key without the approver scope."""
+    _use_key(ctx, api_key)
+    path = f"/apps/{app_id}/promotions/{promotion_id}/approve"
+    answer = run_api(ctx, lambda api: api.post(path, {"comment": comment}))
+    approvers = _approvers(answer)
+    console.print(
+        f"Approved promotion {answer['id']} (v{answer['version']} to {answer['environment']}): "
+        f"{len(approvers)} of {answer['required_approvals']} approvals "
+        f"({escape(', '.join(approvers))})"
+    )
+
+
+@promotions_cli.command("reject")
+def promotions_reject(
+    ctx: typer.Context,
+    promotion_id: PromotionArgument,
+    app_id: AppOption,
+    comment: Annotated[str, typer.Option(help="why; kept in the evidence")] = "",
+    api_key: KeyOption = None,
+) -> None:
+    """Reject the promotion; it ends `rejected` and deploys nothing."""
+    _use_key(ctx, api_key)
+    path = f"/apps/{app_id}/promotions/{promotion_id}/reject"
+    answer = run_api(ctx, lambda api: api.post(path, {"comment": comment}))
+    console.print(
+        f"Rejected promotion {answer['id']} (v{answer['version']} to {answer['environment']})"
+    )
+
+
+@promotions_cli.command("override-freeze")
+def promotions_override_freeze(
+    ctx: typer.Context,
+    promotion_id: PromotionArgument,
+    app_id: AppOption,
+    reason: Annotated[str, typer.Option(help="why it cannot wait; audited")],
+    api_key: KeyOption = None,
+) -> None:
+    """Break glass: let a promotion waiting for a freeze window through now (scope
+    freeze:override, someone other than the requester)."""
+    _use_key(ctx, api_key)
+    path = f"/apps/{app_id}/promotions/{promotion_id}/override-freeze"
+    answer = run_api(ctx, lambda api: api.post(path, {"reason": reason}))
+    console.print(
+        f"Freeze overridden for promotion {answer['id']} ({answer['environment']}): "
+        f"{escape(reason)}"
+    )
+
+
+@promotions_cli.command("cancel")
+def promotions_cancel(
+    ctx: typer.Context,
+    promotion_id: PromotionArgument,
+    app_id: AppOption,
+    api_key: KeyOption = None,
+) -> None:
+    """Cancel a promotion: before its deploy it just ends `cancelled`; after, the environment
+    is rolled back to what ran before."""
+    _use_key(ctx, api_key)
+    path = f"/apps/{app_id}/promotions/{promotion_id}/cancel"
+    answer = run_api(ctx, lambda api: api.post(path))
+    console.print(
+        f"Cancel requested for promotion {answer['id']} (it was {answer['status']}); "
+        f"follow it: shipyard promotions watch {answer['id']} --app {app_id}"
+    )
+
+
+@promotions_cli.command("list")
+def promotions_list(ctx: typer.Context, app_id: AppOption, api_key: KeyOption = None) -> None:
+    """The app's promotions, newest first."""
+    _use_key(ctx, api_key)
+    items = run_api(ctx, lambda api: api.all_items(f"/apps/{app_id}/promotions"))
+    if not items:
+        console.print(f"app {app_id} has no promotions yet")
+        return
+    table = Table("id", "version", "env", "status", "requested by", "created", box=None)
+    for item in items:
+        table.add_row(
+            item["id"],
+            f"v{item['version']}",
+            item["environment"],
+            item["status"],
+            escape(item["requested_by"]),
+            _local_time(item["created_at"], seconds=False),
+        )
+    console.print(table)
+
+
+@promotions_cli.command("show")
+def promotions_show(
+    ctx: typer.Context,
+    promotion_id: PromotionArgument,
+    app_id: AppOption,
+    api_key: KeyOption = None,
+) -> None:
+    """Status, approvals and gates of one promotion; exit 1 if it ended other than
+    succeeded."""
+    _use_key(ctx, api_key)
+    base = f"/apps/{app_id}/promotions/{promotion_id}"
+    found = run_api(ctx, lambda api: api.get(base))
+    packet = run_api(ctx, lambda api: api.get(f"{base}/evidence"))
+    approvers = _approvers(found)
+    rows = [
+        ("Status", found["status"]),
+        ("Release", f"v{found['version']}  {found['release_digest']}"),
+        ("Env", found["environment"]),
+        ("Requested", f"by {found['requested_by']} at {_local_time(found['created_at'])}"),
+        ("Note", found["note"] or "-"),
+        ("Approvals", f"{len(approvers)} of {found['required_approvals']}"),
+    ]
+    for approval in found["approvals"]:
+        comment = f"  {approval['comment']!r}" if approval["comment"] else ""
+        rows.append(
+            ("", f"{approval['decision']} by {approval['subject']} at "
+             f"{_local_time(approval['at'])}{comment}")
+        )  # fmt: skip
+    if found["status"] == "pending_approval" and found.get("expires_at"):
+        rows.append(("Expires", _local_time(found["expires_at"], seconds=False)))
+    rows.append(("Gates", "" if packet["gates"] else "-"))
+    for gate in packet["gates"]:
+        mark = "passed" if gate.get("passed") else "holding"
+        rows.append(("", f"{gate.get('gate')}: {mark}, {gate.get('detail', '')}"))
+    if packet.get("verification"):
+        verification = packet["verification"]
+        healthy = "healthy" if verification.get("healthy") else "unhealthy"
+        rows.append(("Verified", f"{healthy}: {verification.get('summary', '')}"))
+    if found.get("failure_reason"):
+        rows.append(("Failure", found["failure_reason"]))
+    if found.get("completed_at"):
+        rows.append(("Completed", _local_time(found["completed_at"])))
+    rows.append(("Workflow", found["workflow_id"]))
+    for label, value in rows:
+        console.print(f"{label:<10} {escape(str(value))}")
+    if found["status"] in PROMOTION_FAILED:
+        raise typer.Exit(1)
+
+
+@promotions_cli.command("watch")
+def promotions_watch(
+    ctx: typer.Context,
+    promotion_id: PromotionArgument,
+    app_id: AppOption,
+    api_key: KeyOption = None,
+) -> None:
+    """Print each change of a promotion with its time (approvals received, the freeze window
+    it waits for, deploying, verifying) until it ends: exit 0 if it succeeded, 1 otherwise."""
+    _use_key(ctx, api_key)
+    _watch_promotion(ctx, app_id, promotion_id)
+
+
+def _approvers(promotion: dict[str, Any]) -> list[str]:
+    return [
+        str(item["subject"])
+        for item in promotion.get("approvals", [])
+        if item.get("decision") == "approve"
+    ]
+
+
+def _promotion_state(api: ApiClient, base: str) -> tuple[dict[str, Any], str]:
+    """The promotion and a line saying where it is: approvals so far, the window it waits
+    for, or the phase it is in."""
+    found = api.get(base)
+    status = found["status"]
+    if status == "pending_approval" and not found["required_approvals"]:
+        return found, "no approval needed"
+    if status == "pending_approval":
+        approvers = _approvers(found)
+        by = f": {', '.join(approvers)}" if approvers else ""
+        return found, f"{len(approvers)} of {found['required_approvals']} approvals{by}"
+    if status == "waiting_window":
+        gates = api.get(f"{base}/evidence")["gates"]
+        for gate in gates:
+            detail = str(gate.get("detail", ""))
+            if gate.get("gate") == "freeze_window" and not gate.get("passed"):
+                until = detail.removeprefix("frozen until ").strip()
+                return found, f"frozen until {_local_time(until)} {_date_of(until)}".rstrip()
+        return found, "frozen"
+    if status == "deploying":
+        return found, f"deploying v{found['version']} to {found['environment']}"
+    if status == "verifying":
+        return found, "verifying the rollout stays healthy for the soak time"
+    return found, found.get("failure_reason") or ""
+
+
+def _paint(status: str, width: int) -> str:
+    """The status padded to a column, green once it succeeded and red when it ended otherwise."""
+    padded = f"{status:<{width}}"
+    if status == "succeeded":
+        return f"[green]{padded}[/green]"
+    if status in PROMOTION_FAILED:
+        return f"[red]{padded}[/red]"
+    return padded
+
+
+def _date_of(value: str) -> str:
+    """The local date of a timestamp when it is not today, else nothing."""
+    moment = _parsed(value)
+    if moment is None:
+        return ""
+    local = moment.astimezone()
+    return "" if local.date() == datetime.now().astimezone().date() else local.strftime("%Y-%m-%d")
+
+
+def _watch_promotion(ctx: typer.Context, app_id: str, promotion_id: str) -> None:
+    base = f"/apps/{app_id}/promotions/{promotion_id}"
+    found, line = run_api(ctx, lambda api: _promotion_state(api, base))
+    console.print(
+        f"Following promotion {found['id']}: v{found['version']} to {found['environment']}"
+    )
+    shown: tuple[str, str] | None = None
+    try:
+        while True:
+            status = found["status"]
+            if (status, line) != shown:
+                console.print(f"  {_now()}  {_paint(status, 16)} {escape(line)}")
+                shown = (status, line)
+            if status not in PROMOTION_OPEN:
+                break
+            time.sleep(POLL_SECONDS)
+            found, line = run_api(ctx, lambda api: _promotion_state(api, base))
+    except KeyboardInterrupt:
+        console.print("\nStopped watching; the promotion goes on.")
+        console.print(f"  watch it again: shipyard promotions watch {promotion_id} --app {app_id}")
+        raise typer.Exit(INTERRUPTED) from None
+    status = found["status"]
+    if status == "succeeded":
+        console.print(
+            f"Promotion {found['id']} [green]succeeded[/green]: v{found['version']} runs in "
+            f"{found['environment']}"
+        )
+        return
+    reason = found.get("failure_reason") or status
+    err.print(f"[red]Promotion {found['id']} {status}[/red]: {escape(reason)}")
+    code = re.match(r"([A-Z][A-Z0-9_]+): ", reason)
+    hint = hint_for(code[1]) if code else None
+    if hint:
+        err.print(f"  what to do: {escape(hint)}")
+    raise typer.Exit(1)
+
+
+@promotions_cli.command("evidence")
+def promotions_evidence(
+    ctx: typer.Context,
+    promotion_id: PromotionArgument,
+    app_id: AppOption,
+    output: Annotated[
+        Path | None,
+        typer.Option(help="write the JSON packet to this file (default: print it)"),
+    ] = None,
+    api_key: KeyOption = None,
+) -> None:
+    """The evidence packet as JSON: who requested, who approved when with which comment, the
+    gates, the digests, timings and the verification result."""
+    _use_key(ctx, api_key)
+    path = f"/apps/{app_id}/promotions/{promotion_id}/evidence"
+    packet = run_api(ctx, lambda api: api.get(path))
+    text = json.dumps(packet, indent=2) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    output.write_text(text)
+    approvers = ", ".join(_approvers(packet)) or "nobody"
+    console.print(
+        f"Evidence of promotion {packet['promotion_id']} written to {output} "
+        f"(outcome {packet['outcome']['status']}, approved by {escape(approvers)})"
+    )
+
+
+@promotions_cli.command("pending")
+def promotions_pending(ctx: typer.Context, tenant: TenantOption, api_key: KeyOption = None) -> None:
+    """Promotions waiting for approvals that the caller's key may give now."""
+    _use_key(ctx, api_key)
+    path = f"/tenants/{tenant}/pending-approvals"
+    items = run_api(ctx, lambda api: api.get(path)["items"], tenant)
+    if not items:
+        console.print("nothing is waiting for your approval")
+        return
+    table = Table(
+        "id", "app", "version", "env", "requested by", "needs", "note", "expires", box=None
+    )
+    for item in items:
+        table.add_row(
+            item["id"],
+            item["app_id"],
+            f"v{item['version']}",
+            item["environment"],
+            escape(item["requested_by"]),
+            str(item["required_approvals"]),
+            escape(item["note"]),
+            _local_time(item.get("expires_at"), seconds=False),
+        )
+    console.print(table)
+
+
+@app.command("rollback")
+def rollback(
+    ctx: typer.Context,
+    app_id: AppOption,
+    environment: Annotated[str, typer.Option(help="the environment to roll back")],
+    to_version: Annotated[
+        str | None,
+        typer.Option(
+            "--to-version",
+            help="the release to put back (default: the previous good one there)",
+            show_default=False,
+        ),
+    ] = None,
+    reason: Annotated[str, typer.Option(help="why; kept in the audit log")] = "",
+    watch: Annotated[bool, typer.Option("--watch", help="follow it until it ends")] = False,
+    api_key: KeyOption = None,
+) -> None:
+    """Put an earlier release back in an environment by digest, without a build; refused for
+    REJECTED releases and ones that never ran there."""
+    _use_key(ctx, api_key)
+    body: dict[str, Any] = {"reason": reason}
+    if to_version is not None:
+        body["to_version"] = _version(to_version)
+    path = f"/apps/{app_id}/environments/{environment}/rollback"
+    started = run_api(ctx, lambda api: api.post(path, body))
+    before = f"v{started['from_version']}" if started.get("from_version") else "nothing"
+    console.print(
+        f"Rolling back {environment} from {before} to v{started['to_version']} "
+        f"({started['to_image_ref']})"
+    )
+    console.print(f"  deployment {started['deployment_id']}")
+    console.print(f"  workflow   {started['workflow_id']}   {started['workflow_url']}")
+    if not watch:
+        console.print(
+            f"  follow it: shipyard deployments show {started['deployment_id']} --app {app_id}"
+        )
+        return
+    _watch_rollback(ctx, app_id, str(started["deployment_id"]), int(started["to_version"]))
+
+
+def _watch_rollback(ctx: typer.Context, app_id: str, deployment_id: str, version: int) -> None:
+    """Poll the rollback's deployment record, printing each status and stage it reaches."""
+    path = f"/apps/{app_id}/deployments/{deployment_id}"
+    shown: tuple[str, str] | None = None
+    try:
+        while True:
+            found = run_api(ctx, lambda api: api.get(path))
+            status, stage = found["status"], found["stage"]
+            if (status, stage) != shown:
+                console.print(f"  {_now()}  {_paint(status, 9)} {stage}")
+                shown = (status, stage)
+            if status in DEPLOYMENT_FINISHED:
+                break
+            time.sleep(POLL_SECONDS)
+    except KeyboardInterrupt:
+        console.print("\nStopped watching; the rollback goes on.")
+        raise typer.Exit(INTERRUPTED) from None
+    if status == "succeeded":
+        console.print(
+            f"Rollback [green]succeeded[/green]: {found['environment']} runs v{version} again"
+        )
+        return
+    reason = found.get("failure_reason") or status
+    err.print(f"[red]Rollback {status}[/red]: {escape(reason)}")
+    raise typer.Exit(1)
 
 
 def main() -> None:

@@ -66,6 +66,7 @@ def deploy_input(
         trigger=trigger,
         force_rebuild=force_rebuild,
         replicas=environment.replicas,
+        variables=environment.variables,
         kube_task_queue=settings.kube_task_queue,
         timeouts=step_timeouts(settings),
     )

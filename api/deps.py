@@ -1,7 +1,9 @@
-"""Dependencies every router shares: settings, a database session, the caller, Temporal."""
+"""Dependencies every router shares: settings, a database session, the caller, Temporal, and
+read-only access to the cluster."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -10,10 +12,15 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from activities.github import GitHubClient
+from activities.kube import KubeClient, KubeError
 from api.auth import Principal, authenticate
+from api.errors import ApiError
 from api.pagination import PageParams
 from core.settings import Settings
 from core.temporal import TemporalGateway
+
+# Seconds a live read of the cluster may take before the user is told it is unavailable.
+KUBE_READ_TIMEOUT = 5.0
 
 
 def get_settings(request: Request) -> Settings:
@@ -64,3 +71,50 @@ def get_page(
 
 
 PageDep = Annotated[PageParams, Depends(get_page)]
+
+
+class ClusterAccess:
+    """The API's read-only KubeClient, made on first use so the API starts without a cluster.
+
+    Live reads a user waits for (diagnosis, pod logs) use it with a short timeout; every change
+    to the cluster stays with the workflows."""
+
+    def __init__(self, settings: Settings, request_timeout: float = KUBE_READ_TIMEOUT) -> None:
+        self._settings = settings
+        self._timeout = request_timeout
+        self._client: KubeClient | None = None
+        self._lock = threading.Lock()
+
+    def client(self) -> KubeClient:
+        with self._lock:
+            if self._client is None:
+                try:
+                    self._client = KubeClient.from_config(
+                        self._settings.kubeconfig,
+                        self._settings.kube_context,
+                        request_timeout=self._timeout,
+                    )
+                except KubeError as exc:
+                    # Not kept: a fixed kubeconfig is picked up by the next request.
+                    raise cluster_unavailable(exc) from None
+            return self._client
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+
+def cluster_unavailable(exc: KubeError) -> ApiError:
+    return ApiError(
+        503, "CLUSTER_UNAVAILABLE", f"the Kubernetes cluster cannot be read: {exc.message}"
+    )
+
+
+def get_kube(request: Request) -> KubeClient:
+    access: ClusterAccess = request.app.state.kube
+    return access.client()
+
+
+KubeDep = Annotated[KubeClient, Depends(get_kube)]

@@ -42,6 +42,7 @@ class ApiError(Exception):
         *,
         errors: list[dict[str, str]] | None = None,
         headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -49,6 +50,8 @@ class ApiError(Exception):
         self.detail = detail
         self.errors = errors
         self.headers = headers
+        # Fields a client acts on beyond the detail text (e.g. the allowed actions).
+        self.extra = extra
 
 
 def not_found(what: str) -> ApiError:
@@ -95,7 +98,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         return problem(
-            request, exc.status, exc.code, exc.detail, errors=exc.errors, headers=exc.headers
+            request,
+            exc.status,
+            exc.code,
+            exc.detail,
+            errors=exc.errors,
+            headers=exc.headers,
+            extra=exc.extra,
         )
 
     @app.exception_handler(StarletteHTTPException)

@@ -204,8 +204,115 @@ class Environment(SQLModel, table=True):
     namespace: str = Field(max_length=63)
     replicas: int = Field(default=1)
     current_release_id: uuid.UUID | None = Field(default=None)
+    # Approval policy: N distinct approvers holding `approver_scope`; approvals expire.
+    required_approvals: int = Field(default=0)
+    approver_scope: str = Field(default="approve", max_length=40)
+    requester_may_approve: bool = Field(default=False)
+    approval_expiry_hours: int = Field(default=72)
+    # How long a promoted rollout must stay healthy before it counts as verified.
+    soak_seconds: int = Field(default=60)
+    variables: dict[str, str] = Field(default_factory=dict, sa_type=sa.JSON)
     created_at: datetime = _created()
     updated_at: datetime = _created()
+
+
+class EnvironmentSecret(SQLModel, table=True):
+    """A secret variable: kept encrypted here, written to a Kubernetes Secret by an activity,
+    never returned by the API and never part of a workflow's history."""
+
+    __tablename__ = "environment_secrets"
+    __table_args__ = (sa.UniqueConstraint("environment_id", "name", name="uq_env_secret_name"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    environment_id: uuid.UUID = Field(foreign_key="environments.id", index=True)
+    name: str = Field(max_length=120)
+    ciphertext: str = Field(max_length=20000)
+    updated_at: datetime = _created()
+
+
+class FreezeWindow(SQLModel, table=True):
+    """A time the environment takes no promotion: one-off (start, end) or recurring (cron)."""
+
+    __tablename__ = "freeze_windows"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    environment_id: uuid.UUID = Field(foreign_key="environments.id", index=True)
+    kind: str = Field(max_length=20)  # one_off | recurring
+    starts_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    ends_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    cron: str | None = Field(default=None, max_length=120)
+    duration_minutes: int | None = Field(default=None)
+    timezone: str = Field(default="UTC", max_length=60)
+    reason: str = Field(max_length=500)
+    created_by: str = Field(max_length=120)
+    created_at: datetime = _created()
+
+
+class EnvironmentLock(SQLModel, table=True):
+    """Who changes an environment's cluster state right now (deploy, promotion, rollback)."""
+
+    __tablename__ = "environment_locks"
+
+    environment_id: uuid.UUID = Field(foreign_key="environments.id", primary_key=True)
+    holder_workflow_id: str = Field(max_length=200)
+    holder_kind: str = Field(max_length=20)
+    acquired_at: datetime = _created()
+
+
+class ReleaseActivation(SQLModel, table=True):
+    """A release became what runs in an environment: the ledger of rollback targets."""
+
+    __tablename__ = "release_activations"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    app_id: uuid.UUID = Field(foreign_key="apps.id", index=True)
+    environment: str = Field(max_length=30)
+    release_id: uuid.UUID = Field(foreign_key="releases.id", index=True)
+    via: str = Field(max_length=20)  # deploy | promotion | rollback
+    created_at: datetime = _created()
+
+
+class Promotion(SQLModel, table=True):
+    __tablename__ = "promotions"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    tenant_id: uuid.UUID = Field(foreign_key="tenants.id", index=True)
+    app_id: uuid.UUID = Field(foreign_key="apps.id", index=True)
+    release_id: uuid.UUID = Field(foreign_key="releases.id")
+    version: int
+    environment: str = Field(max_length=30)
+    # pending_approval | waiting_window | deploying | verifying | succeeded | failed |
+    # rejected | cancelled | expired
+    status: str = Field(max_length=30)
+    lifecycle_action: str | None = Field(default=None, max_length=30)
+    requested_by: str = Field(max_length=120)
+    note: str = Field(default="", max_length=2000)
+    workflow_id: str = Field(max_length=200)
+    release_digest: str = Field(max_length=80)
+    previous_image: str | None = Field(default=None, max_length=400)
+    required_approvals: int = Field(default=0)
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    gates: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON)
+    verification: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    failure_reason: str | None = Field(default=None, max_length=2000)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    updated_at: datetime = _created()
+    completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Approval(SQLModel, table=True):
+    """One approver's decision on a promotion, bound to the digest they saw."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (sa.UniqueConstraint("promotion_id", "subject", name="uq_approval_subject"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    promotion_id: uuid.UUID = Field(foreign_key="promotions.id", index=True)
+    subject: str = Field(max_length=120)
+    decision: str = Field(max_length=10)  # approve | reject
+    comment: str = Field(default="", max_length=2000)
+    release_digest: str = Field(max_length=80)
+    created_at: datetime = _created()
 
 
 class Release(SQLModel, table=True):
@@ -225,6 +332,8 @@ class Release(SQLModel, table=True):
     image_ref: str = Field(max_length=400)
     lifecycle: str = Field(default="DEV", max_length=20)
     created_at: datetime = _created()
+    # Set by retention before the manifest is deleted; the row and its history stay.
+    deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Deployment(SQLModel, table=True):
@@ -277,3 +386,42 @@ class AppEvent(SQLModel, table=True):
     kind: str = Field(max_length=40)
     data: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
     created_at: datetime = _created()
+
+
+class RetentionPolicy(SQLModel, table=True):
+    """How many releases of one lifecycle state an app keeps, and for how long; a state
+    without a row follows core.retention.DEFAULT_POLICIES."""
+
+    __tablename__ = "retention_policies"
+    __table_args__ = (sa.UniqueConstraint("app_id", "state", name="uq_retention_policy_state"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    app_id: uuid.UUID = Field(foreign_key="apps.id", index=True)
+    state: str = Field(max_length=20)
+    keep_last: int | None = Field(default=None)
+    max_age_days: int | None = Field(default=None)
+    updated_by: str = Field(max_length=120)
+    updated_at: datetime = _created()
+
+
+class RetentionRun(SQLModel, table=True):
+    """One retention run (on demand or scheduled) and its report: per image, kept or deleted
+    and why."""
+
+    __tablename__ = "retention_runs"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    tenant_id: uuid.UUID = Field(foreign_key="tenants.id", index=True)
+    app_id: uuid.UUID | None = Field(default=None, foreign_key="apps.id")
+    dry_run: bool = Field(default=True)
+    trigger: str = Field(max_length=20)  # api | schedule
+    # running | succeeded | failed
+    status: str = Field(max_length=20)
+    workflow_id: str = Field(max_length=200)
+    requested_by: str = Field(max_length=120)
+    planned: bool = Field(default=False)
+    items: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON)
+    summary: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    error: str | None = Field(default=None, max_length=2000)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -30,3 +30,29 @@ def namespace_for(tenant: str, app: str, env: str) -> str:
         return name
     digest = hashlib.sha256(name.encode()).hexdigest()[:8]
     return f"{name[: NAMESPACE_MAX - 9].rstrip('-')}-{digest}"
+
+
+_BRANCH_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+
+
+def branch_problem(name: str) -> str | None:
+    """Why `name` is not a branch name git accepts (`git check-ref-format --branch`), or None."""
+    if not name or len(name) > 250:
+        return "must be 1 to 250 characters"
+    if _BRANCH_FORBIDDEN.search(name):
+        return "must not contain spaces, control characters or any of ~ ^ : ? * [ \\"
+    if name.startswith(("/", "-")) or name.endswith(("/", ".")):
+        return "must not start with '/' or '-', nor end with '/' or '.'"
+    if ".." in name or "//" in name or "@{" in name or name == "@":
+        return "must not contain '..', '//' or '@{', nor be '@'"
+    if any(part.startswith(".") or part.endswith(".lock") for part in name.split("/")):
+        return "no part may start with '.' or end with '.lock'"
+    return None
+
+
+def host_for(subdomain: str, environment: str, pipeline: list[str], base_domain: str) -> str:
+    """`<subdomain>.<base>` for the first environment, `<subdomain>-<env>.<base>` for later
+    ones, so no two environments of an app claim the same host."""
+    if environment == pipeline[0]:
+        return f"{subdomain}.{base_domain}"
+    return f"{subdomain}-{environment}.{base_domain}"

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     temporal_ui_url: str = "http://127.0.0.1:8233"
 
     admin_token: SecretStr = SecretStr("")
+    # Encrypts environment secrets at rest (core.secrets); changing it makes them unreadable.
+    secret_key: SecretStr = SecretStr("")
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
@@ -58,6 +60,8 @@ class Settings(BaseSettings):
     heartbeat_timeout_seconds: float = Field(default=20, gt=0)
     build_timeout_seconds: float = Field(default=600, gt=0)
     rollout_timeout_seconds: float = Field(default=300, gt=0)
+    # Retention never deletes the last this-many rollback targets of any environment.
+    retention_rollback_targets: int = Field(default=3, ge=0, le=100)
 
     base_domain: str = "apps.localhost"
     base_image_registry: str = ""
@@ -79,7 +83,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_production(self) -> Settings:
         if self.environment == "production":
-            for name in ("admin_token", "github_webhook_secret"):
+            for name in ("admin_token", "github_webhook_secret", "secret_key"):
                 if getattr(self, name).get_secret_value() in PLACEHOLDER_SECRETS:
                     raise ValueError(f"SHIPYARD_{name.upper()} must be set to a real secret")
         return self

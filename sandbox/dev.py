@@ -147,6 +147,19 @@ def admin_token(state: Path, settings: Settings) -> str:
     return path.read_text().strip()
 
 
+def secret_key(state: Path, settings: Settings) -> str:
+    """The key that encrypts environment secrets: from settings, else generated once and kept
+    in the state dir, so secrets written in one run can be read in the next."""
+    configured = settings.secret_key.get_secret_value()
+    if configured:
+        return configured
+    path = state / "secret-key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def ensure_demo_tenant(api_url: str, token: str, state: Path) -> str:
     """The demo tenant's admin key: made on the first run, read back on later ones."""
     key_path = state / "demo-key"
@@ -235,6 +248,7 @@ def run(settings: Settings) -> None:
     env = {
         **os.environ,
         "SHIPYARD_ADMIN_TOKEN": token,
+        "SHIPYARD_SECRET_KEY": secret_key(state, settings),
         # Absolute, so every child finds the same state whatever its working directory.
         "SHIPYARD_STATE_DIR": str(state),
         "PYTHONUNBUFFERED": "1",

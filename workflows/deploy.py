@@ -5,6 +5,7 @@ coalesced: when a deployment ends, the newest commit that arrived is deployed ne
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,8 +16,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import policies, records, search, steps
+    from workflows import config_steps, policies, records, search, steps
     from workflows.errors import code_and_message, is_cancellation, stop_if_cancelled
+    from workflows.locks import environment_lock
     from workflows.policies import StepTimeouts
 
 PUSH_SIGNAL = "push"
@@ -49,6 +51,7 @@ class DeployInput(BaseModel):
     trigger: str = "manual"
     force_rebuild: bool = False
     replicas: int = 1
+    variables: dict[str, str] = Field(default_factory=dict)
     kube_task_queue: str
     timeouts: StepTimeouts = Field(default_factory=StepTimeouts)
 
@@ -227,15 +230,32 @@ class DeployRelease:
         )
         previous_image: str | None = None
         rollout_began = False
+        lock = contextlib.AsyncExitStack()
         try:
             commit = await self._resolve_commit(round_)
             image = await self._image_for(round_, commit)
             stop_if_cancelled()
+            # Only the cluster phase holds the environment, so a build never blocks a rollback.
+            await lock.enter_async_context(
+                environment_lock(request.app_id, request.environment, "deploy", request.timeouts)
+            )
             await self._move(round_, "deploying", "deploy", f"Rolling out {image.image_ref}")
             current = await self._kube(
                 steps.CURRENT_IMAGE, target, steps.CurrentImageResult, "read the running image"
             )
             previous_image = current.image_ref
+            secret_name = steps.config_secret_name(request.app_slug)
+            await self._kube(
+                config_steps.APPLY_SECRETS,
+                config_steps.EnvironmentRef(
+                    app_id=request.app_id,
+                    environment=request.environment,
+                    namespace=request.namespace,
+                    secret_name=secret_name,
+                ),
+                list,
+                "write the environment's secrets",
+            )
             rollout_began = True
             await self._kube(
                 steps.APPLY_ENVIRONMENT,
@@ -246,6 +266,8 @@ class DeployRelease:
                     health_path=image.health_path,
                     host=request.host,
                     replicas=request.replicas,
+                    env=request.variables,
+                    secret_name=secret_name,
                     progress_deadline_seconds=int(request.timeouts.rollout_seconds),
                 ),
                 None,
@@ -265,6 +287,8 @@ class DeployRelease:
                 ),
                 result_type=records.ReleaseResult,
             )
+            # Free the environment before saying so: whoever reads "succeeded" may act on it.
+            await lock.aclose()
             await self._move(
                 round_,
                 "succeeded",
@@ -281,17 +305,18 @@ class DeployRelease:
                 release_version=release.version,
             )
         except BaseException as error:
-            cancelled = is_cancellation(error)
+            cancelled = is_cancellation(error) or self._cancel_requested == round_.deployment_id
             code, message = code_and_message(error, "DEPLOY_FAILED")
             if rollout_began:
                 await self._restore(target, previous_image)
+            await lock.aclose()
             status = "cancelled" if cancelled else "failed"
             reason = "cancelled by request" if cancelled else f"{code}: {message}"
             await self._move(
                 round_, status, self._stage, reason, failure_reason=reason, finished=True
             )
             if cancelled:
-                raise
+                raise asyncio.CancelledError("the deployment was cancelled") from error
             raise DeploymentFailed(
                 DeployResult(
                     deployment_id=round_.deployment_id,
@@ -301,6 +326,8 @@ class DeployRelease:
                     error_message=message,
                 )
             ) from error
+        finally:
+            await lock.aclose()
 
     async def _resolve_commit(self, round_: Round) -> str:
         request = self._request

@@ -22,7 +22,11 @@ def stop_if_cancelled() -> None:
 
 
 def is_cancellation(error: BaseException) -> bool:
+    """Whether a step ended because of a cancel: directly, or with the failure of a retry the
+    cancel cut short, once the workflow itself has been asked to cancel."""
     if isinstance(error, asyncio.CancelledError | CancelledError):
+        return True
+    if workflow.cancellation_reason() is not None:
         return True
     cause = getattr(error, "cause", None)
     return isinstance(error, ActivityError | ChildWorkflowError) and isinstance(

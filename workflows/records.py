@@ -92,6 +92,9 @@ class ReleaseInput(BaseModel):
     commit_sha: str
     image_digest: str
     image_ref: str
+    # How the release came to run there, for the ledger of rollback targets:
+    # deploy | promotion | rollback.
+    via: str = "deploy"
 
 
 class ReleaseResult(BaseModel):

@@ -139,6 +139,8 @@ class ApplyEnvironmentInput(BaseModel):
     replicas: int = 1
     progress_deadline_seconds: int = 120
     env: dict[str, str] = Field(default_factory=dict)
+    # A Secret in the namespace whose keys become variables (written by config.apply_secrets).
+    secret_name: str | None = None
 
 
 class WaitForRolloutInput(BaseModel):
@@ -153,3 +155,7 @@ class CurrentImageResult(BaseModel):
 class SetImageInput(BaseModel):
     target: EnvironmentTarget
     image_ref: str
+
+
+def config_secret_name(app_slug: str) -> str:
+    return f"{app_slug}-config"

@@ -7,8 +7,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from api.auth import require_platform_admin, visible_tenant
-from api.deps import PrincipalDep, SessionDep
+from api.deps import PrincipalDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import ApiError
+from api.retention import create_with_tenant
 from api.routers import API_PREFIX
 from api.routers.keys import issue_key
 from api.schemas import TenantCreate, TenantCreated, TenantPublic
@@ -19,10 +20,16 @@ router = APIRouter(prefix=f"{API_PREFIX}/tenants", tags=["tenants"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=TenantCreated)
-def create_tenant(
-    body: TenantCreate, request: Request, principal: PrincipalDep, session: SessionDep
+async def create_tenant(
+    body: TenantCreate,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    temporal: TemporalDep,
 ) -> TenantCreated:
-    """Create a tenant and its first admin key (platform admin token only)."""
+    """Create a tenant, its first admin key (platform admin token only) and its retention
+    schedule."""
     require_platform_admin(principal)
     exists = ApiError(409, "TENANT_EXISTS", f"a tenant with slug {body.slug!r} already exists")
     if session.exec(select(Tenant).where(Tenant.slug == body.slug)).first() is not None:
@@ -52,6 +59,7 @@ def create_tenant(
         request_id=request.state.request_id,
     )
     session.commit()
+    await create_with_tenant(temporal, tenant, settings)
     return TenantCreated(
         tenant=TenantPublic.model_validate(tenant, from_attributes=True), admin_key=created
     )

@@ -11,11 +11,14 @@ from temporalio.worker import Replayer
 
 from workflows.bootstrap import BootstrapApp
 from workflows.deploy import DeployRelease
+from workflows.promote import Promote
+from workflows.retention import Retention
+from workflows.rollback import Rollback
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 # `SHIPYARD_RECORD_HISTORIES=1 make test` refreshes the recorded files from this run.
 RECORDING = os.environ.get("SHIPYARD_RECORD_HISTORIES") == "1"
-WORKFLOWS = [BootstrapApp, DeployRelease]
+WORKFLOWS = [BootstrapApp, DeployRelease, Promote, Retention, Rollback]
 
 
 def replayer() -> Replayer:

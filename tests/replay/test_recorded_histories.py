@@ -18,6 +18,8 @@ RECORDED = sorted(HISTORIES.glob("*.json"))
 REQUIRED = {
     "bootstrap-done", "bootstrap-failed", "bootstrap-cancelled",
     "deploy-succeeded", "deploy-failed", "deploy-cancelled",
+    "rollback-succeeded", "rollback-failed", "rollback-cancelled",
+    "retention-succeeded", "retention-dry-run", "retention-scheduled",
 }  # fmt: skip
 
 

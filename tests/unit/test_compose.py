@@ -49,7 +49,12 @@ def test_dependencies_wait_for_health():
 
 def test_required_secrets_must_be_given():
     text = (ROOT / "docker-compose.yml").read_text()
-    for variable in ("SHIPYARD_ADMIN_TOKEN", "POSTGRES_PASSWORD", "SHIPYARD_GITHUB_WEBHOOK_SECRET"):
+    for variable in (
+        "SHIPYARD_ADMIN_TOKEN",
+        "SHIPYARD_SECRET_KEY",
+        "POSTGRES_PASSWORD",
+        "SHIPYARD_GITHUB_WEBHOOK_SECRET",
+    ):
         assert re.search(r"\$\{" + variable + r":\?", text), variable
 
 

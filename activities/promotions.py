@@ -1,0 +1,146 @@
+"""Activities that read a promotion's gates from the records and write its progress."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+from temporalio import activity
+
+from core import freeze
+from core.clock import utcnow
+from core.db import session_scope
+from core.models import (
+    Approval,
+    Environment,
+    FreezeWindow,
+    Promotion,
+    Release,
+    ReleaseActivation,
+)
+from workflows import promotion_steps as names
+from workflows.promotion_steps import (
+    ActivateRelease,
+    DecisionRecord,
+    GateReport,
+    PromotionUpdate,
+)
+
+
+class PromotionActivities:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @activity.defn(name=names.CHECK_GATES)
+    def check_gates(self, promotion_id: str) -> GateReport:
+        """Read fresh each time: a release can be rejected and windows added while it waits."""
+        with session_scope(self._engine) as session:
+            promotion = session.get(Promotion, uuid.UUID(promotion_id))
+            if promotion is None:
+                raise RuntimeError(f"promotion {promotion_id} has no record")
+            release = session.get(Release, promotion.release_id)
+            environment = session.exec(
+                select(Environment).where(
+                    Environment.app_id == promotion.app_id,
+                    Environment.name == promotion.environment,
+                )
+            ).one()
+            windows = list(
+                session.exec(
+                    select(FreezeWindow).where(FreezeWindow.environment_id == environment.id)
+                ).all()
+            )
+        now = utcnow()
+        results = []
+        if release is None or release.lifecycle == "REJECTED":
+            reason = f"release v{promotion.version} is REJECTED and can never be promoted"
+            results.append({"gate": "lifecycle", "passed": False, "detail": reason})
+            return GateReport(blocked=reason, results=results)
+        results.append({"gate": "lifecycle", "passed": True, "detail": release.lifecycle})
+        until = freeze.frozen_until(windows, now)
+        if until is None:
+            results.append({"gate": "freeze_window", "passed": True, "detail": "not frozen"})
+            return GateReport(results=results)
+        reasons = "; ".join(window.reason for window in freeze.active_windows(windows, now))
+        results.append(
+            {
+                "gate": "freeze_window",
+                "passed": False,
+                "detail": f"frozen until {until.isoformat()}",
+            }
+        )
+        return GateReport(frozen_until=until, freeze_reason=reasons, results=results)
+
+    @activity.defn(name=names.UPDATE_PROMOTION)
+    def update_promotion(self, update: PromotionUpdate) -> None:
+        with session_scope(self._engine) as session:
+            promotion = session.get(Promotion, uuid.UUID(update.promotion_id))
+            if promotion is None:
+                raise RuntimeError(f"promotion {update.promotion_id} has no record")
+            promotion.status = update.status
+            if update.gates is not None:
+                promotion.gates = update.gates
+            if update.verification is not None:
+                promotion.verification = update.verification
+            if update.previous_image is not None:
+                promotion.previous_image = update.previous_image
+            if update.failure_reason is not None:
+                promotion.failure_reason = update.failure_reason
+            if update.finished and promotion.completed_at is None:
+                promotion.completed_at = utcnow()
+            promotion.updated_at = utcnow()
+            session.add(promotion)
+
+    @activity.defn(name=names.RECORD_DECISION)
+    def record_decision(self, decision: DecisionRecord) -> None:
+        promotion_id = uuid.UUID(decision.promotion_id)
+        try:
+            with session_scope(self._engine) as session:
+                exists = session.exec(
+                    select(Approval).where(
+                        Approval.promotion_id == promotion_id, Approval.subject == decision.subject
+                    )
+                ).first()
+                if exists is None:
+                    session.add(
+                        Approval(
+                            promotion_id=promotion_id,
+                            subject=decision.subject,
+                            decision=decision.decision,
+                            comment=decision.comment,
+                            release_digest=decision.release_digest,
+                        )
+                    )
+        except IntegrityError:
+            return  # a retried activity: the decision is already recorded
+
+    @activity.defn(name=names.ACTIVATE_RELEASE)
+    def activate_release(self, request: ActivateRelease) -> None:
+        """The release now runs in the environment: current release, ledger, lifecycle."""
+        app_id = uuid.UUID(request.app_id)
+        release_id = uuid.UUID(request.release_id)
+        with session_scope(self._engine) as session:
+            environment = session.exec(
+                select(Environment).where(
+                    Environment.app_id == app_id, Environment.name == request.environment
+                )
+            ).one()
+            if environment.current_release_id == release_id:
+                return
+            environment.current_release_id = release_id
+            environment.updated_at = utcnow()
+            session.add(environment)
+            session.add(
+                ReleaseActivation(
+                    app_id=app_id,
+                    environment=request.environment,
+                    release_id=release_id,
+                    via="promotion",
+                )
+            )
+            release = session.get(Release, release_id)
+            if release is not None and request.lifecycle_state:
+                release.lifecycle = request.lifecycle_state
+                session.add(release)

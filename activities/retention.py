@@ -1,0 +1,208 @@
+"""Activities of a retention run: its record and plan (database), claims (database) and the
+manifest deletes (registry), each with one external effect and safe to repeat."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from temporalio import activity
+
+from activities.failures import as_activity_failures
+from activities.registry import ManifestNotFound, RegistryClient
+from core import retention
+from core.clock import utcnow
+from core.db import session_scope
+from core.models import RetentionRun, Tenant
+from workflows import retention_steps as names
+from workflows.retention_steps import (
+    BatchOutcome,
+    BatchRef,
+    ClaimedBatch,
+    DeletedImage,
+    DeletedImages,
+    DeleteManifests,
+    Image,
+    PlanSummary,
+    RunEnd,
+    RunStart,
+)
+
+# Outcomes of a report line, besides the plan's action.
+KEPT = "kept"
+WOULD_DELETE = "would_delete"
+PLANNED = "planned"
+DELETED = "deleted"
+SPARED = "spared"
+
+
+class RetentionActivities:
+    """Given the database, the registry, and how many rollback targets each environment keeps."""
+
+    def __init__(self, engine: Engine, registry: RegistryClient, rollback_targets: int) -> None:
+        self._engine = engine
+        self._registry = registry
+        self._rollback_targets = rollback_targets
+
+    @activity.defn(name=names.START_RUN)
+    def start_run(self, start: RunStart) -> None:
+        """Record the run, unless the API (or an earlier attempt) already did."""
+        try:
+            with session_scope(self._engine) as session:
+                if session.get(RetentionRun, uuid.UUID(start.run_id)) is not None:
+                    return
+                session.add(
+                    RetentionRun(
+                        id=uuid.UUID(start.run_id),
+                        tenant_id=uuid.UUID(start.tenant_id),
+                        app_id=uuid.UUID(start.app_id) if start.app_id else None,
+                        dry_run=start.dry_run,
+                        trigger=start.trigger,
+                        status="running",
+                        workflow_id=start.workflow_id,
+                        requested_by=start.requested_by,
+                    )
+                )
+        except IntegrityError:
+            return  # recorded by a concurrent attempt
+
+    @activity.defn(name=names.PLAN)
+    def plan(self, run_id: str) -> PlanSummary:
+        """Decide once and keep the decision as the report: a retried plan returns the stored
+        one, so the deletes that follow are exactly the plan a reader (or a dry run) saw."""
+        with session_scope(self._engine) as session:
+            run = _run(session, run_id)
+            if not run.planned:
+                tenant = session.get(Tenant, run.tenant_id)
+                if tenant is None:
+                    raise RuntimeError(f"retention run {run_id} names no tenant")
+                ledger = retention.load_ledger(session, tenant.id, tenant.slug, run.app_id)
+                decisions = retention.plan(ledger, utcnow(), self._rollback_targets)
+                items = []
+                for decision in decisions:
+                    item = decision.as_item()
+                    if decision.action == retention.KEEP:
+                        item["outcome"] = KEPT
+                    else:
+                        item["outcome"] = WOULD_DELETE if run.dry_run else PLANNED
+                    items.append(item)
+                run.items = items
+                run.planned = True
+                run.summary = summarize(items)
+                session.add(run)
+            to_delete = sum(1 for item in run.items if item["action"] == retention.DELETE)
+            return PlanSummary(kept=len(run.items) - to_delete, to_delete=to_delete)
+
+    @activity.defn(name=names.CLAIM_BATCH)
+    def claim_batch(self, batch: BatchRef) -> ClaimedBatch:
+        """Re-check and mark each planned delete, one transaction per release (see
+        core.retention): what something needs now is spared, the rest is marked deleted."""
+        with session_scope(self._engine) as session:
+            run = _run(session, batch.run_id)
+            deletes = [item for item in run.items if item["action"] == retention.DELETE]
+            tenant_id = run.tenant_id
+        result = ClaimedBatch()
+        for item in deletes[batch.offset : batch.offset + batch.limit]:
+            activity.heartbeat(item["release_id"])
+            with session_scope(self._engine) as session:
+                spared = retention.claim_for_deletion(
+                    session, uuid.UUID(item["release_id"]), tenant_id, self._rollback_targets
+                )
+            if spared is None:
+                result.claimed.append(
+                    Image(
+                        release_id=item["release_id"],
+                        repository=item["repository"],
+                        digest=item["digest"],
+                    )
+                )
+            else:
+                result.spared[item["release_id"]] = spared
+        return result
+
+    @activity.defn(name=names.DELETE_MANIFESTS)
+    async def delete_manifests(self, request: DeleteManifests) -> DeletedImages:
+        """Delete each manifest by digest; one already gone counts as deleted. Progress is in
+        the heartbeat, so a retry after a crash goes on where the last attempt was."""
+        details = activity.info().heartbeat_details
+        done = DeletedImages.model_validate(details[0]) if details else DeletedImages()
+        finished = {image.release_id for image in done.deleted}
+        with as_activity_failures():
+            for image in request.images:
+                if image.release_id in finished:
+                    continue
+                size = await self._size(image)
+                existed = await self._registry.delete_manifest(image.repository, image.digest)
+                done.deleted.append(
+                    DeletedImage(release_id=image.release_id, already_gone=not existed, bytes=size)
+                )
+                activity.heartbeat(done.model_dump(mode="json"))
+        return done
+
+    async def _size(self, image: Image) -> int | None:
+        """What the registry says the image weighs: manifest, config and layers."""
+        try:
+            manifest = await self._registry.get_manifest(image.repository, image.digest)
+        except ManifestNotFound:
+            return None
+        body = manifest.parsed()
+        parts = [body.get("config") or {}, *(body.get("layers") or [])]
+        sizes = [part.get("size") for part in parts if isinstance(part, dict)]
+        return len(manifest.body) + sum(size for size in sizes if isinstance(size, int))
+
+    @activity.defn(name=names.RECORD_BATCH)
+    def record_batch(self, outcome: BatchOutcome) -> None:
+        with session_scope(self._engine) as session:
+            run = _run(session, outcome.run_id)
+            deleted = {image.release_id: image for image in outcome.deleted}
+            items = []
+            for item in run.items:
+                release_id = item["release_id"]
+                if release_id in deleted and item["outcome"] != DELETED:
+                    image = deleted[release_id]
+                    item = {
+                        **item,
+                        "outcome": DELETED,
+                        "already_gone": image.already_gone,
+                        "bytes_freed": image.bytes,
+                    }
+                elif release_id in outcome.spared:
+                    item = {**item, "outcome": SPARED, "spared_because": outcome.spared[release_id]}
+                items.append(item)
+            run.items = items
+            run.summary = summarize(items)
+            session.add(run)
+
+    @activity.defn(name=names.FINISH_RUN)
+    def finish_run(self, end: RunEnd) -> None:
+        with session_scope(self._engine) as session:
+            run = _run(session, end.run_id)
+            if run.completed_at is not None:
+                return
+            run.status = end.status
+            run.error = end.error
+            run.completed_at = utcnow()
+            run.summary = summarize(run.items)
+            session.add(run)
+
+
+def summarize(items: list[dict[str, Any]]) -> dict[str, Any]:
+    counts = {KEPT: 0, WOULD_DELETE: 0, PLANNED: 0, DELETED: 0, SPARED: 0}
+    for item in items:
+        counts[item["outcome"]] = counts.get(item["outcome"], 0) + 1
+    return {
+        "kept": counts[KEPT],
+        "to_delete": sum(1 for item in items if item["action"] == retention.DELETE),
+        "deleted": counts[DELETED],
+        "spared": counts[SPARED],
+        "bytes_freed": sum(item.get("bytes_freed") or 0 for item in items),
+    }
+
+
+def _run(session: Any, run_id: str) -> RetentionRun:
+    run = session.get(RetentionRun, uuid.UUID(run_id))
+    if run is None:
+        raise RuntimeError(f"retention run {run_id} has no record")
+    return run

@@ -1,0 +1,184 @@
+"""Starting promotions and reading their gates: shared by the promotions and releases routes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlmodel import Session, select
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from api.auth import Principal
+from api.deploys import step_timeouts
+from api.errors import ApiError
+from api.retention import refuse_deleted
+from api.routers import API_PREFIX
+from core import lifecycle
+from core.audit import record_audit
+from core.clock import utcnow
+from core.models import App, Environment, Promotion, Release, Tenant
+from core.naming import host_for
+from core.settings import Settings
+from core.temporal import TemporalGateway
+from workflows import search
+from workflows.promote import Promote, PromoteInput, promote_workflow_id
+
+
+def target_environment(session: Session, app: App, name: str) -> Environment:
+    environment = session.exec(
+        select(Environment).where(Environment.app_id == app.id, Environment.name == name)
+    ).first()
+    if environment is None:
+        raise ApiError(
+            422,
+            "ENVIRONMENT_UNKNOWN",
+            f"app {app.slug} has no environment {name!r}; its pipeline is {app.pipeline}",
+            errors=[{"field": "body.environment", "message": "not in the pipeline"}],
+        )
+    if name == app.pipeline[0]:
+        raise ApiError(
+            422,
+            "ENVIRONMENT_NOT_PROMOTABLE",
+            f"{name} is deployed by pushes and manual deploys, not by promotion",
+            errors=[{"field": "body.environment", "message": "the first environment"}],
+        )
+    return environment
+
+
+def blocking_reason(release: Release, environment: str, pipeline: list[str]) -> str | None:
+    if release.lifecycle == "REJECTED":
+        return f"release v{release.version} is REJECTED and can never be promoted"
+    allowed, reason = lifecycle.may_promote(release.lifecycle, environment, pipeline)
+    return None if allowed else reason
+
+
+def promotion_public(promotion: Promotion) -> dict[str, Any]:
+    return {
+        "id": str(promotion.id),
+        "app_id": str(promotion.app_id),
+        "version": promotion.version,
+        "environment": promotion.environment,
+        "status": promotion.status,
+        "requested_by": promotion.requested_by,
+        "note": promotion.note,
+        "lifecycle_action": promotion.lifecycle_action,
+        "required_approvals": promotion.required_approvals,
+        "release_digest": promotion.release_digest,
+        "expires_at": promotion.expires_at.isoformat() if promotion.expires_at else None,
+        "failure_reason": promotion.failure_reason,
+        "workflow_id": promotion.workflow_id,
+        "status_url": f"{API_PREFIX}/apps/{promotion.app_id}/promotions/{promotion.id}",
+        "created_at": promotion.created_at.isoformat(),
+        "completed_at": promotion.completed_at.isoformat() if promotion.completed_at else None,
+    }
+
+
+async def start_promotion(
+    session: Session,
+    settings: Settings,
+    temporal: TemporalGateway,
+    principal: Principal,
+    app: App,
+    release: Release,
+    environment: str,
+    note: str,
+    lifecycle_action: str | None,
+    request_id: str,
+) -> dict[str, Any]:
+    """Record the promotion and start its workflow; the gates are the workflow's to enforce."""
+    target = target_environment(session, app, environment)
+    blocked = blocking_reason(release, environment, app.pipeline)
+    if blocked and lifecycle_action is None:
+        raise ApiError(409, "PROMOTION_BLOCKED", blocked)
+    tenant = session.get(Tenant, app.tenant_id)
+    if tenant is None:
+        raise ApiError(404, "NOT_FOUND", f"app {app.id} has no tenant")
+    workflow_id = promote_workflow_id(str(app.id), environment)
+    expiry = timedelta(hours=target.approval_expiry_hours)
+    promotion = Promotion(
+        tenant_id=app.tenant_id,
+        app_id=app.id,
+        release_id=release.id,
+        version=release.version,
+        environment=environment,
+        status="pending_approval",
+        lifecycle_action=lifecycle_action,
+        requested_by=principal.subject,
+        note=note,
+        workflow_id=workflow_id,
+        release_digest=release.image_digest,
+        required_approvals=target.required_approvals,
+        expires_at=utcnow() + expiry,
+    )
+    refuse_deleted(session, release)
+    session.add(promotion)
+    session.commit()
+    workflow_input = PromoteInput(
+        promotion_id=str(promotion.id),
+        tenant_id=str(tenant.id),
+        tenant_slug=tenant.slug,
+        app_id=str(app.id),
+        app_slug=app.slug,
+        environment=environment,
+        namespace=target.namespace,
+        host=host_for(app.subdomain, environment, app.pipeline, settings.base_domain),
+        release_id=str(release.id),
+        version=release.version,
+        commit_sha=release.commit_sha,
+        release_digest=release.image_digest,
+        image_ref=release.image_ref,
+        requested_by=principal.subject,
+        required_approvals=target.required_approvals,
+        approver_scope=target.approver_scope,
+        requester_may_approve=target.requester_may_approve,
+        approval_expiry_seconds=expiry.total_seconds(),
+        soak_seconds=target.soak_seconds,
+        lifecycle_state_after=lifecycle.state_after_deploy(environment),
+        replicas=target.replicas,
+        variables=target.variables,
+        kube_task_queue=settings.kube_task_queue,
+        timeouts=step_timeouts(settings),
+    )
+    client = await temporal.client()
+    try:
+        await client.start_workflow(
+            Promote.run,
+            workflow_input,
+            id=workflow_id,
+            task_queue=settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            static_summary=f"Promote {tenant.slug}/{app.slug} v{release.version} to {environment}",
+            search_attributes=search.for_app(
+                tenant.slug, app.slug, environment, "pending_approval"
+            ),
+        )
+    except WorkflowAlreadyStartedError:
+        session.delete(promotion)
+        session.commit()
+        raise ApiError(
+            409,
+            "PROMOTION_IN_PROGRESS",
+            f"a promotion to {environment} of {app.slug} is already open; finish or cancel it",
+        ) from None
+    record_audit(
+        session,
+        tenant_id=app.tenant_id,
+        actor=principal.subject,
+        action="promotion.create",
+        target=f"promotion:{promotion.id}",
+        result="accepted",
+        request_id=request_id,
+        detail={"version": release.version, "environment": environment, "note": note},
+    )
+    session.commit()
+    return promotion_public(promotion)
+
+
+def release_by_version(session: Session, app: App, version: int) -> Release:
+    release = session.exec(
+        select(Release).where(Release.app_id == app.id, Release.version == version)
+    ).first()
+    if release is None:
+        raise ApiError(404, "NOT_FOUND", f"app {app.slug} has no release v{version}")
+    return release

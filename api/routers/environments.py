@@ -1,0 +1,554 @@
+"""Environments of an app: approval policy, soak time and replicas; configuration (variables,
+and secrets whose values are write-only); freeze windows."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Request, Response, status
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, field_validator
+from sqlmodel import Session, col, select
+
+from api.auth import Principal, require_scope
+from api.deps import PageDep, PrincipalDep, SessionDep, SettingsDep
+from api.errors import ApiError, not_found
+from api.pagination import Page, newest_first
+from api.routers import API_PREFIX
+from api.routers.apps import app_for
+from api.schemas import Strict
+from core import freeze
+from core.audit import record_audit
+from core.clock import utcnow
+from core.keys import SCOPES
+from core.models import App, Environment, EnvironmentSecret, FreezeWindow, Release
+from core.secrets import encrypt
+
+router = APIRouter(prefix=API_PREFIX, tags=["environments"])
+
+ENV_VAR_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+VariableName = Annotated[str, StringConstraints(pattern=ENV_VAR_NAME, max_length=120)]
+MAX_ENTRIES = 200
+MAX_VARIABLE_LENGTH = 10_000
+# Bytes, not characters: the sealed value must fit its column (environment_secrets.ciphertext).
+MAX_SECRET_BYTES = 10_000
+# Far enough for any plan; the bounds keep conversion to UTC clear of datetime's limits.
+EARLIEST_YEAR, LATEST_YEAR = 2000, 2999
+
+
+# -- bodies ----------------------------------------------------------------------------------
+
+
+class ApprovalPolicy(BaseModel):
+    required_approvals: int = Field(description="distinct approvals a promotion here needs")
+    approver_scope: str = Field(description="the scope an approver's key must hold")
+    requester_may_approve: bool
+    approval_expiry_hours: int = Field(description="a promotion not approved by then expires")
+
+
+class EnvironmentPublic(BaseModel):
+    name: str
+    position: int
+    namespace: str
+    current_release_id: uuid.UUID | None
+    current_version: int | None
+    replicas: int
+    approval_policy: ApprovalPolicy
+    soak_seconds: int
+    frozen_until: datetime | None = Field(description="set while a freeze window holds it now")
+    updated_at: datetime
+
+
+class NotNull(Strict):
+    """A partial update: fields left out keep their value; a field sent as null is refused."""
+
+    @field_validator("*")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("may be left out, but not null")
+        return value
+
+
+class ApprovalPolicyUpdate(NotNull):
+    required_approvals: int | None = Field(default=None, ge=0, le=10)
+    approver_scope: str | None = Field(default=None, description=f"one of {list(SCOPES)}")
+    requester_may_approve: bool | None = None
+    approval_expiry_hours: int | None = Field(default=None, ge=1, le=720)
+
+    @field_validator("approver_scope")
+    @classmethod
+    def _known_scope(cls, value: str | None) -> str | None:
+        if value is not None and value not in SCOPES:
+            raise ValueError(f"unknown scope; known: {list(SCOPES)}")
+        return value
+
+
+class EnvironmentUpdate(NotNull):
+    approval_policy: ApprovalPolicyUpdate | None = None
+    soak_seconds: int | None = Field(default=None, ge=0, le=86_400)
+    replicas: int | None = Field(default=None, ge=0, le=50)
+
+
+class ConfigUpdate(Strict):
+    variables: dict[VariableName, str] = Field(
+        default_factory=dict, description="replaces every plain variable"
+    )
+    secrets: dict[VariableName, str | None] = Field(
+        default_factory=dict,
+        description="a value sets or replaces the secret, null deletes it, a name left out "
+        "keeps it; values are never returned",
+    )
+
+    @field_validator("variables")
+    @classmethod
+    def _variable_sizes(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > MAX_ENTRIES:
+            raise ValueError(f"at most {MAX_ENTRIES} variables")
+        for name, text in value.items():
+            if len(text) > MAX_VARIABLE_LENGTH:
+                raise ValueError(f"{name} is longer than {MAX_VARIABLE_LENGTH} characters")
+        return value
+
+    @field_validator("secrets")
+    @classmethod
+    def _secret_sizes(cls, value: dict[str, str | None]) -> dict[str, str | None]:
+        if len(value) > MAX_ENTRIES:
+            raise ValueError(f"at most {MAX_ENTRIES} secrets")
+        for name, text in value.items():
+            if text is not None and len(text.encode()) > MAX_SECRET_BYTES:
+                # The name only: a message must never carry the value.
+                raise ValueError(f"the value of {name} is longer than {MAX_SECRET_BYTES} bytes")
+        return value
+
+
+class SecretName(BaseModel):
+    name: str
+    updated_at: datetime
+
+
+class ConfigPublic(BaseModel):
+    environment: str
+    variables: dict[str, str]
+    secrets: list[SecretName] = Field(description="names only; values are write-only")
+    updated_at: datetime
+
+
+class FreezeWindowCreate(Strict):
+    kind: Literal["one_off", "recurring"]
+    reason: str = Field(min_length=1, max_length=500)
+    starts_at: AwareDatetime | None = Field(default=None, description="one_off: UTC start")
+    ends_at: AwareDatetime | None = Field(default=None, description="one_off: UTC end")
+    cron: str | None = Field(
+        default=None, max_length=120, description="recurring: 5-field cron of each start"
+    )
+    duration_minutes: int | None = Field(default=None, description="recurring: 1 to 20160")
+    timezone: str = Field(
+        default="UTC", max_length=60, description="recurring: IANA zone the cron reads in"
+    )
+
+
+class FreezeWindowPublic(BaseModel):
+    id: uuid.UUID
+    environment: str
+    kind: str
+    reason: str
+    starts_at: datetime | None
+    ends_at: datetime | None
+    cron: str | None
+    duration_minutes: int | None
+    timezone: str
+    created_by: str
+    created_at: datetime
+    active_now: bool
+    opens_at: datetime | None = Field(description="while active: when this window ends")
+    next_starts_at: datetime | None = Field(description="when it freezes next, if it will")
+
+
+# -- environments ----------------------------------------------------------------------------
+
+
+@router.get("/apps/{app_id}/environments", response_model=list[EnvironmentPublic])
+def list_environments(
+    app_id: uuid.UUID, principal: PrincipalDep, session: SessionDep
+) -> list[EnvironmentPublic]:
+    """The app's environments in pipeline order."""
+    require_scope(principal, "apps:read")
+    app = app_for(session, principal, app_id)
+    environments = session.exec(
+        select(Environment).where(Environment.app_id == app.id).order_by(col(Environment.position))
+    ).all()
+    return [environment_public(session, env) for env in environments]
+
+
+@router.get("/apps/{app_id}/environments/{env}", response_model=EnvironmentPublic)
+def get_environment(
+    app_id: uuid.UUID, env: str, principal: PrincipalDep, session: SessionDep
+) -> EnvironmentPublic:
+    require_scope(principal, "apps:read")
+    _, environment = _environment(session, principal, app_id, env)
+    return environment_public(session, environment)
+
+
+@router.patch("/apps/{app_id}/environments/{env}", response_model=EnvironmentPublic)
+def update_environment(
+    app_id: uuid.UUID,
+    env: str,
+    body: EnvironmentUpdate,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+) -> EnvironmentPublic:
+    """Change the approval policy, soak time or replicas; fields left out keep their value.
+    Promotions already open keep the policy they started with."""
+    require_scope(principal, "apps:write")
+    app, environment = _environment(session, principal, app_id, env)
+    changes: dict[str, Any] = body.model_dump(exclude_unset=True, exclude={"approval_policy"})
+    if body.approval_policy is not None:
+        changes.update(body.approval_policy.model_dump(exclude_unset=True))
+    for field, value in changes.items():
+        setattr(environment, field, value)
+    environment.updated_at = utcnow()
+    session.add(environment)
+    _audit(session, request, principal.subject, app, "environment.update", env, changes)
+    session.commit()
+    return environment_public(session, environment)
+
+
+def environment_public(session: Session, environment: Environment) -> EnvironmentPublic:
+    release = (
+        session.get(Release, environment.current_release_id)
+        if environment.current_release_id
+        else None
+    )
+    return EnvironmentPublic(
+        name=environment.name,
+        position=environment.position,
+        namespace=environment.namespace,
+        current_release_id=environment.current_release_id,
+        current_version=release.version if release else None,
+        replicas=environment.replicas,
+        approval_policy=ApprovalPolicy.model_validate(environment, from_attributes=True),
+        soak_seconds=environment.soak_seconds,
+        frozen_until=freeze.frozen_until(_windows(session, environment), utcnow()),
+        updated_at=environment.updated_at,
+    )
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+@router.get("/apps/{app_id}/environments/{env}/config", response_model=ConfigPublic)
+def get_config(
+    app_id: uuid.UUID, env: str, principal: PrincipalDep, session: SessionDep
+) -> ConfigPublic:
+    """Plain variables with their values; secrets by name only."""
+    require_scope(principal, "apps:read")
+    _, environment = _environment(session, principal, app_id, env)
+    return _config_public(session, environment)
+
+
+@router.put("/apps/{app_id}/environments/{env}/config", response_model=ConfigPublic)
+def put_config(
+    app_id: uuid.UUID,
+    env: str,
+    body: ConfigUpdate,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> ConfigPublic:
+    """Replace the variables; set, replace or delete secrets. Takes effect with the next
+    deployment, promotion or rollback of the environment."""
+    require_scope(principal, "apps:write")
+    app, environment = _environment(session, principal, app_id, env)
+    stored = {row.name: row for row in _secrets(session, environment)}
+    remaining = (set(stored) | {n for n, v in body.secrets.items() if v is not None}) - {
+        n for n, v in body.secrets.items() if v is None
+    }
+    clashes = sorted(remaining & set(body.variables))
+    if clashes:
+        raise ApiError(
+            422,
+            "VALIDATION_FAILED",
+            "a name cannot be both a variable and a secret",
+            errors=[
+                {"field": f"body.variables.{name}", "message": "is also a secret"}
+                for name in clashes
+            ],
+        )
+    key = settings.secret_key.get_secret_value()
+    now = utcnow()
+    for name, value in body.secrets.items():
+        row = stored.get(name)
+        if value is None:
+            if row is not None:
+                session.delete(row)
+            continue
+        if row is None:
+            row = EnvironmentSecret(environment_id=environment.id, name=name, ciphertext="")
+        row.ciphertext = encrypt(value, key)
+        row.updated_at = now
+        session.add(row)
+    environment.variables = dict(body.variables)
+    environment.updated_at = now
+    session.add(environment)
+    detail = {
+        "variables": sorted(body.variables),
+        "secrets_set": sorted(n for n, v in body.secrets.items() if v is not None),
+        "secrets_deleted": sorted(n for n, v in body.secrets.items() if v is None and n in stored),
+    }
+    _audit(session, request, principal.subject, app, "environment.config.update", env, detail)
+    session.commit()
+    return _config_public(session, environment)
+
+
+def _config_public(session: Session, environment: Environment) -> ConfigPublic:
+    return ConfigPublic(
+        environment=environment.name,
+        variables=environment.variables,
+        secrets=[
+            SecretName(name=row.name, updated_at=row.updated_at)
+            for row in _secrets(session, environment)
+        ],
+        updated_at=environment.updated_at,
+    )
+
+
+def _secrets(session: Session, environment: Environment) -> list[EnvironmentSecret]:
+    return list(
+        session.exec(
+            select(EnvironmentSecret)
+            .where(EnvironmentSecret.environment_id == environment.id)
+            .order_by(col(EnvironmentSecret.name))
+        ).all()
+    )
+
+
+# -- freeze windows --------------------------------------------------------------------------
+
+
+@router.post(
+    "/apps/{app_id}/environments/{env}/freeze-windows",
+    response_model=FreezeWindowPublic,
+    status_code=status.HTTP_201_CREATED,
+)
+def create_freeze_window(
+    app_id: uuid.UUID,
+    env: str,
+    body: FreezeWindowCreate,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+) -> FreezeWindowPublic:
+    """A one-off window (starts_at, ends_at) or a recurring one (cron, duration_minutes,
+    timezone). Promotions that reach the environment while it is frozen wait for it to open."""
+    require_scope(principal, "apps:write")
+    app, environment = _environment(session, principal, app_id, env)
+    problems = _window_problems(body)
+    if problems:
+        raise ApiError(
+            422,
+            "VALIDATION_FAILED",
+            "the freeze window is not valid; see errors",
+            errors=[{"field": f"body.{field}", "message": message} for field, message in problems],
+        )
+    window = FreezeWindow(
+        environment_id=environment.id,
+        kind=body.kind,
+        reason=body.reason,
+        created_by=principal.subject,
+        **(
+            {"starts_at": body.starts_at, "ends_at": body.ends_at}
+            if body.kind == freeze.ONE_OFF
+            else {
+                "cron": " ".join((body.cron or "").split()),
+                "duration_minutes": body.duration_minutes,
+                "timezone": body.timezone,
+            }
+        ),
+    )
+    session.add(window)
+    _audit(
+        session, request, principal.subject, app, "freeze_window.create", env,
+        {"id": str(window.id), "kind": window.kind, "reason": window.reason},
+    )  # fmt: skip
+    session.commit()
+    return _window_public(window, environment.name)
+
+
+@router.get(
+    "/apps/{app_id}/environments/{env}/freeze-windows", response_model=Page[FreezeWindowPublic]
+)
+def list_freeze_windows(
+    app_id: uuid.UUID, env: str, principal: PrincipalDep, session: SessionDep, page: PageDep
+) -> Page[FreezeWindowPublic]:
+    """The environment's freeze windows, newest first, each saying whether it holds now."""
+    require_scope(principal, "apps:read")
+    _, environment = _environment(session, principal, app_id, env)
+    rows, total, next_cursor = newest_first(
+        session, FreezeWindow, [FreezeWindow.environment_id == environment.id], page
+    )
+    return Page[FreezeWindowPublic](
+        items=[_window_public(row, environment.name) for row in rows],
+        total=total,
+        next_cursor=next_cursor,
+    )
+
+
+@router.get(
+    "/apps/{app_id}/environments/{env}/freeze-windows/{window_id}",
+    response_model=FreezeWindowPublic,
+)
+def get_freeze_window(
+    app_id: uuid.UUID, env: str, window_id: uuid.UUID, principal: PrincipalDep, session: SessionDep
+) -> FreezeWindowPublic:
+    require_scope(principal, "apps:read")
+    _, environment = _environment(session, principal, app_id, env)
+    return _window_public(_window(session, environment, window_id), environment.name)
+
+
+@router.delete(
+    "/apps/{app_id}/environments/{env}/freeze-windows/{window_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+)
+def delete_freeze_window(
+    app_id: uuid.UUID,
+    env: str,
+    window_id: uuid.UUID,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+) -> Response:
+    """Remove the window; a promotion waiting for it re-checks the windows when it wakes."""
+    require_scope(principal, "apps:write")
+    app, environment = _environment(session, principal, app_id, env)
+    window = _window(session, environment, window_id)
+    session.delete(window)
+    _audit(
+        session, request, principal.subject, app, "freeze_window.delete", env,
+        {"id": str(window.id), "kind": window.kind, "reason": window.reason},
+    )  # fmt: skip
+    session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _window_problems(body: FreezeWindowCreate) -> list[tuple[str, str]]:
+    """(field, message) for each thing wrong with the window, all at once."""
+    problems: list[tuple[str, str]] = []
+    if body.kind == freeze.ONE_OFF:
+        for field in ("cron", "duration_minutes"):
+            if getattr(body, field) is not None:
+                problems.append((field, "only for recurring windows"))
+        if body.starts_at is None:
+            problems.append(("starts_at", "required for a one_off window"))
+        if body.ends_at is None:
+            problems.append(("ends_at", "required for a one_off window"))
+        for field in ("starts_at", "ends_at"):
+            value = getattr(body, field)
+            if value is not None and not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+                problems.append((field, f"must be in the years {EARLIEST_YEAR} to {LATEST_YEAR}"))
+        if not problems and body.starts_at is not None and body.ends_at is not None:
+            problem = freeze.range_problem(body.starts_at, body.ends_at)
+            if problem:
+                problems.append(("ends_at", problem))
+            elif body.ends_at <= utcnow():
+                problems.append(("ends_at", "is in the past: the window would never hold"))
+        return problems
+    for field in ("starts_at", "ends_at"):
+        if getattr(body, field) is not None:
+            problems.append((field, "only for one_off windows"))
+    if body.cron is None:
+        problems.append(("cron", "required for a recurring window"))
+    else:
+        problem = freeze.cron_problem(body.cron)
+        if problem:
+            problems.append(("cron", problem))
+    if body.duration_minutes is None:
+        problems.append(("duration_minutes", "required for a recurring window"))
+    else:
+        problem = freeze.duration_problem(body.duration_minutes)
+        if problem:
+            problems.append(("duration_minutes", problem))
+    zone_problem = freeze.timezone_problem(body.timezone)
+    if zone_problem:
+        problems.append(("timezone", zone_problem))
+    if not problems and body.cron is not None and body.duration_minutes is not None:
+        problem = freeze.recurrence_problem(body.cron, body.duration_minutes, body.timezone)
+        if problem:
+            problems.append(("duration_minutes", problem))
+    return problems
+
+
+def _window_public(window: FreezeWindow, environment: str) -> FreezeWindowPublic:
+    now = utcnow()
+    current = freeze.occurrence_at(window, now)
+    upcoming = freeze.next_occurrence(window, now)
+    return FreezeWindowPublic(
+        id=window.id,
+        environment=environment,
+        kind=window.kind,
+        reason=window.reason,
+        starts_at=window.starts_at,
+        ends_at=window.ends_at,
+        cron=window.cron,
+        duration_minutes=window.duration_minutes,
+        timezone=window.timezone,
+        created_by=window.created_by,
+        created_at=window.created_at,
+        active_now=current is not None,
+        opens_at=current.end if current else None,
+        next_starts_at=upcoming.start if upcoming else None,
+    )
+
+
+def _window(session: Session, environment: Environment, window_id: uuid.UUID) -> FreezeWindow:
+    window = session.get(FreezeWindow, window_id)
+    if window is None or window.environment_id != environment.id:
+        raise not_found(f"freeze window {window_id}")
+    return window
+
+
+def _windows(session: Session, environment: Environment) -> list[FreezeWindow]:
+    return list(
+        session.exec(
+            select(FreezeWindow).where(FreezeWindow.environment_id == environment.id)
+        ).all()
+    )
+
+
+# -- shared ----------------------------------------------------------------------------------
+
+
+def _environment(
+    session: Session, principal: Principal, app_id: uuid.UUID, name: str
+) -> tuple[App, Environment]:
+    app = app_for(session, principal, app_id)
+    environment = session.exec(
+        select(Environment).where(Environment.app_id == app.id, Environment.name == name)
+    ).first()
+    if environment is None:
+        raise not_found(f"environment {name!r} of app {app.slug}")
+    return app, environment
+
+
+def _audit(
+    session: Session,
+    request: Request,
+    actor: str,
+    app: App,
+    action: str,
+    env: str,
+    detail: dict[str, Any],
+) -> None:
+    record_audit(
+        session,
+        tenant_id=app.tenant_id,
+        actor=actor,
+        action=action,
+        target=f"app:{app.id}/environment:{env}",
+        result="done",
+        request_id=request.state.request_id,
+        detail={"app": app.slug, **detail},
+    )

@@ -1,0 +1,169 @@
+"""An app's event feed as Server-Sent Events: deployment and bootstrap progress, in order.
+
+The database is the durable source: the stream polls the app's `AppEvent` rows and sends each
+once, in id order, with its id as the SSE `id`. A client that reconnects with `Last-Event-ID`
+(browsers do it by themselves) gets exactly the rows it has not seen, whether the connection
+dropped or the API restarted in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from api.auth import require_scope
+from api.deps import PrincipalDep, SessionDep
+from api.errors import ApiError
+from api.routers import API_PREFIX
+from api.routers.apps import app_for
+from core.clock import utcnow
+from core.models import AppEvent
+
+router = APIRouter(prefix=API_PREFIX, tags=["events"])
+
+POLL_SECONDS = 0.3
+DEFAULT_KEEPALIVE_SECONDS = 15.0
+BATCH = 200
+# Browsers wait this long before reconnecting by themselves.
+RETRY_MILLISECONDS = 1000
+# On PostgreSQL an id is taken at insert and becomes visible at commit, so a row with a lower id
+# can appear after one with a higher id was sent; rows younger than this wait for the next poll,
+# so no slower transaction is overtaken. SQLite serialises writers, and ids appear in order.
+SETTLE_SECONDS = 1.0
+# Event ids are 64-bit; a larger one was never sent and must not reach the database.
+MAX_EVENT_ID = 2**63 - 1
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+@router.get(
+    "/apps/{app_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": (
+                "`text/event-stream`: each event is `id: <event id>`, `event: <kind>` "
+                "(`deployment` or `bootstrap`) and `data: <json>`; `: keep-alive` comments "
+                "keep idle connections open"
+            ),
+            "content": {"text/event-stream": {}},
+        }
+    },
+)
+def app_events(
+    app_id: uuid.UUID,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    last_event_id_header: Annotated[
+        str | None,
+        Header(alias="Last-Event-ID", description="resume after this event id"),
+    ] = None,
+    last_event_id: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            le=MAX_EVENT_ID,
+            description="resume after this event id, for clients that cannot send the header",
+        ),
+    ] = None,
+    keepalive: Annotated[
+        float, Query(ge=0.5, le=60, description="seconds between keep-alive comments")
+    ] = DEFAULT_KEEPALIVE_SECONDS,
+) -> StreamingResponse:
+    """The app's events from the beginning, or after `Last-Event-ID`, then live as they happen.
+
+    `deployment` events carry `deployment_id`, `environment`, `status`, `stage`, `commit_sha`
+    and `message`; `bootstrap` events carry `bootstrap_id`, `status`, `stage` and
+    `error_code`; both carry `at`, when it happened."""
+    require_scope(principal, "apps:read")
+    app = app_for(session, principal, app_id)
+    after = _resume_point(last_event_id_header, last_event_id)
+    # The stream outlives this request's session: give its connection back now, or an open
+    # read transaction would pin a pooled connection (and hold back SQLite's WAL checkpoints)
+    # for as long as the client watches.
+    session.close()
+    engine: Engine = request.app.state.engine
+    settle = 0.0 if engine.dialect.name == "sqlite" else SETTLE_SECONDS
+    return StreamingResponse(
+        _stream(request, engine, app.id, after, keepalive, settle),
+        media_type="text/event-stream",
+        headers=STREAM_HEADERS,
+    )
+
+
+def _resume_point(header: str | None, query: int | None) -> int:
+    """The header wins: it is what a reconnecting EventSource sends."""
+    if header is None or not header.strip():
+        return query or 0
+    try:
+        value = int(header.strip())
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_EVENT_ID:
+        raise ApiError(
+            422,
+            "VALIDATION_FAILED",
+            "Last-Event-ID must be the id of an event this stream sent",
+            errors=[{"field": "header.Last-Event-ID", "message": "not an event id"}],
+        )
+    return value
+
+
+async def _stream(
+    request: Request,
+    engine: Engine,
+    app_id: uuid.UUID,
+    after: int,
+    keepalive: float,
+    settle: float,
+) -> AsyncIterator[str]:
+    yield f"retry: {RETRY_MILLISECONDS}\n\n"
+    quiet_since = time.monotonic()
+    while not await request.is_disconnected():
+        rows = await asyncio.to_thread(_rows_after, engine, app_id, after, settle)
+        for row in rows:
+            assert row.id is not None
+            after = row.id
+            yield _format(row)
+        now = time.monotonic()
+        if rows:
+            quiet_since = now
+        elif now - quiet_since >= keepalive:
+            quiet_since = now
+            yield ": keep-alive\n\n"
+        if len(rows) < BATCH:
+            await asyncio.sleep(POLL_SECONDS)
+
+
+def _rows_after(engine: Engine, app_id: uuid.UUID, after: int, settle: float) -> list[AppEvent]:
+    with Session(engine) as session:
+        rows = list(
+            session.exec(
+                select(AppEvent)
+                .where(AppEvent.app_id == app_id, col(AppEvent.id) > after)
+                .order_by(col(AppEvent.id))
+                .limit(BATCH)
+            ).all()
+        )
+    if settle:
+        young = utcnow() - timedelta(seconds=settle)
+        # Stop at the first young row: sending a later one would skip it for good.
+        for index, row in enumerate(rows):
+            if row.created_at > young:
+                return rows[:index]
+    return rows
+
+
+def _format(row: AppEvent) -> str:
+    data = json.dumps({**row.data, "at": row.created_at.isoformat()}, separators=(",", ":"))
+    return f"id: {row.id}\nevent: {row.kind}\ndata: {data}\n\n"

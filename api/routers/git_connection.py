@@ -1,0 +1,153 @@
+"""An app's git connection: which repository and branch push-to-deploy follows."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request, status
+from fastapi.responses import JSONResponse
+from pydantic import field_validator
+from sqlmodel import Session
+
+from api.auth import require_scope
+from api.deps import PrincipalDep, SessionDep, SettingsDep, TemporalDep
+from api.errors import ApiError
+from api.routers import API_PREFIX
+from api.routers.apps import app_for
+from api.schemas import GitConnectionSummary, Strict
+from core.audit import record_audit
+from core.clock import utcnow
+from core.models import App, GitConnection
+from core.naming import branch_problem
+from workflows.disconnect import DisconnectInput, DisconnectRepository, disconnect_workflow_id
+
+router = APIRouter(prefix=f"{API_PREFIX}/apps/{{app_id}}/git-connection", tags=["git connection"])
+
+
+class BranchChange(Strict):
+    branch: str
+
+    @field_validator("branch")
+    @classmethod
+    def _git_accepts(cls, value: str) -> str:
+        problem = branch_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+class ConnectionReplace(BranchChange):
+    repo_full_name: str
+
+
+def _connection(session: Session, app: App) -> GitConnection:
+    connection = session.get(GitConnection, app.id)
+    if connection is None:
+        raise ApiError(
+            404, "GIT_CONNECTION_MISSING", f"app {app.slug} is not connected to a repository"
+        )
+    return connection
+
+
+def _public(connection: GitConnection) -> GitConnectionSummary:
+    return GitConnectionSummary.model_validate(connection, from_attributes=True)
+
+
+@router.get("", response_model=GitConnectionSummary)
+def get_connection(
+    app_id: uuid.UUID, principal: PrincipalDep, session: SessionDep
+) -> GitConnectionSummary:
+    require_scope(principal, "apps:read")
+    return _public(_connection(session, app_for(session, principal, app_id)))
+
+
+@router.patch("", response_model=GitConnectionSummary)
+def change_branch(
+    app_id: uuid.UUID,
+    body: BranchChange,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+) -> GitConnectionSummary:
+    """Follow another branch: pushes to it deploy from now on."""
+    require_scope(principal, "apps:write")
+    app = app_for(session, principal, app_id)
+    return _set_branch(session, app, body.branch, principal.subject, request.state.request_id)
+
+
+@router.put("", response_model=GitConnectionSummary)
+def replace_connection(
+    app_id: uuid.UUID,
+    body: ConnectionReplace,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+) -> GitConnectionSummary:
+    """Set the whole connection. The repository is the one the app was bootstrapped with."""
+    require_scope(principal, "apps:write")
+    app = app_for(session, principal, app_id)
+    connection = _connection(session, app)
+    if body.repo_full_name.lower() != connection.repo_full_name.lower():
+        raise ApiError(
+            422, "REPOSITORY_FIXED",
+            f"app {app.slug} deploys {connection.repo_full_name}; make a new app for another "
+            "repository",
+            errors=[{"field": "body.repo_full_name", "message": "cannot change"}],
+        )  # fmt: skip
+    return _set_branch(session, app, body.branch, principal.subject, request.state.request_id)
+
+
+@router.delete("", status_code=status.HTTP_202_ACCEPTED)
+async def disconnect(
+    app_id: uuid.UUID,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    temporal: TemporalDep,
+) -> JSONResponse:
+    """Stop push-to-deploy at once; the webhook is removed from GitHub by a workflow. The app,
+    its releases and deployments stay."""
+    require_scope(principal, "apps:write")
+    app = app_for(session, principal, app_id)
+    connection = _connection(session, app)
+    workflow_input = DisconnectInput(
+        app_id=str(app.id), tenant_id=str(app.tenant_id),
+        repo_full_name=connection.repo_full_name, installation_id=connection.installation_id,
+        webhook_url=f"{settings.public_url}{API_PREFIX}/webhooks/github",
+        requested_by=principal.subject,
+    )  # fmt: skip
+    session.delete(connection)
+    record_audit(
+        session, tenant_id=app.tenant_id, actor=principal.subject,
+        action="git_connection.delete", target=f"app:{app.slug}", result="accepted",
+        request_id=request.state.request_id,
+    )  # fmt: skip
+    session.commit()
+    client = await temporal.client()
+    workflow_id = disconnect_workflow_id(str(app.id))
+    await client.start_workflow(
+        DisconnectRepository.run, workflow_input, id=workflow_id, task_queue=settings.task_queue,
+        static_summary=f"Disconnect {connection.repo_full_name}",
+    )  # fmt: skip
+    return JSONResponse(
+        {"status": "disconnecting", "workflow_id": workflow_id},
+        status_code=status.HTTP_202_ACCEPTED,
+    )
+
+
+def _set_branch(
+    session: Session, app: App, branch: str, actor: str, request_id: str
+) -> GitConnectionSummary:
+    connection = _connection(session, app)
+    previous = connection.branch
+    connection.branch = branch
+    connection.updated_at = utcnow()
+    session.add(connection)
+    record_audit(
+        session, tenant_id=app.tenant_id, actor=actor, action="git_connection.update",
+        target=f"app:{app.slug}", result="ok", request_id=request_id,
+        detail={"branch": branch, "previous_branch": previous},
+    )  # fmt: skip
+    session.commit()
+    return _public(connection)

@@ -1,0 +1,423 @@
+"""Promotions: preflight, request, approve or reject (Temporal Updates), override a freeze,
+cancel, read the evidence; and what a caller may approve across the tenant."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, status
+from fastapi.responses import JSONResponse
+from pydantic import Field
+from sqlmodel import Session, col, select
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
+
+from activities.registry import ImageRef, RegistryClient, RegistryError
+from api.auth import Principal, require_scope, visible_tenant
+from api.deps import PageDep, PrincipalDep, SessionDep, SettingsDep, TemporalDep
+from api.errors import ApiError, not_found
+from api.pagination import newest_first
+from api.promotions import (
+    blocking_reason,
+    promotion_public,
+    release_by_version,
+    start_promotion,
+    target_environment,
+)
+from api.routers import API_PREFIX
+from api.routers.apps import app_for
+from api.schemas import Strict
+from core import freeze
+from core.audit import record_audit
+from core.clock import utcnow
+from core.models import (
+    App,
+    Approval,
+    Environment,
+    EnvironmentSecret,
+    FreezeWindow,
+    Promotion,
+)
+from workflows.promote import APPROVE, OVERRIDE_FREEZE, REJECT, Decision, FreezeOverride
+
+router = APIRouter(prefix=API_PREFIX, tags=["promotions"])
+OPEN = ("pending_approval", "waiting_window", "deploying", "verifying")
+# Validator refusals: who may not do this (403) or what state forbids it (409).
+REFUSAL_STATUS = {
+    "SCOPE_MISSING": 403,
+    "APPROVER_IS_REQUESTER": 403,
+    "OVERRIDE_BY_REQUESTER": 403,
+    "ALREADY_APPROVED": 409,
+    "PROMOTION_NOT_PENDING": 409,
+    "PROMOTION_NOT_WAITING": 409,
+    "DIGEST_MISMATCH": 409,
+    "REASON_MISSING": 422,
+}
+
+
+class PromotionCreate(Strict):
+    version: int = Field(ge=1)
+    environment: str = Field(min_length=1, max_length=30)
+    note: str = Field(default="", max_length=2000)
+
+
+class DecisionBody(Strict):
+    comment: str = Field(default="", max_length=2000)
+
+
+class OverrideBody(Strict):
+    reason: str = Field(min_length=3, max_length=2000)
+
+
+@router.get("/apps/{app_id}/promotions/preflight")
+async def preflight(
+    app_id: uuid.UUID,
+    principal: PrincipalDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    version: Annotated[int, Query(ge=1)],
+    environment: Annotated[str, Query(min_length=1, max_length=30)],
+) -> dict[str, Any]:
+    """Whether the release can be promoted there now, and every reason it cannot."""
+    require_scope(principal, "apps:read")
+    app = app_for(session, principal, app_id)
+    release = release_by_version(session, app, version)
+    target = target_environment(session, app, environment)
+    reasons: list[str] = []
+    blocked = blocking_reason(release, environment, app.pipeline)
+    if blocked:
+        reasons.append(blocked)
+    image_present = await _image_present(settings, app, release)
+    if image_present is False:
+        reasons.append(f"the image of v{version} is missing from the registry")
+    elif image_present is None:
+        reasons.append("the registry could not be asked whether the image is there")
+    windows = _windows(session, target)
+    until = freeze.frozen_until(windows, utcnow())
+    if until is not None:
+        reasons.append(f"{environment} is frozen until {until.isoformat()}")
+    return {
+        "promotable": not reasons,
+        "reasons": reasons,
+        "version": version,
+        "environment": environment,
+        "lifecycle_state": release.lifecycle,
+        "image_present": image_present,
+        "frozen_until": until.isoformat() if until else None,
+        "required_approvals": target.required_approvals,
+        "config_diff": _config_diff(session, app, release, target),
+    }
+
+
+@router.post("/apps/{app_id}/promotions", status_code=status.HTTP_202_ACCEPTED)
+async def create_promotion(
+    app_id: uuid.UUID,
+    body: PromotionCreate,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    temporal: TemporalDep,
+) -> dict[str, Any]:
+    require_scope(principal, "promote")
+    app = app_for(session, principal, app_id)
+    release = release_by_version(session, app, body.version)
+    return await start_promotion(
+        session, settings, temporal, principal, app, release, body.environment, body.note, None,
+        request.state.request_id,
+    )  # fmt: skip
+
+
+@router.get("/apps/{app_id}/promotions")
+def list_promotions(
+    app_id: uuid.UUID, principal: PrincipalDep, session: SessionDep, page: PageDep
+) -> dict[str, Any]:
+    require_scope(principal, "apps:read")
+    app = app_for(session, principal, app_id)
+    rows, total, next_cursor = newest_first(session, Promotion, [Promotion.app_id == app.id], page)
+    return {
+        "items": [promotion_public(row) for row in rows],
+        "total": total,
+        "next_cursor": next_cursor,
+    }
+
+
+@router.get("/apps/{app_id}/promotions/{promotion_id}")
+def get_promotion(
+    app_id: uuid.UUID, promotion_id: uuid.UUID, principal: PrincipalDep, session: SessionDep
+) -> dict[str, Any]:
+    require_scope(principal, "apps:read")
+    promotion = _promotion(session, principal, app_id, promotion_id)
+    return {**promotion_public(promotion), "approvals": _approvals(session, promotion)}
+
+
+@router.post("/apps/{app_id}/promotions/{promotion_id}/approve")
+async def approve(
+    app_id: uuid.UUID,
+    promotion_id: uuid.UUID,
+    body: DecisionBody,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    temporal: TemporalDep,
+) -> dict[str, Any]:
+    """Approve the release's digest; refused before anything is recorded when the caller may
+    not (the requester, a second approval, a missing scope) or the promotion is not waiting."""
+    return await _decide(APPROVE, app_id, promotion_id, body, request, principal, session, temporal)
+
+
+@router.post("/apps/{app_id}/promotions/{promotion_id}/reject")
+async def reject(
+    app_id: uuid.UUID,
+    promotion_id: uuid.UUID,
+    body: DecisionBody,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    temporal: TemporalDep,
+) -> dict[str, Any]:
+    return await _decide(REJECT, app_id, promotion_id, body, request, principal, session, temporal)
+
+
+@router.post("/apps/{app_id}/promotions/{promotion_id}/override-freeze")
+async def override_freeze(
+    app_id: uuid.UUID,
+    promotion_id: uuid.UUID,
+    body: OverrideBody,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    temporal: TemporalDep,
+) -> dict[str, Any]:
+    """Break glass: let a promotion through a freeze window, with a reason, audited."""
+    promotion = _promotion(session, principal, app_id, promotion_id)
+    override = FreezeOverride(
+        subject=principal.subject, scopes=sorted(principal.scopes), reason=body.reason
+    )
+    await _update(temporal, promotion, OVERRIDE_FREEZE, override)
+    record_audit(
+        session, tenant_id=promotion.tenant_id, actor=principal.subject,
+        action="promotion.override_freeze", target=f"promotion:{promotion.id}", result="ok",
+        request_id=request.state.request_id, detail={"reason": body.reason},
+    )  # fmt: skip
+    session.commit()
+    session.refresh(promotion)
+    return promotion_public(promotion)
+
+
+@router.post("/apps/{app_id}/promotions/{promotion_id}/cancel", status_code=202)
+async def cancel(
+    app_id: uuid.UUID,
+    promotion_id: uuid.UUID,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    temporal: TemporalDep,
+) -> dict[str, Any]:
+    """Before its deploy a promotion just ends `cancelled`; after, the environment is rolled
+    back to what ran before."""
+    require_scope(principal, "promote")
+    promotion = _promotion(session, principal, app_id, promotion_id)
+    if promotion.status not in OPEN and promotion.status != "cancelled":
+        raise ApiError(409, "PROMOTION_FINISHED", f"the promotion already ended {promotion.status}")
+    if promotion.status in OPEN:
+        client = await temporal.client()
+        await client.get_workflow_handle(promotion.workflow_id).cancel()
+        record_audit(
+            session, tenant_id=promotion.tenant_id, actor=principal.subject,
+            action="promotion.cancel", target=f"promotion:{promotion.id}", result="requested",
+            request_id=request.state.request_id,
+        )  # fmt: skip
+        session.commit()
+    return promotion_public(promotion)
+
+
+@router.get("/apps/{app_id}/promotions/{promotion_id}/evidence")
+def evidence(
+    app_id: uuid.UUID, promotion_id: uuid.UUID, principal: PrincipalDep, session: SessionDep
+) -> JSONResponse:
+    """The evidence packet: who asked, who approved when and why, gates, digests, timings."""
+    require_scope(principal, "apps:read")
+    promotion = _promotion(session, principal, app_id, promotion_id)
+    packet = {
+        "promotion_id": str(promotion.id),
+        "app_id": str(promotion.app_id),
+        "environment": promotion.environment,
+        "release": {"version": promotion.version, "digest": promotion.release_digest},
+        "requested_by": promotion.requested_by,
+        "note": promotion.note,
+        "approvals": _approvals(session, promotion),
+        "required_approvals": promotion.required_approvals,
+        "gates": promotion.gates,
+        "previous_image": promotion.previous_image,
+        "verification": promotion.verification,
+        "outcome": {"status": promotion.status, "reason": promotion.failure_reason},
+        "timings": {
+            "requested_at": promotion.created_at.isoformat(),
+            "completed_at": promotion.completed_at.isoformat() if promotion.completed_at else None,
+        },
+        "workflow_id": promotion.workflow_id,
+    }
+    return JSONResponse(
+        packet,
+        headers={"Content-Disposition": f'attachment; filename="promotion-{promotion.id}.json"'},
+    )
+
+
+@router.get("/tenants/{tenant}/pending-approvals")
+def pending_approvals(tenant: str, principal: PrincipalDep, session: SessionDep) -> dict[str, Any]:
+    """Promotions waiting for approvals that the caller may give now."""
+    found = visible_tenant(session, principal, tenant)
+    require_scope(principal, "apps:read")
+    waiting = session.exec(
+        select(Promotion, Environment)
+        .join(
+            Environment,
+            (col(Environment.app_id) == col(Promotion.app_id))
+            & (col(Environment.name) == col(Promotion.environment)),
+        )
+        .where(Promotion.tenant_id == found.id, Promotion.status == "pending_approval")
+        .order_by(col(Promotion.created_at).desc())
+    ).all()
+    items = []
+    for promotion, environment in waiting:
+        if environment.approver_scope not in principal.scopes:
+            continue
+        if promotion.requested_by == principal.subject and not environment.requester_may_approve:
+            continue
+        if any(item["subject"] == principal.subject for item in _approvals(session, promotion)):
+            continue
+        items.append(promotion_public(promotion))
+    return {"items": items, "total": len(items), "next_cursor": None}
+
+
+async def _decide(
+    kind: str,
+    app_id: uuid.UUID,
+    promotion_id: uuid.UUID,
+    body: DecisionBody,
+    request: Request,
+    principal: Principal,
+    session: Session,
+    temporal: Any,
+) -> dict[str, Any]:
+    promotion = _promotion(session, principal, app_id, promotion_id)
+    decision = Decision(
+        subject=principal.subject, scopes=sorted(principal.scopes), comment=body.comment,
+        release_digest=promotion.release_digest,
+    )  # fmt: skip
+    await _update(temporal, promotion, kind, decision)
+    record_audit(
+        session, tenant_id=promotion.tenant_id, actor=principal.subject,
+        action=f"promotion.{kind}", target=f"promotion:{promotion.id}", result="ok",
+        request_id=request.state.request_id, detail={"comment": body.comment},
+    )  # fmt: skip
+    session.commit()
+    session.refresh(promotion)
+    return {**promotion_public(promotion), "approvals": _approvals(session, promotion)}
+
+
+async def _update(temporal: Any, promotion: Promotion, update: str, argument: Any) -> None:
+    if promotion.status not in OPEN:
+        raise ApiError(
+            409, "PROMOTION_NOT_PENDING", f"the promotion already ended {promotion.status}"
+        )
+    client = await temporal.client()
+    handle = client.get_workflow_handle(promotion.workflow_id)
+    try:
+        await handle.execute_update(update, argument)
+    except WorkflowUpdateFailedError as failed:
+        cause = failed.cause
+        if isinstance(cause, ApplicationError) and cause.type in REFUSAL_STATUS:
+            raise ApiError(REFUSAL_STATUS[cause.type], cause.type, cause.message) from None
+        raise
+    except RPCError:
+        raise ApiError(409, "PROMOTION_NOT_PENDING", "the promotion has ended") from None
+
+
+def _promotion(
+    session: Session, principal: Principal, app_id: uuid.UUID, promotion_id: uuid.UUID
+) -> Promotion:
+    app = app_for(session, principal, app_id)
+    promotion = session.get(Promotion, promotion_id)
+    if promotion is None or promotion.app_id != app.id:
+        raise not_found(f"promotion {promotion_id}")
+    return promotion
+
+
+def _approvals(session: Session, promotion: Promotion) -> list[dict[str, Any]]:
+    rows = session.exec(
+        select(Approval)
+        .where(Approval.promotion_id == promotion.id)
+        .order_by(col(Approval.created_at))
+    ).all()
+    return [
+        {
+            "subject": row.subject,
+            "decision": row.decision,
+            "comment": row.comment,
+            "release_digest": row.release_digest,
+            "at": row.created_at.isoformat(),
+        }
+        for row in rows
+    ]
+
+
+def _windows(session: Session, environment: Environment) -> list[FreezeWindow]:
+    return list(
+        session.exec(
+            select(FreezeWindow).where(FreezeWindow.environment_id == environment.id)
+        ).all()
+    )
+
+
+def _config_diff(session: Session, app: App, release: Any, target: Environment) -> dict[str, Any]:
+    """Configuration keys that differ between where the release runs now and the target."""
+    source = (
+        session.exec(
+            select(Environment).where(
+                Environment.app_id == app.id, Environment.current_release_id == release.id
+            )
+        ).first()
+        or session.exec(
+            select(Environment).where(
+                Environment.app_id == app.id, Environment.name == app.pipeline[0]
+            )
+        ).one()
+    )
+
+    def keys(environment: Environment) -> set[str]:
+        secrets = session.exec(
+            select(EnvironmentSecret.name).where(EnvironmentSecret.environment_id == environment.id)
+        ).all()
+        return set(environment.variables) | {f"secret:{name}" for name in secrets}
+
+    source_keys, target_keys = keys(source), keys(target)
+    different = sorted(
+        name
+        for name in set(source.variables) & set(target.variables)
+        if source.variables[name] != target.variables[name]
+    )
+    return {
+        "source_environment": source.name,
+        "only_in_source": sorted(source_keys - target_keys),
+        "only_in_target": sorted(target_keys - source_keys),
+        "values_differ": different,
+    }
+
+
+async def _image_present(settings: Any, app: App, release: Any) -> bool | None:
+    """A live, read-only look at the registry; None when it cannot be asked."""
+    repository = ImageRef.parse(release.image_ref).repository
+    try:
+        async with RegistryClient(
+            settings.registry_url,
+            settings.registry_username or None,
+            settings.registry_password.get_secret_value() or None,
+            timeout=5,
+        ) as registry:
+            return await registry.head_manifest(repository, release.image_digest) is not None
+    except RegistryError:
+        return None

@@ -1,0 +1,271 @@
+"""Releases of an app: list and read them, and move them through the lifecycle (DESIGN.md §3);
+the actions that deploy start a promotion, so approvals and freeze windows apply to them."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from datetime import datetime
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Path, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy.engine import CursorResult
+from sqlmodel import Session, col, select
+
+from api.auth import Principal, require_scope
+from api.deps import PageDep, PrincipalDep, SessionDep, SettingsDep, TemporalDep
+from api.errors import ApiError, not_found
+from api.pagination import Page, newest_first
+from api.promotions import start_promotion
+from api.routers import API_PREFIX
+from api.routers.apps import app_for
+from api.schemas import Strict
+from core import lifecycle
+from core.audit import record_audit
+from core.models import App, Approval, Environment, Promotion, Release
+from core.settings import Settings
+from core.temporal import TemporalGateway
+
+router = APIRouter(prefix=API_PREFIX, tags=["releases"])
+
+VersionPath = Annotated[
+    str, Path(pattern=r"^v?[0-9]{1,9}$", description="the release version: 3 or v3")
+]
+
+
+class ApprovalPublic(BaseModel):
+    promotion_id: uuid.UUID
+    environment: str
+    subject: str
+    decision: str
+    comment: str
+    at: datetime
+
+
+class ReleasePublic(BaseModel):
+    id: uuid.UUID
+    app_id: uuid.UUID
+    version: int
+    commit_sha: str
+    image_digest: str
+    image_ref: str
+    lifecycle: str
+    allowed_actions: list[str] = Field(description="lifecycle actions its state allows now")
+    active_in: list[str] = Field(description="environments running it now, in pipeline order")
+    approvals: list[ApprovalPublic]
+    created_at: datetime
+
+
+class LifecycleAction(Strict):
+    action: lifecycle.ActionName
+    environment: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=30,
+        description="deploy-stable only: staging or prod (accept-rc always deploys to qa)",
+    )
+    note: str = Field(default="", max_length=2000)
+
+
+class LifecycleStarted(BaseModel):
+    release: ReleasePublic
+    promotion: dict[str, Any] = Field(description="the promotion the action started")
+
+
+@router.get("/apps/{app_id}/releases", response_model=Page[ReleasePublic])
+def list_releases(
+    app_id: uuid.UUID, principal: PrincipalDep, session: SessionDep, page: PageDep
+) -> Page[ReleasePublic]:
+    """The app's releases, newest first."""
+    require_scope(principal, "apps:read")
+    app = app_for(session, principal, app_id)
+    rows, total, next_cursor = newest_first(session, Release, [Release.app_id == app.id], page)
+    return Page[ReleasePublic](
+        items=releases_public(session, app, rows), total=total, next_cursor=next_cursor
+    )
+
+
+@router.get("/apps/{app_id}/releases/{version}", response_model=ReleasePublic)
+def get_release(
+    app_id: uuid.UUID, version: VersionPath, principal: PrincipalDep, session: SessionDep
+) -> ReleasePublic:
+    require_scope(principal, "apps:read")
+    app, release = _release(session, principal, app_id, version)
+    return releases_public(session, app, [release])[0]
+
+
+@router.post(
+    "/apps/{app_id}/releases/{version}/lifecycle",
+    response_model=ReleasePublic,
+    responses={
+        202: {"model": LifecycleStarted, "description": "a deploying action started a promotion"},
+        409: {"description": "LIFECYCLE_TRANSITION_INVALID, with `allowed_actions`"},
+    },
+)
+async def lifecycle_action(
+    app_id: uuid.UUID,
+    version: VersionPath,
+    body: LifecycleAction,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    temporal: TemporalDep,
+) -> Any:
+    """Apply a lifecycle action. declare-rc, reject-rc, declare-stable and declare-rejected
+    change the state now (200, the release). accept-rc (to qa) and deploy-stable (to the
+    `environment` given) start a promotion (202, the release and the promotion); the release
+    takes its new state when the promotion has deployed it."""
+    require_scope(principal, "promote")
+    app, release = _release(session, principal, app_id, version)
+    if body.action == lifecycle.ACCEPT_RC and body.environment not in (None, "qa"):
+        raise _environment_refused("accept-rc always deploys to qa")
+    if body.action not in lifecycle.DEPLOYING_ACTIONS and body.environment is not None:
+        raise _environment_refused(f"{body.action} deploys nowhere; leave environment out")
+    current = release.lifecycle
+    try:
+        transition = lifecycle.apply(current, body.action, app.pipeline, body.environment)
+    except lifecycle.LifecycleError as exc:
+        raise _transition_invalid(release, exc) from None
+    if transition.deploys_to is not None:
+        return await _start(
+            session, settings, temporal, principal, app, release, body, transition.deploys_to,
+            request,
+        )  # fmt: skip
+    # Conditional, so that of two actions racing on the same release only one applies.
+    moved: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        sa.update(Release)
+        .where(col(Release.id) == release.id, col(Release.lifecycle) == current)
+        .values(lifecycle=transition.new_state)
+    )
+    if moved.rowcount != 1:
+        session.rollback()
+        session.refresh(release)
+        raise _transition_invalid(
+            release, lifecycle.LifecycleError(release.lifecycle, _allowed(app, release))
+        )
+    record_audit(
+        session,
+        tenant_id=app.tenant_id,
+        actor=principal.subject,
+        action=f"release.{body.action}",
+        target=f"release:{release.id}",
+        result="done",
+        request_id=request.state.request_id,
+        detail={
+            "app": app.slug,
+            "version": release.version,
+            "from": current,
+            "to": transition.new_state,
+            "note": body.note,
+        },
+    )
+    session.commit()
+    session.refresh(release)
+    return releases_public(session, app, [release])[0]
+
+
+async def _start(
+    session: Session,
+    settings: Settings,
+    temporal: TemporalGateway,
+    principal: Principal,
+    app: App,
+    release: Release,
+    body: LifecycleAction,
+    environment: str,
+    request: Request,
+) -> JSONResponse:
+    promotion = await start_promotion(
+        session, settings, temporal, principal, app, release, environment, body.note,
+        body.action, request.state.request_id,
+    )  # fmt: skip
+    started = LifecycleStarted(
+        release=releases_public(session, app, [release])[0], promotion=promotion
+    )
+    return JSONResponse(jsonable_encoder(started), status_code=status.HTTP_202_ACCEPTED)
+
+
+def releases_public(session: Session, app: App, releases: list[Release]) -> list[ReleasePublic]:
+    """The releases with where each runs and the approvals its promotions received."""
+    ids = [release.id for release in releases]
+    active: dict[uuid.UUID, list[str]] = defaultdict(list)
+    for env in session.exec(
+        select(Environment)
+        .where(Environment.app_id == app.id, col(Environment.current_release_id).in_(ids))
+        .order_by(col(Environment.position))
+    ).all():
+        if env.current_release_id is not None:
+            active[env.current_release_id].append(env.name)
+    approvals: dict[uuid.UUID, list[ApprovalPublic]] = defaultdict(list)
+    for approval, promotion in session.exec(
+        select(Approval, Promotion)
+        .join(Promotion, col(Approval.promotion_id) == col(Promotion.id))
+        .where(col(Promotion.release_id).in_(ids))
+        .order_by(col(Approval.created_at))
+    ).all():
+        approvals[promotion.release_id].append(
+            ApprovalPublic(
+                promotion_id=promotion.id,
+                environment=promotion.environment,
+                subject=approval.subject,
+                decision=approval.decision,
+                comment=approval.comment,
+                at=approval.created_at,
+            )
+        )
+    return [
+        ReleasePublic(
+            id=release.id,
+            app_id=release.app_id,
+            version=release.version,
+            commit_sha=release.commit_sha,
+            image_digest=release.image_digest,
+            image_ref=release.image_ref,
+            lifecycle=release.lifecycle,
+            allowed_actions=_allowed(app, release),
+            active_in=active[release.id],
+            approvals=approvals[release.id],
+            created_at=release.created_at,
+        )
+        for release in releases
+    ]
+
+
+def _allowed(app: App, release: Release) -> list[str]:
+    return lifecycle.allowed_actions(release.lifecycle, app.pipeline)
+
+
+def _release(
+    session: Session, principal: Principal, app_id: uuid.UUID, version: str
+) -> tuple[App, Release]:
+    app = app_for(session, principal, app_id)
+    number = int(version.removeprefix("v"))
+    release = session.exec(
+        select(Release).where(Release.app_id == app.id, Release.version == number)
+    ).first()
+    if release is None:
+        raise not_found(f"release v{number} of app {app.slug}")
+    return app, release
+
+
+def _transition_invalid(release: Release, exc: lifecycle.LifecycleError) -> ApiError:
+    return ApiError(
+        409,
+        "LIFECYCLE_TRANSITION_INVALID",
+        f"release v{release.version}: {exc}",
+        extra={"current_state": exc.current, "allowed_actions": exc.allowed},
+    )
+
+
+def _environment_refused(message: str) -> ApiError:
+    return ApiError(
+        422,
+        "VALIDATION_FAILED",
+        "the request is not valid; see errors",
+        errors=[{"field": "body.environment", "message": message}],
+    )

@@ -1,0 +1,475 @@
+"""Retention: per-app policies, on-demand runs (dry or real) with their reports, and each
+tenant's retention schedule in Temporal."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from croniter import croniter
+from fastapi import APIRouter, Request, status
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlmodel import Session, col, select
+from temporalio.client import ScheduleDescription, ScheduleSpec, ScheduleState, ScheduleUpdate
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError
+
+from api.auth import require_scope, visible_tenant
+from api.deploys import step_timeouts
+from api.deps import PageDep, PrincipalDep, SessionDep, SettingsDep, TemporalDep
+from api.errors import ApiError, not_found
+from api.pagination import Page, newest_first
+from api.retention import (
+    ensure_schedule,
+    retention_schedule,
+    schedule_spec,
+    schedule_url,
+)
+from api.routers import API_PREFIX
+from api.routers.apps import app_for
+from api.routers.bootstraps import workflow_url
+from core import lifecycle, retention
+from core.audit import record_audit
+from core.clock import utcnow
+from core.models import App, RetentionPolicy, RetentionRun, Tenant
+from core.settings import Settings
+from workflows import search
+from workflows.retention import Retention, RetentionInput, run_workflow_id, schedule_id
+
+router = APIRouter(prefix=API_PREFIX, tags=["retention"])
+LifecycleState = Literal["BUILD", "DEV", "RC", "QA", "STABLE", "STAGING", "PROD", "REJECTED"]
+assert set(LifecycleState.__args__) == set(lifecycle.STATES)  # type: ignore[attr-defined]
+
+
+# -- policies ----------------------------------------------------------------------------------
+
+
+class PolicyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    keep_last: int | None = Field(
+        ge=0, le=10000, description="keep the newest N releases in this state (null: any number)"
+    )
+    max_age_days: int | None = Field(
+        ge=1, le=36500, description="delete releases older than this (null: never by age)"
+    )
+
+
+class PoliciesIn(BaseModel):
+    """The app's policies by lifecycle state; a state left out follows the default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    policies: dict[LifecycleState, PolicyIn]
+
+
+class PolicyOut(BaseModel):
+    state: str
+    keep_last: int | None
+    max_age_days: int | None
+    source: Literal["default", "app"]
+
+
+class PoliciesOut(BaseModel):
+    app_id: uuid.UUID
+    policies: list[PolicyOut]
+    rollback_targets: int = Field(
+        description="rollback targets per environment always kept, whatever the policies say"
+    )
+    always_kept: list[str]
+
+
+def _policies(session: Session, app: App, settings: Settings) -> PoliciesOut:
+    rows = {
+        row.state: row
+        for row in session.exec(select(RetentionPolicy).where(RetentionPolicy.app_id == app.id))
+    }
+    policies = []
+    for state in lifecycle.STATES:
+        row = rows.get(state)
+        default = retention.DEFAULT_POLICIES[state]
+        policies.append(
+            PolicyOut(
+                state=state,
+                keep_last=row.keep_last if row else default.keep_last,
+                max_age_days=row.max_age_days if row else default.max_age_days,
+                source="app" if row else "default",
+            )
+        )
+    return PoliciesOut(
+        app_id=app.id,
+        policies=policies,
+        rollback_targets=settings.retention_rollback_targets,
+        always_kept=[
+            "releases active in any environment",
+            f"the last {settings.retention_rollback_targets} rollback targets of each environment",
+            "releases a running deploy, promotion or rollback uses",
+        ],
+    )
+
+
+@router.get("/apps/{app_id}/retention-policies", response_model=PoliciesOut)
+def get_policies(
+    app_id: uuid.UUID, principal: PrincipalDep, session: SessionDep, settings: SettingsDep
+) -> PoliciesOut:
+    """The app's retention policy for every lifecycle state (its own or the default)."""
+    require_scope(principal, "apps:read")
+    return _policies(session, app_for(session, principal, app_id), settings)
+
+
+@router.put("/apps/{app_id}/retention-policies", response_model=PoliciesOut)
+def put_policies(
+    app_id: uuid.UUID,
+    body: PoliciesIn,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> PoliciesOut:
+    """Replace the app's policies; states left out go back to the defaults."""
+    require_scope(principal, "retention")
+    app = app_for(session, principal, app_id)
+    existing = {
+        row.state: row
+        for row in session.exec(select(RetentionPolicy).where(RetentionPolicy.app_id == app.id))
+    }
+    for state, row in existing.items():
+        if state not in body.policies:
+            session.delete(row)
+    for state, policy in body.policies.items():
+        row = existing.get(state) or RetentionPolicy(
+            app_id=app.id, state=state, updated_by=principal.subject
+        )
+        row.keep_last = policy.keep_last
+        row.max_age_days = policy.max_age_days
+        row.updated_by = principal.subject
+        row.updated_at = utcnow()
+        session.add(row)
+    record_audit(
+        session,
+        tenant_id=app.tenant_id,
+        actor=principal.subject,
+        action="retention.policies.update",
+        target=f"app:{app.id}",
+        result="ok",
+        request_id=request.state.request_id,
+        detail={"policies": body.model_dump(mode="json")["policies"]},
+    )
+    session.commit()
+    return _policies(session, app, settings)
+
+
+# -- runs --------------------------------------------------------------------------------------
+
+
+class RunCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dry_run: bool = Field(default=True, description="plan and report only; delete nothing")
+    app_id: uuid.UUID | None = Field(default=None, description="only this app (default: all)")
+
+
+class RunPublic(BaseModel):
+    id: uuid.UUID
+    tenant: str
+    app_id: uuid.UUID | None
+    dry_run: bool
+    trigger: str
+    status: str
+    requested_by: str
+    summary: dict[str, Any]
+    error: str | None
+    created_at: datetime
+    completed_at: datetime | None
+    workflow_id: str
+    workflow_url: str
+    status_url: str
+
+
+class RunReport(RunPublic):
+    items: list[dict[str, Any]] = Field(
+        description="per image: action keep|delete, reasons [{code, detail}], outcome "
+        "kept|would_delete|planned|deleted|spared, bytes_freed when the registry told"
+    )
+
+
+def _public(run: RetentionRun, tenant: Tenant, settings: Settings) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "tenant": tenant.slug,
+        "app_id": run.app_id,
+        "dry_run": run.dry_run,
+        "trigger": run.trigger,
+        "status": run.status,
+        "requested_by": run.requested_by,
+        "summary": run.summary,
+        "error": run.error,
+        "created_at": run.created_at,
+        "completed_at": run.completed_at,
+        "workflow_id": run.workflow_id,
+        "workflow_url": workflow_url(settings, run.workflow_id),
+        "status_url": f"{API_PREFIX}/tenants/{tenant.slug}/retention-runs/{run.id}",
+    }
+
+
+@router.post(
+    "/tenants/{tenant}/retention-runs",
+    response_model=RunPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+)
+async def create_run(
+    tenant: str,
+    body: RunCreate,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    temporal: TemporalDep,
+) -> dict[str, Any]:
+    """Start a retention run now; a dry run reports the same plan a real run would carry out.
+    Follow `status_url` for the report."""
+    require_scope(principal, "retention")
+    found = visible_tenant(session, principal, tenant)
+    app = app_for(session, principal, body.app_id) if body.app_id else None
+    run = RetentionRun(
+        tenant_id=found.id,
+        app_id=app.id if app else None,
+        dry_run=body.dry_run,
+        trigger="api",
+        status="running",
+        workflow_id="",
+        requested_by=principal.subject,
+    )
+    run.workflow_id = run_workflow_id(found.slug, str(run.id))
+    session.add(run)
+    session.commit()
+    what = f"{found.slug}/{app.slug}" if app else found.slug
+    try:
+        client = await temporal.client()
+        await client.start_workflow(
+            Retention.run,
+            RetentionInput(
+                tenant_id=str(found.id),
+                tenant_slug=found.slug,
+                run_id=str(run.id),
+                app_id=str(app.id) if app else None,
+                app_slug=app.slug if app else None,
+                dry_run=body.dry_run,
+                trigger="api",
+                requested_by=principal.subject,
+                timeouts=step_timeouts(settings),
+            ),
+            id=run.workflow_id,
+            task_queue=settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            static_summary=f"{'Dry run of r' if body.dry_run else 'R'}etention for {what}",
+            search_attributes=search.for_app(found.slug, app.slug if app else "", "", "plan"),
+        )
+    except (RPCError, RuntimeError):
+        session.delete(run)
+        session.commit()
+        raise ApiError(
+            503, "WORKFLOW_ENGINE_UNAVAILABLE", "Temporal did not accept the run; try again"
+        ) from None
+    record_audit(
+        session,
+        tenant_id=found.id,
+        actor=principal.subject,
+        action="retention.run",
+        target=f"retention_run:{run.id}",
+        result="accepted",
+        request_id=request.state.request_id,
+        detail={"dry_run": body.dry_run, "app_id": str(app.id) if app else None},
+    )
+    session.commit()
+    return _public(run, found, settings)
+
+
+@router.get("/tenants/{tenant}/retention-runs", response_model=Page[RunPublic])
+def list_runs(
+    tenant: str, principal: PrincipalDep, session: SessionDep, settings: SettingsDep, page: PageDep
+) -> dict[str, Any]:
+    """The tenant's retention runs, on demand and scheduled, newest first."""
+    require_scope(principal, "apps:read")
+    found = visible_tenant(session, principal, tenant)
+    rows, total, next_cursor = newest_first(
+        session, RetentionRun, [col(RetentionRun.tenant_id) == found.id], page
+    )
+    return {
+        "items": [_public(row, found, settings) for row in rows],
+        "total": total,
+        "next_cursor": next_cursor,
+    }
+
+
+@router.get("/tenants/{tenant}/retention-runs/{run_id}", response_model=RunReport)
+def get_run(
+    tenant: str,
+    run_id: uuid.UUID,
+    principal: PrincipalDep,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> dict[str, Any]:
+    """A run and its report: every image, kept or deleted, and why."""
+    require_scope(principal, "apps:read")
+    found = visible_tenant(session, principal, tenant)
+    run = session.get(RetentionRun, run_id)
+    if run is None or run.tenant_id != found.id:
+        raise not_found(f"retention run {run_id}")
+    return {**_public(run, found, settings), "items": run.items}
+
+
+# -- schedule ----------------------------------------------------------------------------------
+
+
+class ScheduleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    interval_minutes: int | None = Field(default=None, ge=5, le=525600)
+    cron: str | None = Field(default=None, max_length=120, description="5 fields, UTC")
+    paused: bool | None = None
+    note: str | None = Field(default=None, max_length=500)
+
+    @model_validator(mode="after")
+    def _one_timing(self) -> ScheduleIn:
+        if self.interval_minutes is not None and self.cron is not None:
+            raise ValueError("give interval_minutes or cron, not both")
+        if self.cron is not None and (
+            len(self.cron.split()) != 5 or not croniter.is_valid(self.cron)
+        ):
+            raise ValueError(f"cron {self.cron!r} is not a valid 5-field cron expression")
+        return self
+
+
+class SchedulePublic(BaseModel):
+    schedule_id: str
+    tenant: str
+    interval_minutes: int | None
+    cron: str | None
+    paused: bool
+    note: str
+    overlap: str
+    next_runs: list[datetime]
+    recent_runs: list[dict[str, Any]]
+    schedule_url: str
+
+
+def _schedule_public(
+    described: ScheduleDescription, tenant: Tenant, settings: Settings
+) -> SchedulePublic:
+    spec = described.schedule.spec
+    intervals = spec.intervals
+    return SchedulePublic(
+        schedule_id=described.id,
+        tenant=tenant.slug,
+        interval_minutes=int(intervals[0].every.total_seconds() // 60) if intervals else None,
+        cron=_cron_of(described),
+        paused=described.schedule.state.paused,
+        note=described.schedule.state.note or "",
+        overlap="skip",
+        next_runs=list(described.info.next_action_times[:5]),
+        recent_runs=[
+            {
+                "workflow_id": getattr(action.action, "workflow_id", None),
+                "scheduled_at": action.scheduled_at,
+                "started_at": action.started_at,
+            }
+            for action in described.info.recent_actions
+        ],
+        schedule_url=schedule_url(settings, tenant.slug),
+    )
+
+
+def _cron_of(described: ScheduleDescription) -> str | None:
+    """Temporal keeps a cron expression as calendars; its comment carries the original."""
+    for calendar in described.schedule.spec.calendars:
+        if calendar.comment:
+            return calendar.comment
+    return None
+
+
+async def _handle_for(temporal: Any, tenant: Tenant, settings: Settings) -> Any:
+    try:
+        client = await temporal.client()
+        return await ensure_schedule(client, tenant, settings)
+    except (RPCError, RuntimeError):
+        raise ApiError(
+            503, "WORKFLOW_ENGINE_UNAVAILABLE", "Temporal did not answer; try again"
+        ) from None
+
+
+@router.get("/tenants/{tenant}/retention-schedule", response_model=SchedulePublic)
+async def get_schedule(
+    tenant: str,
+    principal: PrincipalDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    temporal: TemporalDep,
+) -> SchedulePublic:
+    """The tenant's retention schedule (made with the defaults if it is missing)."""
+    require_scope(principal, "apps:read")
+    found = visible_tenant(session, principal, tenant)
+    handle = await _handle_for(temporal, found, settings)
+    return _schedule_public(await handle.describe(), found, settings)
+
+
+@router.put("/tenants/{tenant}/retention-schedule", response_model=SchedulePublic)
+async def put_schedule(
+    tenant: str,
+    body: ScheduleIn,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    temporal: TemporalDep,
+) -> SchedulePublic:
+    """Change when the schedule runs (interval or cron), pause or resume it, or its note."""
+    require_scope(principal, "retention")
+    found = visible_tenant(session, principal, tenant)
+    handle = await _handle_for(temporal, found, settings)
+    described = await handle.describe()
+    if body.interval_minutes is not None or body.cron is not None:
+        spec = schedule_spec(body.interval_minutes, body.cron)
+    else:
+        spec = _same_timing(described)
+    state = described.schedule.state
+    note = body.note if body.note is not None else state.note
+    paused = body.paused if body.paused is not None else state.paused
+    new = retention_schedule(found, settings, spec, ScheduleState(note=note, paused=paused))
+
+    def replace(_: Any) -> ScheduleUpdate:
+        return ScheduleUpdate(schedule=new)
+
+    try:
+        await handle.update(replace)
+        if body.paused is True:
+            await handle.pause(note=note)
+        elif body.paused is False:
+            await handle.unpause(note=note)
+    except RPCError as exc:
+        raise ApiError(
+            422, "SCHEDULE_INVALID", f"Temporal refused the schedule: {exc.message}"
+        ) from None
+    record_audit(
+        session,
+        tenant_id=found.id,
+        actor=principal.subject,
+        action="retention.schedule.update",
+        target=f"schedule:{schedule_id(found.slug)}",
+        result="ok",
+        request_id=request.state.request_id,
+        detail=body.model_dump(exclude_none=True),
+    )
+    session.commit()
+    return _schedule_public(await handle.describe(), found, settings)
+
+
+def _same_timing(described: ScheduleDescription) -> ScheduleSpec:
+    spec = described.schedule.spec
+    cron = _cron_of(described)
+    if cron is not None:
+        return schedule_spec(None, cron)
+    if spec.intervals:
+        return ScheduleSpec(intervals=list(spec.intervals))
+    return ScheduleSpec(calendars=list(spec.calendars))

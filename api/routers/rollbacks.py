@@ -1,0 +1,359 @@
+"""Rollbacks: put an earlier release back in an environment, by digest, without a build.
+
+The target is a named version or, by default, the previous good release there; a rollback is
+followed as a deployment with trigger `rollback` (its `status_url`), and can be cancelled there."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request, status
+from pydantic import BaseModel, BeforeValidator, Field
+from sqlmodel import Session, col, select
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from activities.locks import holder_is_running, lock_holder, locked_message
+from api.auth import require_scope
+from api.deploys import step_timeouts
+from api.deps import PrincipalDep, SessionDep, SettingsDep, TemporalDep
+from api.errors import ApiError, not_found
+from api.retention import refuse_deleted
+from api.routers import API_PREFIX
+from api.routers.apps import app_for
+from api.routers.bootstraps import workflow_url
+from core.audit import record_audit
+from core.models import App, Deployment, Environment, Release, ReleaseActivation, Tenant
+from core.settings import Settings
+from core.temporal import TemporalGateway
+from workflows import search
+from workflows.locks import ENVIRONMENT_LOCKED
+from workflows.rollback import Rollback, RollbackInput, rollback_workflow_id
+
+router = APIRouter(prefix=API_PREFIX, tags=["rollbacks"])
+REFUSED = "ROLLBACK_REFUSED"
+IN_PROGRESS = ("pending", "deploying")
+# How long a new rollback waits for the previous one, already recorded as ended, to close.
+FINISHING_SECONDS = 5
+
+
+def _version_number(value: Any) -> Any:
+    """`3` and `"v3"` name the same release."""
+    if isinstance(value, str) and re.fullmatch(r"[vV]?[0-9]{1,9}", value.strip()):
+        return int(value.strip().lstrip("vV"))
+    return value
+
+
+class RollbackCreate(BaseModel):
+    to_version: Annotated[int | None, BeforeValidator(_version_number), Field(ge=1)] = Field(
+        default=None,
+        description='The release to put back (3 or "v3"); by default the previous good one.',
+    )
+    reason: str = Field(default="", max_length=500)
+
+
+class RollbackPublic(BaseModel):
+    deployment_id: uuid.UUID
+    app_id: uuid.UUID
+    environment: str
+    status: str
+    to_version: int
+    to_image_ref: str
+    from_version: int | None
+    reason: str
+    workflow_id: str
+    workflow_url: str
+    status_url: str
+
+
+@router.post(
+    "/apps/{app_id}/environments/{env}/rollback",
+    response_model=RollbackPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+)
+async def create_rollback(
+    app_id: uuid.UUID,
+    env: str,
+    body: RollbackCreate,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    temporal: TemporalDep,
+) -> RollbackPublic:
+    """Swap the environment back to `to_version` (default: the previous good release there)
+    and wait for its rollout; refused for REJECTED releases and ones that never ran there.
+    Follow `status_url`; cancelling it there puts back what ran before."""
+    require_scope(principal, "deploy")
+    app = app_for(session, principal, app_id)
+    environment = session.exec(
+        select(Environment).where(Environment.app_id == app.id, Environment.name == env)
+    ).first()
+    if environment is None:
+        raise not_found(f"environment {env} of app {app.slug}")
+    current = (
+        session.get(Release, environment.current_release_id)
+        if environment.current_release_id
+        else None
+    )
+    target = rollback_target(session, app, environment, current, body.to_version)
+    workflow_id = rollback_workflow_id(str(app.id), environment.name)
+    await _refuse_if_locked(session, temporal, app, environment, workflow_id)
+
+    tenant = session.get(Tenant, app.tenant_id)
+    if tenant is None:
+        raise not_found(f"app {app.id}")
+    deployment = Deployment(
+        tenant_id=app.tenant_id,
+        app_id=app.id,
+        environment=environment.name,
+        commit_sha=target.commit_sha,
+        commits=[target.commit_sha],
+        status="pending",
+        stage="lock",
+        trigger="rollback",
+        image_ref=target.image_ref,
+        workflow_id=workflow_id,
+    )
+    refuse_deleted(session, target)
+    session.add(deployment)
+    session.commit()
+    workflow_input = RollbackInput(
+        tenant_id=str(tenant.id),
+        tenant_slug=tenant.slug,
+        app_id=str(app.id),
+        app_slug=app.slug,
+        environment=environment.name,
+        namespace=environment.namespace,
+        deployment_id=str(deployment.id),
+        release_id=str(target.id),
+        version=target.version,
+        image_ref=target.image_ref,
+        image_digest=target.image_digest,
+        commit_sha=target.commit_sha,
+        requested_by=principal.subject,
+        reason=body.reason,
+        kube_task_queue=settings.kube_task_queue,
+        timeouts=step_timeouts(settings),
+    )
+    try:
+        await _start(temporal, session, settings, workflow_input)
+    except WorkflowAlreadyStartedError:
+        _forget(session, deployment)
+        raise ApiError(
+            409,
+            "ROLLBACK_IN_PROGRESS",
+            f"a rollback of {app.slug} in {environment.name} is in progress ({workflow_id}); "
+            "wait for it or cancel it",
+        ) from None
+    except (RPCError, RuntimeError):
+        _forget(session, deployment)
+        raise ApiError(
+            503, "WORKFLOW_ENGINE_UNAVAILABLE", "Temporal did not accept the rollback; try again"
+        ) from None
+    record_audit(
+        session,
+        tenant_id=app.tenant_id,
+        actor=principal.subject,
+        action="environment.rollback",
+        target=f"environment:{app.id}/{environment.name}",
+        result="accepted",
+        request_id=request.state.request_id,
+        detail={
+            "deployment_id": str(deployment.id),
+            "to_version": target.version,
+            "from_version": current.version if current else None,
+            "reason": body.reason,
+        },
+    )
+    session.commit()
+    return RollbackPublic(
+        deployment_id=deployment.id,
+        app_id=app.id,
+        environment=environment.name,
+        status=deployment.status,
+        to_version=target.version,
+        to_image_ref=target.image_ref,
+        from_version=current.version if current else None,
+        reason=body.reason,
+        workflow_id=workflow_id,
+        workflow_url=workflow_url(settings, workflow_id),
+        status_url=f"{API_PREFIX}/apps/{app.id}/deployments/{deployment.id}",
+    )
+
+
+async def _start(
+    temporal: TemporalGateway,
+    session: Session,
+    settings: Settings,
+    workflow_input: RollbackInput,
+) -> None:
+    """Start the run; when the previous rollback's record has ended but its run is still
+    closing (its last steps after the record), wait for it briefly and start once more."""
+    client = await temporal.client()
+    tenant, app, env = (
+        workflow_input.tenant_slug,
+        workflow_input.app_slug,
+        workflow_input.environment,
+    )
+    workflow_id = rollback_workflow_id(workflow_input.app_id, env)
+    for attempt in range(2):
+        try:
+            await client.start_workflow(
+                Rollback.run,
+                workflow_input,
+                id=workflow_id,
+                task_queue=settings.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                static_summary=f"Roll back {tenant}/{app} in {env} to v{workflow_input.version}",
+                search_attributes=search.for_app(tenant, app, env, "lock"),
+            )
+            return
+        except WorkflowAlreadyStartedError:
+            if attempt or _rolling_back(session, workflow_id, workflow_input.deployment_id):
+                raise
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    client.get_workflow_handle(workflow_id).result(), FINISHING_SECONDS
+                )
+
+
+def _rolling_back(session: Session, workflow_id: str, starting: str) -> bool:
+    """Whether another rollback of the environment is still in progress by its record."""
+    return (
+        session.exec(
+            select(Deployment.id).where(
+                Deployment.workflow_id == workflow_id,
+                Deployment.id != uuid.UUID(starting),
+                col(Deployment.status).in_(IN_PROGRESS),
+            )
+        ).first()
+        is not None
+    )
+
+
+def rollback_target(
+    session: Session,
+    app: App,
+    environment: Environment,
+    current: Release | None,
+    to_version: int | None,
+) -> Release:
+    """The release to put back, or a 409 saying why there is none."""
+    if to_version is not None:
+        release = session.exec(
+            select(Release).where(Release.app_id == app.id, Release.version == to_version)
+        ).first()
+        if release is None:
+            raise not_found(f"release v{to_version} of app {app.slug}")
+        if release.lifecycle == "REJECTED":
+            raise ApiError(409, REFUSED, f"release v{release.version} is REJECTED")
+        if not _ran_there(session, app, environment, release):
+            raise ApiError(
+                409,
+                REFUSED,
+                f"release v{release.version} never ran in {environment.name}: "
+                "a rollback only puts back what ran there; promote it instead",
+            )
+        if current is not None and release.id == current.id:
+            raise ApiError(
+                409, REFUSED, f"release v{release.version} is already current in {environment.name}"
+            )
+        return release
+    release = previous_good_release(session, app, environment)
+    if release is None:
+        raise ApiError(
+            409, REFUSED, f"{environment.name} has no earlier good release to roll back to"
+        )
+    return release
+
+
+def previous_good_release(session: Session, app: App, environment: Environment) -> Release | None:
+    """The most recent release that ran in the environment before the current one, skipping
+    REJECTED releases and ones a rollback moved away from (until they are deployed again), so
+    that rolling back twice goes two steps back instead of returning to the bad release."""
+    ledger = session.exec(
+        select(ReleaseActivation)
+        .where(
+            ReleaseActivation.app_id == app.id, ReleaseActivation.environment == environment.name
+        )
+        .order_by(col(ReleaseActivation.created_at))
+    ).all()
+    abandoned: set[uuid.UUID] = set()
+    running: uuid.UUID | None = None
+    for activation in ledger:
+        if activation.via == "rollback" and running is not None:
+            abandoned.add(running)
+        else:
+            abandoned.discard(activation.release_id)
+        running = activation.release_id
+    current = environment.current_release_id
+    seen: set[uuid.UUID] = set()
+    for activation in reversed(ledger):
+        candidate = activation.release_id
+        if candidate == current or candidate in abandoned or candidate in seen:
+            continue
+        seen.add(candidate)
+        release = session.get(Release, candidate)
+        if release is not None and release.lifecycle != "REJECTED":
+            return release
+    return None
+
+
+def _ran_there(session: Session, app: App, environment: Environment, release: Release) -> bool:
+    return (
+        session.exec(
+            select(ReleaseActivation.id).where(
+                ReleaseActivation.app_id == app.id,
+                ReleaseActivation.environment == environment.name,
+                ReleaseActivation.release_id == release.id,
+            )
+        ).first()
+        is not None
+    )
+
+
+async def _refuse_if_locked(
+    session: Session,
+    temporal: TemporalGateway,
+    app: App,
+    environment: Environment,
+    workflow_id: str,
+) -> None:
+    """Answer 409 early when a running workflow holds the environment (the workflow checks
+    again when it takes the lock); a lock whose holder has ended does not count."""
+    lock = lock_holder(session, app.id, environment.name)
+    if lock is None:
+        return
+    try:
+        client = await temporal.client()
+        running = await holder_is_running(client, lock.holder_workflow_id)
+    except (RPCError, RuntimeError):
+        raise ApiError(
+            503, "WORKFLOW_ENGINE_UNAVAILABLE", "Temporal did not answer; try again"
+        ) from None
+    if not running:
+        return
+    if lock.holder_workflow_id == workflow_id:
+        raise ApiError(
+            409,
+            "ROLLBACK_IN_PROGRESS",
+            f"a rollback of {app.slug} in {environment.name} is in progress ({workflow_id}); "
+            "wait for it or cancel it",
+        )
+    raise ApiError(
+        409,
+        ENVIRONMENT_LOCKED,
+        locked_message(environment.name, lock.holder_kind, lock.holder_workflow_id)
+        + "; roll back when it has finished, or cancel it",
+    )
+
+
+def _forget(session: Session, deployment: Deployment) -> None:
+    session.delete(deployment)
+    session.commit()

@@ -1,0 +1,183 @@
+"""Webhook signature and event handling, and the deployment feed and log paging, on SQLite and
+PostgreSQL (no workflow needed: events that start nothing, and recorded deployments)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from datetime import timedelta
+
+from sqlmodel import Session, select
+
+from core.clock import utcnow
+from core.models import App, Deployment, GitConnection, Tenant
+from tests.fixtures.api import WEBHOOK_SECRET
+
+
+def signed(body: bytes, event: str, delivery: str | None = None) -> dict[str, str]:
+    signature = hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return {
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+        "X-Hub-Signature-256": f"sha256={signature}",
+        "Content-Type": "application/json",
+    }
+
+
+async def test_ping_is_answered(api):
+    body = json.dumps({"zen": "Keep it logically awesome."}).encode()
+    response = await api.post("/api/v1/webhooks/github", content=body, headers=signed(body, "ping"))
+    assert response.status_code == 200
+
+
+async def test_unsigned_and_tampered_are_refused(api):
+    body = json.dumps({"ref": "refs/heads/main"}).encode()
+    headers = signed(body, "push")
+    tampered = await api.post("/api/v1/webhooks/github", content=body + b" ", headers=headers)
+    assert tampered.status_code == 401
+    assert tampered.headers["content-type"] == "application/problem+json"
+    unsigned = await api.post(
+        "/api/v1/webhooks/github", content=body, headers={"X-GitHub-Event": "push"}
+    )
+    assert unsigned.status_code == 401
+
+
+async def test_other_events_branches_and_repositories_start_nothing(api):
+    for event, payload in [
+        ("issues", {"action": "opened"}),
+        ("push", {"ref": "refs/tags/v1", "after": "a" * 40, "repository": {"full_name": "x/y"}}),
+        ("push", {"ref": "refs/heads/main", "after": "0" * 40, "repository": {"full_name": "x/y"}}),
+        (
+            "push",
+            {"ref": "refs/heads/main", "after": "a" * 40, "repository": {"full_name": "no/app"}},
+        ),
+    ]:
+        body = json.dumps(payload).encode()
+        response = await api.post(
+            "/api/v1/webhooks/github", content=body, headers=signed(body, event)
+        )
+        assert response.status_code == 202, response.text
+        assert response.json()["status"] == "ignored"
+
+
+async def test_a_delivery_counts_once(api):
+    body = json.dumps({"action": "opened"}).encode()
+    headers = signed(body, "issues", delivery="fixed-" + uuid.uuid4().hex)
+    first = await api.post("/api/v1/webhooks/github", content=body, headers=headers)
+    again = await api.post("/api/v1/webhooks/github", content=body, headers=headers)
+    assert (first.json()["status"], again.json()["status"]) == ("ignored", "duplicate")
+
+
+def seed_deployments(engine, tenant_slug: str, count: int) -> tuple[str, list[str]]:
+    """An app of the tenant with `count` recorded deployments, oldest first."""
+    with Session(engine) as session:
+        tenant = session.exec(select(Tenant).where(Tenant.slug == tenant_slug)).one()
+        app = App(
+            tenant_id=tenant.id, slug="feed", name="Feed", subdomain="feed",
+            template_id="static-site", repo_full_name="org/feed", pipeline=["dev"],
+            status="active",
+        )  # fmt: skip
+        session.add(app)
+        session.flush()
+        session.add(GitConnection(app_id=app.id, repo_full_name="org/feed", installation_id=1))
+        base = utcnow() - timedelta(hours=1)
+        ids = []
+        for index in range(count):
+            deployment = Deployment(
+                tenant_id=tenant.id, app_id=app.id, environment="dev", commit_sha=f"{index:040d}",
+                status="succeeded", stage="done", trigger="webhook", workflow_id="deploy:x:dev",
+                # Two deployments share a timestamp: the cursor must still tell them apart.
+                created_at=base + timedelta(seconds=index // 2 * 2),
+                log_lines=[f"line {n}" for n in range(7)],
+            )  # fmt: skip
+            session.add(deployment)
+            ids.append(str(deployment.id))
+        session.commit()
+        return str(app.id), ids
+
+
+async def test_feed_pages_newest_first_without_gaps(api, make_tenant, engine):
+    tenant = await make_tenant()
+    app_id, ids = seed_deployments(engine, tenant.slug, 7)
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": 3, **({"cursor": cursor} if cursor else {})}
+        page = await api.get(
+            f"/api/v1/tenants/{tenant.slug}/deployments", params=params, headers=tenant.headers
+        )
+        assert page.status_code == 200, page.text
+        body = page.json()
+        assert body["total"] == 7
+        seen += [item["id"] for item in body["items"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(ids) and len(seen) == len(set(seen))
+    times = [item for item in seen]
+    assert times[0] in ids[-2:]  # newest first
+    per_app = await api.get(f"/api/v1/apps/{app_id}/deployments", headers=tenant.headers)
+    assert per_app.json()["total"] == 7
+
+
+async def test_deployment_log_pages(api, make_tenant, engine):
+    tenant = await make_tenant()
+    app_id, ids = seed_deployments(engine, tenant.slug, 1)
+    lines: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": 3, **({"cursor": cursor} if cursor else {})}
+        page = await api.get(
+            f"/api/v1/apps/{app_id}/deployments/{ids[0]}/logs",
+            params=params,
+            headers=tenant.headers,
+        )
+        body = page.json()
+        lines += body["lines"]
+        cursor = body["next_cursor"]
+        assert body["has_more"] == (cursor is not None)
+        if cursor is None:
+            break
+    assert lines == [f"line {n}" for n in range(7)]
+    bad = await api.get(
+        f"/api/v1/apps/{app_id}/deployments/{ids[0]}/logs", params={"cursor": "x"},
+        headers=tenant.headers,
+    )  # fmt: skip
+    assert bad.status_code == 422
+
+
+async def test_other_tenants_deployments_are_404(api, make_tenant, engine):
+    mine, theirs = await make_tenant(), await make_tenant()
+    app_id, ids = seed_deployments(engine, theirs.slug, 1)
+    for path in (
+        f"/api/v1/apps/{app_id}/deployments",
+        f"/api/v1/apps/{app_id}/deployments/{ids[0]}",
+    ):
+        assert (await api.get(path, headers=mine.headers)).status_code == 404
+
+
+async def test_git_connection_branch_rules(api, make_tenant, engine):
+    tenant = await make_tenant()
+    app_id, _ = seed_deployments(engine, tenant.slug, 0)
+    path = f"/api/v1/apps/{app_id}/git-connection"
+    shown = await api.get(path, headers=tenant.headers)
+    assert shown.json()["branch"] == "main"
+    for bad in ("has space", "a..b", "-lead", "end.lock", "x~1", ""):
+        response = await api.patch(path, json={"branch": bad}, headers=tenant.headers)
+        assert response.status_code == 422, bad
+    changed = await api.patch(path, json={"branch": "release/2026"}, headers=tenant.headers)
+    assert changed.json()["branch"] == "release/2026"
+    moved = await api.put(
+        path, json={"repo_full_name": "org/other", "branch": "main"}, headers=tenant.headers
+    )
+    assert moved.status_code == 422 and moved.json()["code"] == "REPOSITORY_FIXED"
+    replaced = await api.put(
+        path, json={"repo_full_name": "org/feed", "branch": "main"}, headers=tenant.headers
+    )
+    assert replaced.json()["branch"] == "main"
+    no_connection = await api.post(
+        f"/api/v1/apps/{app_id}/deployments", json={"commit_sha": "z"}, headers=tenant.headers
+    )
+    assert no_connection.status_code == 422

@@ -1,0 +1,287 @@
+"""Push-to-deploy against the stand-ins: a real git push delivers a signed webhook and the commit
+ends deployed by digest; bad signatures and redeliveries start nothing; pushes during a deploy
+coalesce; cancel restores what ran before."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from sqlmodel import Session, col, select
+
+from activities import git
+from activities.source import SourceFile
+from core.models import Deployment, Release
+from core.naming import namespace_for
+from tests.fixtures.stack import Stack
+
+AUTHOR = "Dev <dev@example.com>"
+
+
+class App:
+    def __init__(self, stack: Stack, state: dict[str, Any]) -> None:
+        self.stack = stack
+        self.id = state["app_id"]
+        self.full_name = state["repo_full_name"]
+        self.slug = self.full_name.split("/")[1]
+        self.namespace = namespace_for(stack.tenant.slug, self.slug, "dev")
+
+    async def push(self, text: str, before_push: Any = None) -> str:
+        """A real git push of a new commit that changes the page."""
+        github = self.stack.github_client
+        installation = self.stack.github.installation_id
+        repo = await github.get_repository(installation, self.full_name)
+        token = await github.installation_token(installation)
+        head = await github.branch_head(installation, self.full_name, "main")
+        tree = await asyncio.to_thread(git.fetch_tree, repo.clone_url, token, head)
+        tree["public/index.html"] = SourceFile(f"<h1>{text}</h1>\n".encode())
+        if before_push is not None:
+            before_push()
+        return await asyncio.to_thread(
+            git.push_commit, repo.clone_url, token, tree, f"Change to {text}", AUTHOR
+        )
+
+    def deployments(self) -> list[Deployment]:
+        with Session(self.stack.engine) as session:
+            return list(
+                session.exec(
+                    select(Deployment)
+                    .where(Deployment.app_id == uuid.UUID(self.id))
+                    .order_by(col(Deployment.created_at))
+                ).all()
+            )
+
+    def release_of(self, commit: str) -> Release:
+        with Session(self.stack.engine) as session:
+            return session.exec(
+                select(Release).where(
+                    Release.app_id == uuid.UUID(self.id), Release.commit_sha == commit
+                )
+            ).one()
+
+    def running_image(self) -> str | None:
+        return self.stack.kube_client.current_image(self.namespace, self.slug)
+
+    async def wait_until(self, check: Any, within: float = 60, what: str = "") -> None:
+        deadline = time.monotonic() + within
+        while not check():
+            if time.monotonic() > deadline:
+                seen = [(d.trigger, d.status, d.commit_sha[:8]) for d in self.deployments()]
+                pytest.fail(f"timed out waiting for {what}: {seen}")
+            await asyncio.sleep(0.2)
+
+    def settled(self) -> bool:
+        return all(d.status in ("succeeded", "failed", "cancelled") for d in self.deployments())
+
+
+@pytest.fixture
+async def app(stack: Stack) -> App:
+    done = await stack.bootstrap_and_wait()
+    assert done["status"] == "done", done
+    return App(stack, done)
+
+
+async def test_a_push_is_deployed_by_digest(stack: Stack, app: App):
+    commit = await app.push("second version")
+    await app.wait_until(
+        lambda: any(d.commit_sha == commit and d.status == "succeeded" for d in app.deployments()),
+        what="the pushed commit deployed",
+    )
+    release = app.release_of(commit)
+    assert release.version == 2
+    assert app.running_image() == release.image_ref
+    webhook_deploy = [d for d in app.deployments() if d.commit_sha == commit]
+    assert [(d.trigger, d.commits) for d in webhook_deploy] == [("webhook", [commit])]
+    delivered = stack.github.deliveries(event="push", repository=app.full_name)
+    assert delivered and delivered[-1]["status_code"] == 202
+
+
+async def test_a_bad_signature_starts_nothing(stack: Stack, app: App):
+    before = len(app.deployments())
+    body = json.dumps({"ref": "refs/heads/main", "after": "a" * 40,
+                       "repository": {"full_name": app.full_name}}).encode()  # fmt: skip
+    async with httpx.AsyncClient(base_url=stack.settings.public_url) as client:
+        for signature in ("sha256=" + "0" * 64, "", "sha1=abc"):
+            response = await client.post(
+                "/api/v1/webhooks/github",
+                content=body,
+                headers={
+                    "X-GitHub-Event": "push",
+                    "X-GitHub-Delivery": str(uuid.uuid4()),
+                    "X-Hub-Signature-256": signature,
+                    "Content-Type": "application/json",
+                },
+            )
+            assert response.status_code == 401
+            assert response.json()["code"] == "SIGNATURE_INVALID"
+    await asyncio.sleep(1)
+    assert len(app.deployments()) == before
+
+
+async def test_a_redelivery_starts_nothing(stack: Stack, app: App):
+    commit = await app.push("once")
+    await app.wait_until(lambda: app.settled() and len(app.deployments()) == 2, what="one deploy")
+    delivery = stack.github.deliveries(event="push", repository=app.full_name)[-1]
+    assert delivery["payload"]["after"] == commit
+    async with httpx.AsyncClient(base_url=stack.settings.public_url) as client:
+        again = await client.post(
+            "/api/v1/webhooks/github",
+            content=json.dumps(delivery["payload"]).encode(),
+            headers=delivery["request_headers"],
+        )
+    assert again.status_code == 200
+    assert again.json()["status"] == "duplicate"
+    await asyncio.sleep(1.5)
+    assert len(app.deployments()) == 2
+
+
+async def test_pushes_during_a_deploy_are_coalesced(stack: Stack, app: App):
+    stack.kube.set_rollout_delay(2)
+    first = await app.push("push 1")
+    await app.wait_until(
+        lambda: any(d.commit_sha == first and d.status == "deploying" for d in app.deployments()),
+        what="the first push rolling out",
+    )
+    later = [await app.push(f"push {n}") for n in range(2, 6)]
+    await asyncio.sleep(1)  # let the last delivery arrive
+    await app.wait_until(app.settled, within=90, what="every deploy to end")
+    pushed = [d for d in app.deployments() if d.trigger == "webhook"]
+    assert pushed[0].commit_sha == first
+    # The newest commit is deployed, at most one extra deploy ran, and it lists what it covers.
+    assert 1 < len(pushed) <= 2, [(d.commit_sha[:8], d.commits) for d in pushed]
+    assert pushed[-1].commit_sha == later[-1]
+    assert pushed[-1].status == "succeeded"
+    assert set(pushed[-1].commits) <= set(later) and later[-1] in pushed[-1].commits
+    assert app.running_image() == app.release_of(later[-1]).image_ref
+
+
+async def wait_for_push_deploy(app: App, commit: str, status: str) -> str:
+    def reached() -> bool:
+        return any(d.commit_sha == commit and d.status == status for d in app.deployments())
+
+    await app.wait_until(reached, what=f"the deploy of {commit[:8]} {status}")
+    return next(str(d.id) for d in app.deployments() if d.commit_sha == commit)
+
+
+async def cancel(stack: Stack, app: App, deployment_id: str) -> httpx.Response:
+    return await stack.api.post(
+        f"/api/v1/apps/{app.id}/deployments/{deployment_id}/cancel", headers=stack.tenant.headers
+    )
+
+
+async def test_cancel_during_the_rollout_restores_the_previous_image(stack: Stack, app: App):
+    previous = app.running_image()
+    stack.kube.set_rollout_delay(30)
+    commit = await app.push("never to run")
+    deployment_id = await wait_for_push_deploy(app, commit, "deploying")
+    await asyncio.sleep(1)  # the new image is applied and rolling out
+    assert app.running_image() != previous
+    cancelling = asyncio.create_task(cancel(stack, app, deployment_id))
+    await asyncio.sleep(1)
+    stack.kube.set_rollout_delay(0.3)  # the restore, now under way, rolls out quickly
+    assert (await cancelling).status_code == 204
+    shown = await stack.api.get(
+        f"/api/v1/apps/{app.id}/deployments/{deployment_id}", headers=stack.tenant.headers
+    )
+    assert shown.json()["status"] == "cancelled"
+    assert app.running_image() == previous
+    assert (await cancel(stack, app, deployment_id)).status_code == 204
+
+
+async def test_cancel_during_the_build(stack: Stack, app: App):
+    previous = app.running_image()
+    # The build's source fetch fails for a while: the deployment is held in its build stage.
+    commit = await app.push(
+        "never built",
+        before_push=lambda: stack.github.fail_next(
+            "POST", r"git-upload-pack$", status=503, times=3
+        ),
+    )
+    deployment_id = await wait_for_push_deploy(app, commit, "building")
+    response = await cancel(stack, app, deployment_id)
+    assert response.status_code == 204, [
+        (d.status, d.failure_reason) for d in app.deployments() if str(d.id) == deployment_id
+    ]
+    assert [d.status for d in app.deployments() if str(d.id) == deployment_id] == ["cancelled"]
+    assert app.running_image() == previous
+    tags = await stack.registry_client.list_tags(f"{stack.tenant.slug}/{app.slug}")
+    assert commit not in tags
+
+
+async def test_manual_deploys_one_at_a_time(stack: Stack, app: App):
+    stack.kube.set_rollout_delay(3)
+    first = await stack.api.post(
+        f"/api/v1/apps/{app.id}/deployments", json={}, headers=stack.tenant.headers
+    )
+    assert first.status_code == 202
+    second = await stack.api.post(
+        f"/api/v1/apps/{app.id}/deployments", json={}, headers=stack.tenant.headers
+    )
+    assert second.status_code == 409
+    assert second.json()["code"] == "DEPLOYMENT_IN_PROGRESS"
+    assert first.json()["id"] in second.json()["detail"]
+    await app.wait_until(app.settled, what="the manual deploy")
+    done = next(d for d in app.deployments() if str(d.id) == first.json()["id"])
+    assert done.status == "succeeded"
+    # Same commit as the bootstrap: the image is reused, not rebuilt.
+    assert any("Reusing the image" in line for line in done.log_lines)
+    finished = await stack.api.post(
+        f"/api/v1/apps/{app.id}/deployments/{done.id}/cancel", headers=stack.tenant.headers
+    )
+    assert finished.status_code == 409
+
+
+async def test_disconnecting_stops_push_to_deploy_and_keeps_history(stack: Stack, app: App):
+    response = await stack.api.delete(
+        f"/api/v1/apps/{app.id}/git-connection", headers=stack.tenant.headers
+    )
+    assert response.status_code == 202
+    handle = stack.temporal.client.get_workflow_handle(response.json()["workflow_id"])
+    await handle.result()
+    installation = stack.github.installation_id
+    assert await stack.github_client.list_webhooks(installation, app.full_name) == []
+    before = len(app.deployments())
+    await app.push("after the disconnect")
+    await asyncio.sleep(1.5)
+    assert len(app.deployments()) == before == 1
+    manual = await stack.api.post(
+        f"/api/v1/apps/{app.id}/deployments", json={}, headers=stack.tenant.headers
+    )
+    assert manual.status_code == 412
+    assert manual.json()["code"] == "GIT_CONNECTION_MISSING"
+    history = await stack.api.get(
+        f"/api/v1/apps/{app.id}/deployments", headers=stack.tenant.headers
+    )
+    assert history.json()["total"] == 1
+
+
+async def test_configuration_reaches_the_cluster_without_secrets_in_history(stack: Stack, app: App):
+    secret_value = "s3cr3t-" + uuid.uuid4().hex
+    put = await stack.api.put(
+        f"/api/v1/apps/{app.id}/environments/dev/config",
+        json={"variables": {"GREETING": "hello"}, "secrets": {"API_TOKEN": secret_value}},
+        headers=stack.tenant.headers,
+    )
+    assert put.status_code == 200, put.text
+    assert secret_value not in put.text
+    commit = await app.push("configured")
+    await app.wait_until(
+        lambda: any(d.commit_sha == commit and d.status == "succeeded" for d in app.deployments()),
+        what="the configured deploy",
+    )
+    core = stack.kube_client._core  # read-only look at what the cluster holds
+    secret: Any = core.read_namespaced_secret(f"{app.slug}-config", app.namespace)
+    assert base64.b64decode(secret.data["API_TOKEN"]).decode() == secret_value
+    deployment: Any = stack.kube_client._apps.read_namespaced_deployment(app.slug, app.namespace)
+    container = deployment.spec.template.spec.containers[0]
+    assert {(e.name, e.value) for e in container.env or []} >= {("GREETING", "hello")}
+    assert [source.secret_ref.name for source in container.env_from] == [f"{app.slug}-config"]
+    deploy_id = next(d.workflow_id for d in app.deployments() if d.commit_sha == commit)
+    history = await stack.temporal.client.get_workflow_handle(deploy_id).fetch_history()
+    assert secret_value not in history.to_json()

@@ -1,0 +1,465 @@
+"""Promote: a release's exact image to a later environment, behind approvals (Updates with
+validators), freeze windows (durable timers, break-glass override) and a verified soak, with an
+automatic roll back when verification fails. Waiting costs nothing and survives restarts."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows import config_steps, policies, promotion_steps, search, steps
+    from workflows.errors import code_and_message, is_cancellation, stop_if_cancelled
+    from workflows.locks import environment_lock
+    from workflows.policies import StepTimeouts
+
+APPROVE = "approve"
+REJECT = "reject"
+OVERRIDE_FREEZE = "override_freeze"
+HEALTH_CHECK_EVERY = timedelta(seconds=5)
+
+
+class PromoteInput(BaseModel):
+    promotion_id: str
+    tenant_id: str
+    tenant_slug: str
+    app_id: str
+    app_slug: str
+    environment: str
+    namespace: str
+    host: str
+    release_id: str
+    version: int
+    commit_sha: str
+    release_digest: str
+    image_ref: str
+    requested_by: str
+    required_approvals: int
+    approver_scope: str
+    requester_may_approve: bool
+    approval_expiry_seconds: float
+    soak_seconds: float
+    lifecycle_state_after: str | None = None
+    replicas: int = 1
+    variables: dict[str, str] = Field(default_factory=dict)
+    kube_task_queue: str
+    timeouts: StepTimeouts = Field(default_factory=StepTimeouts)
+
+
+class Decision(BaseModel):
+    """Who decides, with what they hold; the API fills it from the caller's key."""
+
+    subject: str
+    scopes: list[str]
+    comment: str = ""
+    release_digest: str
+
+
+class FreezeOverride(BaseModel):
+    subject: str
+    scopes: list[str]
+    reason: str
+
+
+class PromoteResult(BaseModel):
+    promotion_id: str
+    status: str
+    failure_reason: str | None = None
+
+
+def promote_workflow_id(app_id: str, environment: str) -> str:
+    return f"promote:{app_id}:{environment}"
+
+
+@workflow.defn(name="Promote")
+class Promote:
+    def __init__(self) -> None:
+        self._status = "pending_approval"
+        self._approvers: list[str] = []
+        self._rejected_by: str | None = None
+        self._override: FreezeOverride | None = None
+        # Gates decided here (approvals, an override) and the latest checks of the records.
+        self._gates: list[dict[str, Any]] = []
+        self._checks: list[dict[str, Any]] = []
+
+    @workflow.query
+    def state(self) -> dict[str, Any]:
+        return {"status": self._status, "approvers": list(self._approvers)}
+
+    @workflow.update(name=APPROVE)
+    async def approve(self, decision: Decision) -> int:
+        """One approval; the gate opens at the policy's count of distinct approvers."""
+        self._approvers.append(decision.subject)
+        await self._record_decision(decision, "approve")
+        return len(self._approvers)
+
+    @approve.validator
+    def _may_approve(self, decision: Decision) -> None:
+        self._check_decider(decision)
+        if decision.subject in self._approvers:
+            raise ApplicationError(
+                f"{decision.subject} already approved this promotion", type="ALREADY_APPROVED"
+            )
+
+    @workflow.update(name=REJECT)
+    async def reject(self, decision: Decision) -> None:
+        self._rejected_by = decision.subject
+        await self._record_decision(decision, "reject")
+
+    @reject.validator
+    def _may_reject(self, decision: Decision) -> None:
+        self._check_decider(decision)
+
+    @workflow.update(name=OVERRIDE_FREEZE)
+    async def override_freeze(self, override: FreezeOverride) -> None:
+        self._override = override
+
+    @override_freeze.validator
+    def _may_override(self, override: FreezeOverride) -> None:
+        if self._status != "waiting_window":
+            raise ApplicationError(
+                f"the promotion is {self._status}, not waiting for a freeze window",
+                type="PROMOTION_NOT_WAITING",
+            )
+        if "freeze:override" not in override.scopes:
+            raise ApplicationError(
+                "overriding a freeze needs the 'freeze:override' scope", type="SCOPE_MISSING"
+            )
+        if override.subject == self._request.requested_by:
+            raise ApplicationError(
+                "the requester cannot override the freeze for their own promotion",
+                type="OVERRIDE_BY_REQUESTER",
+            )
+        if not override.reason.strip():
+            raise ApplicationError("an override needs a reason", type="REASON_MISSING")
+
+    def _check_decider(self, decision: Decision) -> None:
+        """Refusals here happen before anything is written to the workflow's history."""
+        request = self._request
+        if self._status != "pending_approval":
+            raise ApplicationError(
+                f"the promotion is {self._status}, no longer waiting for approvals",
+                type="PROMOTION_NOT_PENDING",
+            )
+        if request.approver_scope not in decision.scopes:
+            raise ApplicationError(
+                f"approving needs the {request.approver_scope!r} scope", type="SCOPE_MISSING"
+            )
+        if decision.subject == request.requested_by and not request.requester_may_approve:
+            raise ApplicationError(
+                "the requester may not approve their own promotion", type="APPROVER_IS_REQUESTER"
+            )
+        if decision.release_digest != request.release_digest:
+            raise ApplicationError(
+                f"the approval is for {decision.release_digest}, the release is "
+                f"{request.release_digest}",
+                type="DIGEST_MISMATCH",
+            )
+
+    @workflow.run
+    async def run(self, request: PromoteInput) -> PromoteResult:
+        self._request = request
+        workflow.upsert_search_attributes(
+            [
+                search.TENANT.value_set(request.tenant_slug),
+                search.APP.value_set(request.app_slug),
+                search.ENV.value_set(request.environment),
+            ]
+        )
+        target = steps.EnvironmentTarget(
+            tenant=request.tenant_slug,
+            app=request.app_slug,
+            environment=request.environment,
+            namespace=request.namespace,
+            name=request.app_slug,
+        )
+        deployed = False
+        previous_image: str | None = None
+        lock = contextlib.AsyncExitStack()
+        try:
+            gates = await self._check_gates()
+            if not await self._wait_for_approvals():
+                return await self._finish(self._status, self._ended_reason())
+            while gates.frozen_until is not None and self._override is None:
+                await self._wait_for_window(gates)
+                gates = await self._check_gates()
+            if self._override is not None:
+                await self._note_gate("freeze_override", True, self._override.reason)
+
+            await self._move("deploying", f"Deploying v{request.version} to {request.environment}")
+            stop_if_cancelled()
+            # The deploy-and-verify phase holds the environment; waiting above held nothing.
+            await lock.enter_async_context(
+                environment_lock(request.app_id, request.environment, "promotion", request.timeouts)
+            )
+            image = await self._call(
+                steps.FIND_IMAGE,
+                steps.ImageTarget(
+                    repository=f"{request.tenant_slug}/{request.app_slug}", tag=request.commit_sha
+                ),
+                steps.ImageForCommit,
+                policies.REGISTRY,
+            )
+            if image.digest != request.release_digest:
+                raise ApplicationError(
+                    f"the registry no longer holds v{request.version} as {request.release_digest}",
+                    type="IMAGE_MISSING",
+                    non_retryable=True,
+                )
+            current = await self._kube(steps.CURRENT_IMAGE, target, steps.CurrentImageResult)
+            previous_image = current.image_ref
+            secret_name = steps.config_secret_name(request.app_slug)
+            await self._kube(
+                config_steps.APPLY_SECRETS,
+                config_steps.EnvironmentRef(
+                    app_id=request.app_id,
+                    environment=request.environment,
+                    namespace=request.namespace,
+                    secret_name=secret_name,
+                ),
+                list,
+            )
+            await self._update(status="deploying", previous_image=previous_image)
+            deployed = True
+            await self._kube(
+                steps.APPLY_ENVIRONMENT,
+                steps.ApplyEnvironmentInput(
+                    target=target,
+                    image_ref=request.image_ref,
+                    port=image.port,
+                    health_path=image.health_path,
+                    host=request.host,
+                    replicas=request.replicas,
+                    env=request.variables,
+                    secret_name=secret_name,
+                    progress_deadline_seconds=int(request.timeouts.rollout_seconds),
+                ),
+                None,
+            )
+            await self._wait_for_rollout(target)
+            await self._move(
+                "verifying", f"Verifying v{request.version} for {request.soak_seconds:.0f}s"
+            )
+            await self._soak(target)
+            await self._call(
+                promotion_steps.ACTIVATE_RELEASE,
+                promotion_steps.ActivateRelease(
+                    promotion_id=request.promotion_id,
+                    app_id=request.app_id,
+                    environment=request.environment,
+                    release_id=request.release_id,
+                    lifecycle_state=request.lifecycle_state_after,
+                ),
+                None,
+                policies.DATABASE,
+            )
+            await lock.aclose()
+            return await self._finish("succeeded", None, verified=True)
+        except BaseException as error:
+            cancelled = is_cancellation(error)
+            code, message = code_and_message(error, "PROMOTION_FAILED")
+            if deployed:
+                try:
+                    await self._roll_back(target, previous_image)
+                except Exception as undo:
+                    _, undo_message = code_and_message(undo, "ROLLBACK_FAILED")
+                    message += f"; rolling back to {previous_image} failed too: {undo_message}"
+            await lock.aclose()
+            if cancelled:
+                await self._finish("cancelled", "cancelled by request")
+                raise
+            await self._finish("failed", f"{code}: {message}", verified=False)
+            raise ApplicationError(message, type=code, non_retryable=True) from error
+        finally:
+            await lock.aclose()
+
+    async def _wait_for_approvals(self) -> bool:
+        """True once enough distinct approvers agreed; False if rejected or expired."""
+        request = self._request
+        if request.required_approvals == 0:
+            await self._note_gate("approvals", True, "no approval required")
+            return True
+        await self._move(
+            "pending_approval",
+            f"Waiting for {request.required_approvals} approval(s) with scope "
+            f"{request.approver_scope}",
+        )
+        try:
+            await workflow.wait_condition(
+                lambda: (
+                    self._rejected_by is not None
+                    or len(self._approvers) >= request.required_approvals
+                ),
+                timeout=timedelta(seconds=request.approval_expiry_seconds),
+            )
+        except TimeoutError:
+            self._status = "expired"
+            return False
+        if self._rejected_by is not None:
+            self._status = "rejected"
+            return False
+        await self._note_gate("approvals", True, f"approved by {', '.join(self._approvers)}")
+        return True
+
+    async def _wait_for_window(self, gates: promotion_steps.GateReport) -> None:
+        """Hold until the freeze window closes (a durable timer) or a break-glass override."""
+        until = gates.frozen_until
+        if until is None:
+            return
+        await self._move(
+            "waiting_window",
+            f"Waiting for freeze window until {until.isoformat()} ({gates.freeze_reason})",
+        )
+        wait = max(timedelta(seconds=1), until - workflow.now())
+        try:
+            await workflow.wait_condition(lambda: self._override is not None, timeout=wait)
+        except TimeoutError:
+            pass  # the window closed: the gates are checked again
+
+    async def _soak(self, target: steps.EnvironmentTarget) -> None:
+        """The rollout must stay healthy for the whole soak time."""
+        request = self._request
+        elapsed = timedelta()
+        soak = timedelta(seconds=request.soak_seconds)
+        checks = 0
+        while True:
+            health = await self._kube(
+                promotion_steps.CHECK_HEALTH, target, promotion_steps.HealthReport
+            )
+            checks += 1
+            if not health.healthy:
+                await self._update(
+                    status="verifying",
+                    verification={"healthy": False, "checks": checks, "summary": health.summary},
+                )
+                raise ApplicationError(
+                    f"verification failed: {health.summary}",
+                    type="VERIFICATION_FAILED",
+                    non_retryable=True,
+                )
+            if elapsed >= soak:
+                await self._update(
+                    status="verifying",
+                    verification={
+                        "healthy": True,
+                        "checks": checks,
+                        "soak_seconds": request.soak_seconds,
+                        "summary": health.summary,
+                    },
+                )
+                return
+            step = min(HEALTH_CHECK_EVERY, soak - elapsed)
+            await workflow.sleep(step)
+            elapsed += step
+
+    async def _roll_back(self, target: steps.EnvironmentTarget, previous_image: str | None) -> None:
+        if previous_image is None:
+            await self._kube(steps.DELETE_ENVIRONMENT, target, None)
+            return
+        workflow.set_current_details(f"Rolling back to {previous_image}")
+        await self._kube(
+            steps.SET_IMAGE, steps.SetImageInput(target=target, image_ref=previous_image), None
+        )
+        await self._wait_for_rollout(target)
+
+    async def _check_gates(self) -> promotion_steps.GateReport:
+        report = await self._call(
+            promotion_steps.CHECK_GATES,
+            self._request.promotion_id,
+            promotion_steps.GateReport,
+            policies.DATABASE,
+        )
+        if report.blocked:
+            raise ApplicationError(report.blocked, type="PROMOTION_BLOCKED", non_retryable=True)
+        self._checks = report.results
+        await self._update(status=self._status, gates=[*self._gates, *self._checks])
+        return report
+
+    async def _wait_for_rollout(self, target: steps.EnvironmentTarget) -> None:
+        request = self._request
+        await workflow.execute_activity(
+            steps.WAIT_FOR_ROLLOUT,
+            steps.WaitForRolloutInput(
+                target=target, timeout_seconds=request.timeouts.rollout_seconds
+            ),
+            start_to_close_timeout=request.timeouts.rollout + timedelta(seconds=30),
+            heartbeat_timeout=request.timeouts.heartbeat,
+            retry_policy=policies.KUBERNETES,
+            task_queue=request.kube_task_queue,
+            summary="wait for the rollout",
+        )
+
+    async def _record_decision(self, decision: Decision, kind: str) -> None:
+        await self._call(
+            promotion_steps.RECORD_DECISION,
+            promotion_steps.DecisionRecord(
+                promotion_id=self._request.promotion_id,
+                subject=decision.subject,
+                decision=kind,
+                comment=decision.comment,
+                release_digest=decision.release_digest,
+            ),
+            None,
+            policies.DATABASE,
+        )
+
+    async def _note_gate(self, gate: str, passed: bool, detail: str) -> None:
+        self._gates.append({"gate": gate, "passed": passed, "detail": detail})
+        await self._update(status=self._status, gates=[*self._gates, *self._checks])
+
+    async def _move(self, status: str, details: str) -> None:
+        self._status = status
+        workflow.upsert_search_attributes([search.STAGE.value_set(status)])
+        workflow.set_current_details(details)
+        await self._update(status=status)
+
+    async def _update(self, **fields: Any) -> None:
+        await self._call(
+            promotion_steps.UPDATE_PROMOTION,
+            promotion_steps.PromotionUpdate(promotion_id=self._request.promotion_id, **fields),
+            None,
+            policies.DATABASE,
+        )
+
+    async def _finish(
+        self, status: str, reason: str | None, *, verified: bool | None = None
+    ) -> PromoteResult:
+        self._status = status
+        workflow.upsert_search_attributes([search.STAGE.value_set(status)])
+        workflow.set_current_details(f"{status}: {reason}" if reason else status)
+        await self._update(status=status, failure_reason=reason, finished=True)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return PromoteResult(
+            promotion_id=self._request.promotion_id, status=status, failure_reason=reason
+        )
+
+    def _ended_reason(self) -> str:
+        if self._status == "rejected":
+            return f"rejected by {self._rejected_by}"
+        return f"no approval within {self._request.approval_expiry_seconds / 3600:g}h"
+
+    async def _kube(self, name: str, arg: Any, result_type: type | None) -> Any:
+        return await workflow.execute_activity(
+            name,
+            arg,
+            result_type=result_type,
+            start_to_close_timeout=self._request.timeouts.call,
+            retry_policy=policies.KUBERNETES,
+            task_queue=self._request.kube_task_queue,
+            summary=name,
+        )
+
+    async def _call(self, name: str, arg: Any, result_type: type | None, retry: Any) -> Any:
+        return await workflow.execute_activity(
+            name,
+            arg,
+            result_type=result_type,
+            start_to_close_timeout=self._request.timeouts.call,
+            retry_policy=retry,
+            summary=name,
+        )

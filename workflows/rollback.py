@@ -1,0 +1,346 @@
+"""Rollback: put an earlier release of an app back in one environment — swap the image by
+digest, wait for the rollout, record — under the environment lock. It never builds; a rollout
+that fails, or a cancel after the swap, puts back the image that ran before."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+from temporalio.workflow import ActivityCancellationType
+
+with workflow.unsafe.imports_passed_through():
+    from workflows import policies, records, search, steps
+    from workflows.deploy import CANCEL_DEPLOYMENT_UPDATE
+    from workflows.errors import code_and_message, is_cancellation, stop_if_cancelled
+    from workflows.locks import environment_lock
+    from workflows.policies import StepTimeouts
+
+
+class RollbackInput(BaseModel):
+    tenant_id: str
+    tenant_slug: str
+    app_id: str
+    app_slug: str
+    environment: str
+    namespace: str
+    # The rollback's deployment record (trigger `rollback`): its status, stage and log.
+    deployment_id: str
+    release_id: str
+    version: int
+    image_ref: str  # by digest
+    image_digest: str
+    commit_sha: str
+    requested_by: str
+    reason: str = ""
+    kube_task_queue: str
+    timeouts: StepTimeouts = Field(default_factory=StepTimeouts)
+
+
+class RollbackResult(BaseModel):
+    deployment_id: str
+    status: str  # succeeded | failed | cancelled
+    version: int
+    image_ref: str
+    previous_image: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+def rollback_workflow_id(app_id: str, environment: str) -> str:
+    return f"rollback:{app_id}:{environment}"
+
+
+class RollbackFailed(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@workflow.defn(name="Rollback")
+class Rollback:
+    @workflow.init
+    def __init__(self, request: RollbackInput) -> None:
+        self._request = request
+        self._status = "pending"
+        self._stage = "lock"
+        self._previous_image: str | None = None
+        self._task: asyncio.Task[RollbackResult] | None = None
+        self._cancel_requested = False
+
+    @workflow.query
+    def progress(self) -> dict[str, Any]:
+        return {
+            "status": self._status,
+            "stage": self._stage,
+            "previous_image": self._previous_image,
+        }
+
+    @workflow.update(name=CANCEL_DEPLOYMENT_UPDATE)
+    async def cancel_deployment(self, deployment_id: str) -> None:
+        """The deployments API's cancel, for the rollback's deployment record: stop, and put
+        back the image that ran before if the swap had begun."""
+        self._cancel_requested = True
+        if self._task is not None:
+            self._task.cancel()
+        await workflow.wait_condition(lambda: self._status in ("succeeded", "failed", "cancelled"))
+
+    @cancel_deployment.validator
+    def _only_this_one_while_running(self, deployment_id: str) -> None:
+        if deployment_id != self._request.deployment_id or self._status in (
+            "succeeded", "failed", "cancelled",
+        ):  # fmt: skip
+            raise ApplicationError(
+                f"deployment {deployment_id} is not in progress", type="DEPLOYMENT_NOT_RUNNING"
+            )
+
+    @workflow.run
+    async def run(self, request: RollbackInput) -> RollbackResult:
+        workflow.upsert_search_attributes(
+            [
+                search.TENANT.value_set(request.tenant_slug),
+                search.APP.value_set(request.app_slug),
+                search.ENV.value_set(request.environment),
+                search.STAGE.value_set("lock"),
+            ]
+        )
+        self._task = asyncio.create_task(self._rollback())
+        try:
+            result = await self._task
+        except asyncio.CancelledError:
+            if workflow.cancellation_reason() is not None:
+                raise  # the workflow itself was cancelled: it ends cancelled
+            result = self._result("cancelled")
+        except RollbackFailed as failed:
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            raise ApplicationError(failed.message, type=failed.code, non_retryable=True) from None
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return result
+
+    async def _rollback(self) -> RollbackResult:
+        request = self._request
+        await self._record(
+            records.START_DEPLOYMENT,
+            records.DeploymentStart(
+                deployment_id=request.deployment_id,
+                tenant_id=request.tenant_id,
+                app_id=request.app_id,
+                environment=request.environment,
+                commit_sha=request.commit_sha,
+                commits=[request.commit_sha],
+                trigger="rollback",
+                workflow_id=workflow.info().workflow_id,
+            ),
+        )
+        await self._move("pending", "lock", f"Locking {request.environment} for the rollback")
+        try:
+            async with environment_lock(
+                request.app_id, request.environment, "rollback", request.timeouts
+            ):
+                stop_if_cancelled()
+                await self._swap_and_record()
+        except GeneratorExit:
+            raise  # the worker evicted the run from its cache: it goes on elsewhere
+        except BaseException as error:
+            cancelled = is_cancellation(error) or self._cancel_requested
+            code, message = code_and_message(error, "ROLLBACK_FAILED")
+            status = "cancelled" if cancelled else "failed"
+            reason = "cancelled by request" if cancelled else f"{code}: {message}"
+            # Audited before the record says it ended, so whoever sees the end sees the audit.
+            await self._audit(status, {"error_code": None if cancelled else code})
+            await self._move(status, self._stage, reason, failure_reason=reason, finished=True)
+            if cancelled:
+                raise asyncio.CancelledError("the rollback was cancelled") from error
+            raise RollbackFailed(code, message) from error
+        await self._audit("succeeded", {})
+        await self._move(
+            "succeeded",
+            "done",
+            f"Release v{request.version} runs again in {request.environment}",
+            finished=True,
+        )
+        return self._result("succeeded")
+
+    async def _swap_and_record(self) -> None:
+        request = self._request
+        target = self._target()
+        await self._move("deploying", "deploy", f"Reading what runs in {request.namespace}")
+        current = await self._kube(
+            steps.CURRENT_IMAGE, target, steps.CurrentImageResult, "read the running image"
+        )
+        if current.image_ref is None:
+            raise ApplicationError(
+                f"nothing runs in {request.environment} to roll back",
+                type="ROLLBACK_REFUSED",
+                non_retryable=True,
+            )
+        self._previous_image = current.image_ref
+        stop_if_cancelled()
+        await self._move(
+            "deploying",
+            "deploy",
+            f"Rolling back to v{request.version}: {request.image_ref} replaces {current.image_ref}",
+            image_ref=request.image_ref,
+        )
+        try:
+            await self._kube(
+                steps.SET_IMAGE,
+                steps.SetImageInput(target=target, image_ref=request.image_ref),
+                None,
+                f"swap the image for v{request.version}",
+            )
+            await self._wait_for_rollout(target)
+            stop_if_cancelled()
+            await self._record(
+                records.RECORD_RELEASE,
+                records.ReleaseInput(
+                    deployment_id=request.deployment_id,
+                    app_id=request.app_id,
+                    environment=request.environment,
+                    commit_sha=request.commit_sha,
+                    image_digest=request.image_digest,
+                    image_ref=request.image_ref,
+                    via="rollback",
+                ),
+                result_type=records.ReleaseResult,
+            )
+        except GeneratorExit:
+            raise
+        except BaseException as error:
+            await self._restore(target, current.image_ref, error)
+            raise
+
+    async def _restore(
+        self, target: steps.EnvironmentTarget, previous_image: str, error: BaseException
+    ) -> None:
+        """Put back the image that ran before and wait until it runs again; a restore that
+        fails too is told alongside the original failure, which stays the reason."""
+        await self._move(
+            self._status, "restore", f"Restoring the image that ran before: {previous_image}"
+        )
+        try:
+            await self._kube(
+                steps.SET_IMAGE,
+                steps.SetImageInput(target=target, image_ref=previous_image),
+                None,
+                "restore the previous image",
+            )
+            await self._wait_for_rollout(target)
+        except Exception as restore_error:
+            code, message = code_and_message(error, "ROLLBACK_FAILED")
+            _, restore_message = code_and_message(restore_error, "ROLLBACK_FAILED")
+            raise ApplicationError(
+                f"{message}; restoring {previous_image} failed too: {restore_message}",
+                type=code,
+                non_retryable=True,
+            ) from error
+
+    async def _wait_for_rollout(self, target: steps.EnvironmentTarget) -> None:
+        request = self._request
+        limit = request.timeouts.rollout_seconds
+        workflow.set_current_details(
+            f"Waiting for the rollout in {target.namespace} (up to {limit:.0f}s)"
+        )
+        await workflow.execute_activity(
+            steps.WAIT_FOR_ROLLOUT,
+            steps.WaitForRolloutInput(target=target, timeout_seconds=limit),
+            start_to_close_timeout=request.timeouts.rollout + timedelta(seconds=30),
+            heartbeat_timeout=request.timeouts.heartbeat,
+            retry_policy=policies.KUBERNETES,
+            task_queue=request.kube_task_queue,
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            summary="wait for the rollout",
+        )
+
+    def _target(self) -> steps.EnvironmentTarget:
+        request = self._request
+        return steps.EnvironmentTarget(
+            tenant=request.tenant_slug,
+            app=request.app_slug,
+            environment=request.environment,
+            namespace=request.namespace,
+            name=request.app_slug,
+        )
+
+    def _result(self, status: str) -> RollbackResult:
+        return RollbackResult(
+            deployment_id=self._request.deployment_id,
+            status=status,
+            version=self._request.version,
+            image_ref=self._request.image_ref,
+            previous_image=self._previous_image,
+        )
+
+    async def _kube(self, name: str, arg: Any, result_type: type | None, summary: str) -> Any:
+        return await workflow.execute_activity(
+            name,
+            arg,
+            result_type=result_type,
+            start_to_close_timeout=self._request.timeouts.call,
+            retry_policy=policies.KUBERNETES,
+            task_queue=self._request.kube_task_queue,
+            summary=summary,
+        )
+
+    async def _move(
+        self,
+        status: str,
+        stage: str,
+        details: str,
+        *,
+        image_ref: str | None = None,
+        failure_reason: str | None = None,
+        finished: bool = False,
+    ) -> None:
+        self._status, self._stage = status, stage
+        workflow.upsert_search_attributes([search.STAGE.value_set(stage)])
+        workflow.set_current_details(details)
+        await self._record(
+            records.UPDATE_DEPLOYMENT,
+            records.DeploymentProgress(
+                deployment_id=self._request.deployment_id,
+                status=status,
+                stage=stage,
+                image_ref=image_ref,
+                failure_reason=failure_reason,
+                log_line=f"[{workflow.now().isoformat(timespec='seconds')}] {details}",
+                finished=finished,
+            ),
+        )
+
+    async def _audit(self, result: str, detail: dict[str, Any]) -> None:
+        request = self._request
+        await self._record(
+            records.RECORD_AUDIT_EVENT,
+            records.AuditEventInput(
+                event_key=f"rollback:{request.deployment_id}",
+                tenant_id=request.tenant_id,
+                actor=request.requested_by,
+                action="environment.rollback",
+                target=f"environment:{request.app_id}/{request.environment}",
+                result=result,
+                detail={
+                    "version": request.version,
+                    "image_ref": request.image_ref,
+                    "previous_image": self._previous_image,
+                    "reason": request.reason,
+                    "workflow_id": workflow.info().workflow_id,
+                    **detail,
+                },
+            ),
+        )
+
+    async def _record(self, name: str, arg: Any, result_type: type | None = None) -> Any:
+        return await workflow.execute_activity(
+            name,
+            arg,
+            result_type=result_type,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=policies.DATABASE,
+            summary=name,
+        )
