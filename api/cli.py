@@ -850,8 +850,10 @@ def _now() -> str:
 
 @releases_cli.command("list")
 def releases_list(ctx: typer.Context, app_id: AppOption, api_key: KeyOption = None) -> None:
-    """The app's releases, newest first: version, commit, digest, lifecycle state, where each
-    runs now and the lifecycle actions its state allows."""
+    """The app's releases, newest first.
+
+    Each with its commit, digest, lifecycle state, where it runs now and the lifecycle actions
+    its state allows."""
     _use_key(ctx, api_key)
     items = run_api(ctx, lambda api: api.all_items(f"/apps/{app_id}/releases"))
     if not items:
@@ -895,9 +897,11 @@ def releases_lifecycle(
     ] = False,
     api_key: KeyOption = None,
 ) -> None:
-    """Move a release through its lifecycle. accept-rc (to qa) and deploy-stable (to
-    --environment) start a promotion, so approvals and freeze windows apply; the release takes
-    its new state once that promotion has deployed it."""
+    """Move a release through its lifecycle.
+
+    accept-rc (to qa) and deploy-stable (to --environment) start a promotion, so approvals and
+    freeze windows apply; the release takes its new state once that promotion has deployed
+    it."""
     _use_key(ctx, api_key)
     number = _version(version)
     body: dict[str, Any] = {"action": action, "note": note}
@@ -930,8 +934,10 @@ def promotions_create(
     watch: Annotated[bool, typer.Option("--watch", help="follow it until it ends")] = False,
     api_key: KeyOption = None,
 ) -> None:
-    """Ask for a release to be promoted to an environment; it waits for the approvals and
-    freeze windows that environment's policy sets, then deploys the same digest and verifies."""
+    """Ask for a release to be promoted to an environment.
+
+    The promotion waits for the approvals and freeze windows of that environment's policy,
+    then deploys the same digest and verifies it for the soak time."""
     _use_key(ctx, api_key)
     number = _version(version)
     body = {"version": number, "environment": environment, "note": note}
@@ -967,7 +973,9 @@ def promotions_approve(
     comment: Annotated[str, typer.Option(help="kept with the approval in the evidence")] = "",
     api_key: KeyOption = None,
 ) -> None:
-    """Approve the promotion's release digest with your key; refused for the requester, for a
+    """Approve a promotion with your own key.
+
+    The approval is bound to the release's digest; it is refused for the requester, for a
     second approval by the same person and for a key without the approver scope."""
     _use_key(ctx, api_key)
     path = f"/apps/{app_id}/promotions/{promotion_id}/approve"
@@ -1005,8 +1013,9 @@ def promotions_override_freeze(
     reason: Annotated[str, typer.Option(help="why it cannot wait; audited")],
     api_key: KeyOption = None,
 ) -> None:
-    """Break glass: let a promotion waiting for a freeze window through now (scope
-    freeze:override, someone other than the requester)."""
+    """Let a promotion waiting for a freeze window through now.
+
+    Needs the scope freeze:override and someone other than the requester; audited."""
     _use_key(ctx, api_key)
     path = f"/apps/{app_id}/promotions/{promotion_id}/override-freeze"
     answer = run_api(ctx, lambda api: api.post(path, {"reason": reason}))
@@ -1023,8 +1032,10 @@ def promotions_cancel(
     app_id: AppOption,
     api_key: KeyOption = None,
 ) -> None:
-    """Cancel a promotion: before its deploy it just ends `cancelled`; after, the environment
-    is rolled back to what ran before."""
+    """Cancel a promotion.
+
+    Before its deploy it just ends `cancelled`; after, the environment is rolled back to what
+    ran before."""
     _use_key(ctx, api_key)
     path = f"/apps/{app_id}/promotions/{promotion_id}/cancel"
     answer = run_api(ctx, lambda api: api.post(path))
@@ -1062,8 +1073,9 @@ def promotions_show(
     app_id: AppOption,
     api_key: KeyOption = None,
 ) -> None:
-    """Status, approvals and gates of one promotion; exit 1 if it ended other than
-    succeeded."""
+    """Status, approvals and gates of one promotion.
+
+    Exits 1 if it ended other than succeeded."""
     _use_key(ctx, api_key)
     base = f"/apps/{app_id}/promotions/{promotion_id}"
     found = run_api(ctx, lambda api: api.get(base))
@@ -1079,10 +1091,8 @@ def promotions_show(
     ]
     for approval in found["approvals"]:
         comment = f"  {approval['comment']!r}" if approval["comment"] else ""
-        rows.append(
-            ("", f"{approval['decision']} by {approval['subject']} at "
-             f"{_local_time(approval['at'])}{comment}")
-        )  # fmt: skip
+        when = _local_time(approval["at"])
+        rows.append(("", f"{approval['decision']} by {approval['subject']} at {when}{comment}"))
     if found["status"] == "pending_approval" and found.get("expires_at"):
         rows.append(("Expires", _local_time(found["expires_at"], seconds=False)))
     rows.append(("Gates", "" if packet["gates"] else "-"))
@@ -1111,8 +1121,10 @@ def promotions_watch(
     app_id: AppOption,
     api_key: KeyOption = None,
 ) -> None:
-    """Print each change of a promotion with its time (approvals received, the freeze window
-    it waits for, deploying, verifying) until it ends: exit 0 if it succeeded, 1 otherwise."""
+    """Follow a promotion to its end.
+
+    Prints each change with its time (approvals received, the freeze window it waits for,
+    deploying, verifying); exits 0 if it succeeded, 1 otherwise."""
     _use_key(ctx, api_key)
     _watch_promotion(ctx, app_id, promotion_id)
 
@@ -1218,8 +1230,10 @@ def promotions_evidence(
     ] = None,
     api_key: KeyOption = None,
 ) -> None:
-    """The evidence packet as JSON: who requested, who approved when with which comment, the
-    gates, the digests, timings and the verification result."""
+    """A promotion's evidence packet, as JSON.
+
+    Who requested, who approved when with which comment, the gates, the digests, timings and
+    the verification result."""
     _use_key(ctx, api_key)
     path = f"/apps/{app_id}/promotions/{promotion_id}/evidence"
     packet = run_api(ctx, lambda api: api.get(path))
@@ -1278,7 +1292,9 @@ def rollback(
     watch: Annotated[bool, typer.Option("--watch", help="follow it until it ends")] = False,
     api_key: KeyOption = None,
 ) -> None:
-    """Put an earlier release back in an environment by digest, without a build; refused for
+    """Put an earlier release back in an environment.
+
+    By digest, without a build: by default the previous good release there. Refused for
     REJECTED releases and ones that never ran there."""
     _use_key(ctx, api_key)
     body: dict[str, Any] = {"reason": reason}

@@ -67,6 +67,7 @@ def promotion_public(promotion: Promotion) -> dict[str, Any]:
         "release_digest": promotion.release_digest,
         "expires_at": promotion.expires_at.isoformat() if promotion.expires_at else None,
         "failure_reason": promotion.failure_reason,
+        "gates": promotion.gates,
         "workflow_id": promotion.workflow_id,
         "status_url": f"{API_PREFIX}/apps/{promotion.app_id}/promotions/{promotion.id}",
         "created_at": promotion.created_at.isoformat(),

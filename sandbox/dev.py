@@ -251,6 +251,10 @@ def run(settings: Settings) -> None:
         "SHIPYARD_SECRET_KEY": secret_key(state, settings),
         # Absolute, so every child finds the same state whatever its working directory.
         "SHIPYARD_STATE_DIR": str(state),
+        # The sandbox's GitHub delivers webhooks to this API, on whatever port it runs.
+        "SHIPYARD_PUBLIC_URL": os.environ.get(
+            "SHIPYARD_PUBLIC_URL", f"http://{settings.api_host}:{settings.api_port}"
+        ),
         "PYTHONUNBUFFERED": "1",
     }
 
