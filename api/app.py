@@ -12,6 +12,7 @@ from activities.github import GitHubClient
 from api.deps import ClusterAccess
 from api.errors import install_error_handlers
 from api.observability import ApiMetrics, install_observability
+from api.ratelimit import RateLimiter
 from api.routers import (
     apps,
     bootstraps,
@@ -69,6 +70,7 @@ def create_app(
     # Read-only live reads of the cluster (diagnosis, pod logs), made when first asked for.
     app.state.kube = ClusterAccess(settings)
     app.state.metrics = ApiMetrics()
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
 
     install_error_handlers(app)
     install_observability(app, app.state.metrics)

@@ -16,6 +16,7 @@ from activities.kube import KubeClient, KubeError
 from api.auth import Principal, authenticate
 from api.errors import ApiError
 from api.pagination import PageParams
+from api.ratelimit import RateLimiter
 from core.settings import Settings
 from core.temporal import TemporalGateway
 
@@ -57,6 +58,17 @@ GitHubDep = Annotated[GitHubClient, Depends(get_github)]
 def get_principal(request: Request, session: SessionDep, settings: SettingsDep) -> Principal:
     principal = authenticate(request, session, settings)
     request.state.principal = principal
+    limiter: RateLimiter = request.app.state.rate_limiter
+    allowance = limiter.take(principal.key_id or principal.subject)
+    request.state.rate_limit = allowance
+    if not allowance.allowed:
+        raise ApiError(
+            429,
+            "RATE_LIMITED",
+            f"this key made {allowance.limit} requests this minute; try again in "
+            f"{allowance.reset_seconds}s",
+            headers={**allowance.headers(), "Retry-After": str(allowance.reset_seconds)},
+        )
     return principal
 
 

@@ -56,6 +56,9 @@ def install_observability(app: FastAPI, metrics: ApiMetrics) -> None:
             response = await call_next(request)
             status = response.status_code
             response.headers[REQUEST_ID_HEADER] = request_id
+            allowance = getattr(request.state, "rate_limit", None)
+            if allowance is not None:
+                response.headers.update(allowance.headers())
             return response
         finally:
             route = route_template(request)

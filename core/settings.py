@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     # Encrypts environment secrets at rest (core.secrets); changing it makes them unreadable.
     secret_key: SecretStr = SecretStr("")
 
+    # Requests per minute and API key (or admin token) before 429 with Retry-After.
+    rate_limit_per_minute: int = Field(default=600, ge=1)
+
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     public_url: str = "http://127.0.0.1:8000"
