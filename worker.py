@@ -40,6 +40,7 @@ from workflows.disconnect import DisconnectRepository
 from workflows.promote import Promote
 from workflows.retention import Retention
 from workflows.rollback import Rollback
+from workflows.sandbox import workflow_runner
 
 log = structlog.get_logger("shipyard.worker")
 
@@ -172,6 +173,7 @@ def _worker(
         activities=activities,
         activity_executor=executor,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        workflow_runner=workflow_runner(),
     )
 
 

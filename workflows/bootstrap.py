@@ -177,9 +177,7 @@ class BootstrapApp:
                     installation_id=request.installation_id,
                     trigger="bootstrap",
                     kube_task_queue=request.kube_task_queue,
-                    # Handed over as data: inside the workflow sandbox the two models may hold
-                    # different copies of the StepTimeouts class.
-                    timeouts=request.timeouts.model_dump(),  # type: ignore[arg-type]
+                    timeouts=request.timeouts,
                 ),
                 id=deploy_workflow_id(request.app_id, first_env),
                 static_summary=f"Deploy {request.tenant_slug}/{request.app_slug} to {first_env}",

@@ -16,7 +16,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import config_steps, policies, records, search, steps
+    from workflows import policies, records, search, steps
+    from workflows.cluster import Cluster
     from workflows.errors import code_and_message, is_cancellation, stop_if_cancelled
     from workflows.locks import environment_lock
     from workflows.policies import StepTimeouts
@@ -140,6 +141,7 @@ class DeployRelease:
     @workflow.run
     async def run(self, request: DeployInput) -> DeployResult:
         self._request = request
+        self._cluster = Cluster(request.kube_task_queue, request.timeouts)
         workflow.upsert_search_attributes(
             [
                 search.TENANT.value_set(request.tenant_slug),
@@ -240,25 +242,14 @@ class DeployRelease:
                 environment_lock(request.app_id, request.environment, "deploy", request.timeouts)
             )
             await self._move(round_, "deploying", "deploy", f"Rolling out {image.image_ref}")
-            current = await self._kube(
+            current = await self._cluster.call(
                 steps.CURRENT_IMAGE, target, steps.CurrentImageResult, "read the running image"
             )
             previous_image = current.image_ref
-            secret_name = steps.config_secret_name(request.app_slug)
-            await self._kube(
-                config_steps.APPLY_SECRETS,
-                config_steps.EnvironmentRef(
-                    app_id=request.app_id,
-                    environment=request.environment,
-                    namespace=request.namespace,
-                    secret_name=secret_name,
-                ),
-                list,
-                "write the environment's secrets",
-            )
             rollout_began = True
-            await self._kube(
-                steps.APPLY_ENVIRONMENT,
+            await self._cluster.apply(
+                request.app_id,
+                target,
                 steps.ApplyEnvironmentInput(
                     target=target,
                     image_ref=image.image_ref,
@@ -267,13 +258,11 @@ class DeployRelease:
                     host=request.host,
                     replicas=request.replicas,
                     env=request.variables,
-                    secret_name=secret_name,
+                    secret_name=steps.config_secret_name(request.app_slug),
                     progress_deadline_seconds=int(request.timeouts.rollout_seconds),
                 ),
-                None,
-                "apply the Deployment, Service and Ingress",
             )
-            await self._wait_for_rollout(target)
+            await self._cluster.wait_for_rollout(target)
             stop_if_cancelled()
             release = await self._record(
                 records.RECORD_RELEASE,
@@ -388,51 +377,15 @@ class DeployRelease:
         )
         return Image(pushed.image_ref, pushed.digest, built.port, built.health_path)
 
-    async def _wait_for_rollout(self, target: steps.EnvironmentTarget) -> None:
-        request = self._request
-        limit = request.timeouts.rollout_seconds
-        workflow.set_current_details(
-            f"Waiting for the rollout in {target.namespace} (up to {limit:.0f}s)"
-        )
-        await workflow.execute_activity(
-            steps.WAIT_FOR_ROLLOUT,
-            steps.WaitForRolloutInput(target=target, timeout_seconds=limit),
-            start_to_close_timeout=request.timeouts.rollout + timedelta(seconds=30),
-            heartbeat_timeout=request.timeouts.heartbeat,
-            retry_policy=policies.KUBERNETES,
-            task_queue=request.kube_task_queue,
-            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            summary="wait for the rollout",
-        )
-
     async def _restore(self, target: steps.EnvironmentTarget, previous_image: str | None) -> None:
         """Put back what ran before and wait until it runs again; a first deploy had nothing,
         so there is nothing to restore (the bootstrap's compensation removes the namespace)."""
-        if previous_image is None:
-            return
-        workflow.set_current_details(f"Restoring the previous image {previous_image}")
-        await self._kube(
-            steps.SET_IMAGE,
-            steps.SetImageInput(target=target, image_ref=previous_image),
-            None,
-            "restore the previous image",
-        )
-        await self._wait_for_rollout(target)
+        if previous_image is not None:
+            await self._cluster.swap_image(target, previous_image)
 
     def _repository(self) -> steps.RepositoryRef:
         return steps.RepositoryRef(
             full_name=self._request.repo_full_name, installation_id=self._request.installation_id
-        )
-
-    async def _kube(self, name: str, arg: Any, result_type: type | None, summary: str) -> Any:
-        return await workflow.execute_activity(
-            name,
-            arg,
-            result_type=result_type,
-            start_to_close_timeout=self._request.timeouts.call,
-            retry_policy=policies.KUBERNETES,
-            task_queue=self._request.kube_task_queue,
-            summary=summary,
         )
 
     async def _move(

@@ -13,7 +13,8 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import config_steps, policies, promotion_steps, search, steps
+    from workflows import policies, promotion_steps, search, steps
+    from workflows.cluster import Cluster
     from workflows.errors import code_and_message, is_cancellation, stop_if_cancelled
     from workflows.locks import environment_lock
     from workflows.policies import StepTimeouts
@@ -164,6 +165,7 @@ class Promote:
     @workflow.run
     async def run(self, request: PromoteInput) -> PromoteResult:
         self._request = request
+        self._cluster = Cluster(request.kube_task_queue, request.timeouts)
         workflow.upsert_search_attributes(
             [
                 search.TENANT.value_set(request.tenant_slug),
@@ -211,23 +213,15 @@ class Promote:
                     type="IMAGE_MISSING",
                     non_retryable=True,
                 )
-            current = await self._kube(steps.CURRENT_IMAGE, target, steps.CurrentImageResult)
-            previous_image = current.image_ref
-            secret_name = steps.config_secret_name(request.app_slug)
-            await self._kube(
-                config_steps.APPLY_SECRETS,
-                config_steps.EnvironmentRef(
-                    app_id=request.app_id,
-                    environment=request.environment,
-                    namespace=request.namespace,
-                    secret_name=secret_name,
-                ),
-                list,
+            current = await self._cluster.call(
+                steps.CURRENT_IMAGE, target, steps.CurrentImageResult
             )
+            previous_image = current.image_ref
             await self._update(status="deploying", previous_image=previous_image)
             deployed = True
-            await self._kube(
-                steps.APPLY_ENVIRONMENT,
+            await self._cluster.apply(
+                request.app_id,
+                target,
                 steps.ApplyEnvironmentInput(
                     target=target,
                     image_ref=request.image_ref,
@@ -236,12 +230,11 @@ class Promote:
                     host=request.host,
                     replicas=request.replicas,
                     env=request.variables,
-                    secret_name=secret_name,
+                    secret_name=steps.config_secret_name(request.app_slug),
                     progress_deadline_seconds=int(request.timeouts.rollout_seconds),
                 ),
-                None,
             )
-            await self._wait_for_rollout(target)
+            await self._cluster.wait_for_rollout(target)
             await self._move(
                 "verifying", f"Verifying v{request.version} for {request.soak_seconds:.0f}s"
             )
@@ -328,7 +321,7 @@ class Promote:
         soak = timedelta(seconds=request.soak_seconds)
         checks = 0
         while True:
-            health = await self._kube(
+            health = await self._cluster.call(
                 promotion_steps.CHECK_HEALTH, target, promotion_steps.HealthReport
             )
             checks += 1
@@ -359,13 +352,9 @@ class Promote:
 
     async def _roll_back(self, target: steps.EnvironmentTarget, previous_image: str | None) -> None:
         if previous_image is None:
-            await self._kube(steps.DELETE_ENVIRONMENT, target, None)
+            await self._cluster.call(steps.DELETE_ENVIRONMENT, target)
             return
-        workflow.set_current_details(f"Rolling back to {previous_image}")
-        await self._kube(
-            steps.SET_IMAGE, steps.SetImageInput(target=target, image_ref=previous_image), None
-        )
-        await self._wait_for_rollout(target)
+        await self._cluster.swap_image(target, previous_image)
 
     async def _check_gates(self) -> promotion_steps.GateReport:
         report = await self._call(
@@ -379,20 +368,6 @@ class Promote:
         self._checks = report.results
         await self._update(status=self._status, gates=[*self._gates, *self._checks])
         return report
-
-    async def _wait_for_rollout(self, target: steps.EnvironmentTarget) -> None:
-        request = self._request
-        await workflow.execute_activity(
-            steps.WAIT_FOR_ROLLOUT,
-            steps.WaitForRolloutInput(
-                target=target, timeout_seconds=request.timeouts.rollout_seconds
-            ),
-            start_to_close_timeout=request.timeouts.rollout + timedelta(seconds=30),
-            heartbeat_timeout=request.timeouts.heartbeat,
-            retry_policy=policies.KUBERNETES,
-            task_queue=request.kube_task_queue,
-            summary="wait for the rollout",
-        )
 
     async def _record_decision(self, decision: Decision, kind: str) -> None:
         await self._call(
@@ -442,17 +417,6 @@ class Promote:
         if self._status == "rejected":
             return f"rejected by {self._rejected_by}"
         return f"no approval within {self._request.approval_expiry_seconds / 3600:g}h"
-
-    async def _kube(self, name: str, arg: Any, result_type: type | None) -> Any:
-        return await workflow.execute_activity(
-            name,
-            arg,
-            result_type=result_type,
-            start_to_close_timeout=self._request.timeouts.call,
-            retry_policy=policies.KUBERNETES,
-            task_queue=self._request.kube_task_queue,
-            summary=name,
-        )
 
     async def _call(self, name: str, arg: Any, result_type: type | None, retry: Any) -> Any:
         return await workflow.execute_activity(

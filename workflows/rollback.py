@@ -11,10 +11,10 @@ from typing import Any
 from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
-from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from workflows import policies, records, search, steps
+    from workflows.cluster import Cluster
     from workflows.deploy import CANCEL_DEPLOYMENT_UPDATE
     from workflows.errors import code_and_message, is_cancellation, stop_if_cancelled
     from workflows.locks import environment_lock
@@ -67,6 +67,7 @@ class Rollback:
     @workflow.init
     def __init__(self, request: RollbackInput) -> None:
         self._request = request
+        self._cluster = Cluster(request.kube_task_queue, request.timeouts)
         self._status = "pending"
         self._stage = "lock"
         self._previous_image: str | None = None
@@ -170,7 +171,7 @@ class Rollback:
         request = self._request
         target = self._target()
         await self._move("deploying", "deploy", f"Reading what runs in {request.namespace}")
-        current = await self._kube(
+        current = await self._cluster.call(
             steps.CURRENT_IMAGE, target, steps.CurrentImageResult, "read the running image"
         )
         if current.image_ref is None:
@@ -188,13 +189,13 @@ class Rollback:
             image_ref=request.image_ref,
         )
         try:
-            await self._kube(
+            await self._cluster.call(
                 steps.SET_IMAGE,
                 steps.SetImageInput(target=target, image_ref=request.image_ref),
                 None,
                 f"swap the image for v{request.version}",
             )
-            await self._wait_for_rollout(target)
+            await self._cluster.wait_for_rollout(target)
             stop_if_cancelled()
             await self._record(
                 records.RECORD_RELEASE,
@@ -224,13 +225,7 @@ class Rollback:
             self._status, "restore", f"Restoring the image that ran before: {previous_image}"
         )
         try:
-            await self._kube(
-                steps.SET_IMAGE,
-                steps.SetImageInput(target=target, image_ref=previous_image),
-                None,
-                "restore the previous image",
-            )
-            await self._wait_for_rollout(target)
+            await self._cluster.swap_image(target, previous_image)
         except Exception as restore_error:
             code, message = code_and_message(error, "ROLLBACK_FAILED")
             _, restore_message = code_and_message(restore_error, "ROLLBACK_FAILED")
@@ -239,23 +234,6 @@ class Rollback:
                 type=code,
                 non_retryable=True,
             ) from error
-
-    async def _wait_for_rollout(self, target: steps.EnvironmentTarget) -> None:
-        request = self._request
-        limit = request.timeouts.rollout_seconds
-        workflow.set_current_details(
-            f"Waiting for the rollout in {target.namespace} (up to {limit:.0f}s)"
-        )
-        await workflow.execute_activity(
-            steps.WAIT_FOR_ROLLOUT,
-            steps.WaitForRolloutInput(target=target, timeout_seconds=limit),
-            start_to_close_timeout=request.timeouts.rollout + timedelta(seconds=30),
-            heartbeat_timeout=request.timeouts.heartbeat,
-            retry_policy=policies.KUBERNETES,
-            task_queue=request.kube_task_queue,
-            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            summary="wait for the rollout",
-        )
 
     def _target(self) -> steps.EnvironmentTarget:
         request = self._request
@@ -274,17 +252,6 @@ class Rollback:
             version=self._request.version,
             image_ref=self._request.image_ref,
             previous_image=self._previous_image,
-        )
-
-    async def _kube(self, name: str, arg: Any, result_type: type | None, summary: str) -> Any:
-        return await workflow.execute_activity(
-            name,
-            arg,
-            result_type=result_type,
-            start_to_close_timeout=self._request.timeouts.call,
-            retry_policy=policies.KUBERNETES,
-            task_queue=self._request.kube_task_queue,
-            summary=summary,
         )
 
     async def _move(

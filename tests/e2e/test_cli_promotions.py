@@ -230,7 +230,8 @@ async def test_a_freeze_window_an_override_a_rejection_and_a_cancel(stack: Stack
             "kind": "one_off",
             "reason": "release train",
             "starts_at": (now - timedelta(minutes=1)).isoformat(),
-            "ends_at": (now + timedelta(seconds=4)).isoformat(),
+            # Long enough that a slow machine still finds it frozen when the override comes.
+            "ends_at": (now + timedelta(seconds=10)).isoformat(),
         },
         headers=stack.tenant.headers,
     )

@@ -14,6 +14,7 @@ from workflows.deploy import DeployRelease
 from workflows.promote import Promote
 from workflows.retention import Retention
 from workflows.rollback import Rollback
+from workflows.sandbox import workflow_runner
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 # `SHIPYARD_RECORD_HISTORIES=1 make test` refreshes the recorded files from this run.
@@ -22,7 +23,11 @@ WORKFLOWS = [BootstrapApp, DeployRelease, Promote, Retention, Rollback]
 
 
 def replayer() -> Replayer:
-    return Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+    return Replayer(
+        workflows=WORKFLOWS,
+        data_converter=pydantic_data_converter,
+        workflow_runner=workflow_runner(),
+    )
 
 
 async def check_and_record(client: Client, workflow_id: str, name: str) -> WorkflowHistory:

@@ -193,7 +193,7 @@ async def test_a_freeze_window_holds_then_opens(promoting: Promoting):
         session.add(
             FreezeWindow(
                 environment_id=env.id, kind="one_off", starts_at=utcnow() - timedelta(minutes=1),
-                ends_at=utcnow() + timedelta(seconds=4), reason="release train", created_by="ops",
+                ends_at=utcnow() + timedelta(seconds=8), reason="release train", created_by="ops",
             )
         )  # fmt: skip
         session.commit()
