@@ -15,6 +15,7 @@ from api.observability import ApiMetrics, install_observability
 from api.ratelimit import RateLimiter
 from api.routers import (
     apps,
+    audit,
     bootstraps,
     deployments,
     environments,
@@ -77,6 +78,7 @@ def create_app(
 
     for router in (
         tenants.router,
+        audit.router,
         keys.router,
         installations.router,
         templates.router,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from pydantic import Field
 from sqlmodel import Session, col, select
 
 from api.auth import Principal, require_scope, visible_tenant
@@ -12,7 +13,9 @@ from api.deps import PageDep, PrincipalDep, SessionDep, SettingsDep
 from api.errors import not_found
 from api.pagination import Page, newest_first
 from api.routers import API_PREFIX
-from api.schemas import AppPublic, EnvironmentSummary, GitConnectionSummary
+from api.schemas import AppPublic, EnvironmentSummary, GitConnectionSummary, Strict
+from core.audit import record_audit
+from core.clock import utcnow
 from core.models import App, Environment, GitConnection
 from core.settings import Settings
 
@@ -63,3 +66,37 @@ def get_app(
 ) -> AppPublic:
     require_scope(principal, "apps:read")
     return public(session, app_for(session, principal, app_id), settings)
+
+
+class AppUpdate(Strict):
+    name: str = Field(min_length=1, max_length=200)
+
+
+@router.patch("/apps/{app_id}", response_model=AppPublic)
+def update_app(
+    app_id: uuid.UUID,
+    body: AppUpdate,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> AppPublic:
+    """Rename the app; its slug, repository and hosts stay, as running things depend on them."""
+    require_scope(principal, "apps:write")
+    app = app_for(session, principal, app_id)
+    previous = app.name
+    app.name = body.name
+    app.updated_at = utcnow()
+    session.add(app)
+    record_audit(
+        session,
+        tenant_id=app.tenant_id,
+        actor=principal.subject,
+        action="app.update",
+        target=f"app:{app.slug}",
+        result="ok",
+        request_id=request.state.request_id,
+        detail={"name": body.name, "previous_name": previous},
+    )
+    session.commit()
+    return public(session, app, settings)
