@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +24,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from temporalio import activity, workflow
@@ -35,6 +32,7 @@ from temporalio import activity, workflow
 # everything but the standard library and temporalio is passed through, not re-imported.
 with workflow.unsafe.imports_passed_through():
     import httpx
+    from sandboxed_stack import bench_settings, production_worker, start_sandbox
     from temporalio.api.enums.v1 import EventType
     from temporalio.client import Client
     from temporalio.contrib.pydantic import pydantic_data_converter
@@ -47,13 +45,10 @@ with workflow.unsafe.imports_passed_through():
     from core.migrate import prepare_database
     from core.settings import Settings
     from core.temporal import TemporalGateway
-    from sandbox.net import free_port
-    from sandbox.stack import PORT_VARIABLES, READY_LINE, read_env_file
     from workflows import search
     from workflows.deploy import deploy_workflow_id
 
 TENANT = "bench"
-SANDBOX_START_SECONDS = 60
 NOOP_TIMEOUT = timedelta(seconds=30)
 
 
@@ -113,66 +108,6 @@ class Run:
     def percentile(self, fraction: float) -> float:
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
-def repository() -> Path:
-    # A function, not a constant: the workflow sandbox re-imports this file and forbids
-    # resolving paths at import time.
-    return Path(__file__).resolve().parent.parent
-
-
-def production_worker() -> ModuleType:
-    """`worker.py`, which sits at the top of the repository, outside the installed packages."""
-    if str(repository()) not in sys.path:
-        sys.path.insert(0, str(repository()))
-    return importlib.import_module("worker")
-
-
-def start_sandbox(state: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    """`python -m sandbox` on free ports; its settings once it says it is ready."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("SHIPYARD_")}
-    env["SHIPYARD_STATE_DIR"] = str(state)
-    env.update({variable: str(free_port()) for variable, _default in PORT_VARIABLES.values()})
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sandbox"],
-        cwd=repository(),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    deadline = time.monotonic() + SANDBOX_START_SECONDS
-    for line in process.stdout:
-        if line.strip() == READY_LINE:
-            return process, read_env_file(state / "sandbox.env")
-        if time.monotonic() > deadline:
-            break
-    process.terminate()
-    raise SystemExit(f"the sandbox did not start: {process.stdout.read()}")
-
-
-def bench_settings(
-    sandbox: dict[str, str], database_url: str, temporal: WorkflowEnvironment
-) -> Settings:
-    values: dict[str, Any] = {
-        key.removeprefix("SHIPYARD_").lower(): value for key, value in sandbox.items()
-    }
-    suffix = uuid.uuid4().hex[:8]
-    values.update(
-        environment="test",
-        database_url=database_url,
-        temporal_address=temporal.client.service_client.config.target_host,
-        task_queue=f"bench-{suffix}",
-        kube_task_queue=f"bench-k8s-{suffix}",
-        admin_token="adm_" + uuid.uuid4().hex,
-        # One key polls for every run at once: the per-key limit must not be what is measured.
-        rate_limit_per_minute=1_000_000,
-        # Nothing listens here: webhook deliveries fail, as they would behind a firewall.
-        public_url=f"http://127.0.0.1:{free_port()}",
-    )
-    # model_validate, not Settings(): only these values count, never the caller's .env.
-    return Settings.model_validate(values)
 
 
 async def rollout_delay(settings: Settings, state: Path, seconds: float | None) -> float:
@@ -275,7 +210,9 @@ async def bench(args: argparse.Namespace, state: Path, sandbox: dict[str, str]) 
         search_attributes=search.ALL,
         data_converter=pydantic_data_converter,
     )
-    settings = bench_settings(sandbox, database_url, temporal)
+    settings = bench_settings(
+        sandbox, database_url, temporal.client.service_client.config.target_host
+    )
     delay = await rollout_delay(settings, state, args.rollout_delay)
     client = temporal.client
     engine = make_engine(database_url)

@@ -23,23 +23,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import os
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
-from typing import Any
 
 import httpx
-import uvicorn
-from fastapi import FastAPI
+from sandboxed_stack import bench_settings, production_worker, start_sandbox
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from temporalio.client import Client
@@ -60,8 +53,7 @@ from core.models import App, Deployment, GitConnection
 from core.naming import namespace_for
 from core.settings import Settings
 from core.temporal import TemporalGateway
-from sandbox.net import free_port
-from sandbox.stack import PORT_VARIABLES, READY_LINE, read_env_file
+from sandbox.net import serve
 from workflows import search
 from workflows.deploy import DeployRelease, deploy_workflow_id
 
@@ -69,7 +61,6 @@ TENANT = "bench"
 AUTHOR = "Bench <bench@example.com>"
 # Commits for the baseline go here: the app deploys its main branch only, so they start nothing.
 SIDE_BRANCH = "bench-direct"
-SANDBOX_START_SECONDS = 60
 POLL_SECONDS = 0.02
 DEPLOY_WITHIN_SECONDS = 120
 ENDED = ("succeeded", "failed", "cancelled")
@@ -93,80 +84,6 @@ class Target:
     connection: GitConnection
     clone_url: str
     namespace: str
-
-
-def repository() -> Path:
-    return Path(__file__).resolve().parent.parent
-
-
-def production_worker() -> ModuleType:
-    """`worker.py`, which sits at the top of the repository, outside the installed packages."""
-    if str(repository()) not in sys.path:
-        sys.path.insert(0, str(repository()))
-    return importlib.import_module("worker")
-
-
-def start_sandbox(state: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    """`python -m sandbox` on free ports; its settings once it says it is ready."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("SHIPYARD_")}
-    env["SHIPYARD_STATE_DIR"] = str(state)
-    env.update({variable: str(free_port()) for variable, _default in PORT_VARIABLES.values()})
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sandbox"],
-        cwd=repository(),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    deadline = time.monotonic() + SANDBOX_START_SECONDS
-    for line in process.stdout:
-        if line.strip() == READY_LINE:
-            return process, read_env_file(state / "sandbox.env")
-        if time.monotonic() > deadline:
-            break
-    process.terminate()
-    raise SystemExit(f"the sandbox did not start: {process.stdout.read()}")
-
-
-def bench_settings(sandbox: dict[str, str], database_url: str, address: str) -> Settings:
-    values: dict[str, Any] = {
-        key.removeprefix("SHIPYARD_").lower(): value for key, value in sandbox.items()
-    }
-    suffix = uuid.uuid4().hex[:8]
-    values.update(
-        environment="test",
-        database_url=database_url,
-        temporal_address=address,
-        task_queue=f"bench-{suffix}",
-        kube_task_queue=f"bench-k8s-{suffix}",
-        admin_token="adm_" + uuid.uuid4().hex,
-        # One key polls for every run at once: the per-key limit must not be what is measured.
-        rate_limit_per_minute=1_000_000,
-        # The API listens here, so the fake GitHub's webhook deliveries reach it.
-        public_url=f"http://127.0.0.1:{free_port()}",
-    )
-    # model_validate, not Settings(): only these values count, never the caller's .env.
-    return Settings.model_validate(values)
-
-
-@asynccontextmanager
-async def serve(app: FastAPI, url: str) -> AsyncIterator[None]:
-    """The API over a real socket at `url`, on this event loop."""
-    port = int(url.rsplit(":", 1)[1])
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off")
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        if serving.done():
-            serving.result()
-        await asyncio.sleep(0.02)
-    try:
-        yield
-    finally:
-        server.should_exit = True
-        await serving
 
 
 async def bootstrap_app(api: httpx.AsyncClient, settings: Settings) -> str:
