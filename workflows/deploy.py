@@ -106,9 +106,15 @@ class DeployRelease:
         self._current: Round | None = None
         self._current_task: asyncio.Task[DeployResult] | None = None
         self._cancel_requested: str | None = None
+        self._deliveries: set[str] = set()
 
     @workflow.signal(name=PUSH_SIGNAL)
     def push(self, commit: PushedCommit) -> None:
+        # A delivery GitHub sent twice (a redelivery racing the first) is one push.
+        if commit.delivery_id is not None:
+            if commit.delivery_id in self._deliveries:
+                return
+            self._deliveries.add(commit.delivery_id)
         self._pending.append(commit)
 
     @workflow.update(name=CANCEL_DEPLOYMENT_UPDATE)

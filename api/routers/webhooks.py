@@ -16,6 +16,7 @@ from api.deploys import deploy_input, run_labels
 from api.deps import SessionDep, SettingsDep, TemporalDep
 from api.errors import ApiError
 from api.routers import API_PREFIX
+from api.workflow_calls import reaching_temporal
 from core.clock import utcnow
 from core.models import App, GitConnection, WebhookDelivery
 from workflows.deploy import PUSH_SIGNAL, DeployRelease, PushedCommit, deploy_workflow_id
@@ -51,35 +52,45 @@ async def github_webhook(
         payload: dict[str, Any] = json.loads(body)
     except json.JSONDecodeError:
         raise ApiError(400, "BAD_REQUEST", "the webhook body is not JSON") from None
+    if not isinstance(payload, dict):
+        raise ApiError(400, "BAD_REQUEST", "the webhook body is not a JSON object")
     full_name = str((payload.get("repository") or {}).get("full_name", ""))
-    if not _first_time(session, delivery, event, full_name):
+    if session.get(WebhookDelivery, delivery) is not None:
         return _answer("duplicate", f"delivery {delivery} was already handled")
+    handled = Handled(session, delivery, event, full_name)
     if event != "push":
-        return _answer("ignored", f"{event or 'unknown'} events start nothing", session, delivery)
+        return handled.answer("ignored", f"{event or 'unknown'} events start nothing")
 
     ref, after = str(payload.get("ref", "")), str(payload.get("after", ""))
     if not ref.startswith("refs/heads/") or after in ("", NO_COMMIT):
-        return _answer("ignored", "not a push of a branch commit", session, delivery)
+        return handled.answer("ignored", "not a push of a branch commit")
     branch = ref.removeprefix("refs/heads/")
-    connected = _connected_app(session, full_name, branch)
+    installation = (payload.get("installation") or {}).get("id")
+    connected = _connected_app(session, full_name, branch, installation)
     if connected is None:
-        return _answer("ignored", f"no app deploys {full_name} branch {branch}", session, delivery)
+        return handled.answer(
+            "ignored",
+            f"no app deploys {full_name} branch {branch} through installation {installation}",
+        )
     app, connection = connected
     workflow_input = deploy_input(session, settings, app, connection, trigger="webhook")
     workflow_id = deploy_workflow_id(str(app.id), workflow_input.environment)
-    client = await temporal.client()
     # Signal-with-start: a deploy already running for this app and environment takes the
-    # commit as its next one (coalescing newer pushes); otherwise a new run deploys it.
-    await client.start_workflow(
-        DeployRelease.run,
-        workflow_input,
-        id=workflow_id,
-        task_queue=settings.task_queue,
-        start_signal=PUSH_SIGNAL,
-        start_signal_args=[PushedCommit(sha=after, received_at=utcnow(), delivery_id=delivery)],
-        **run_labels(workflow_input),
-    )
-    _note(session, delivery, f"deploy of {after[:12]} requested")
+    # commit as its next one (coalescing newer pushes); otherwise a new run deploys it. The
+    # delivery counts as handled only once Temporal has it, so a refused one can be delivered
+    # again; a redelivery racing this one is dropped by the workflow, which knows its id.
+    async with reaching_temporal("deploy the push"):
+        client = await temporal.client()
+        await client.start_workflow(
+            DeployRelease.run,
+            workflow_input,
+            id=workflow_id,
+            task_queue=settings.task_queue,
+            start_signal=PUSH_SIGNAL,
+            start_signal_args=[PushedCommit(sha=after, received_at=utcnow(), delivery_id=delivery)],
+            **run_labels(workflow_input),
+        )
+    handled.note(f"deploy of {after[:12]} requested")
     return JSONResponse(
         {
             "status": "accepted",
@@ -91,43 +102,47 @@ async def github_webhook(
     )
 
 
-def _first_time(session: Session, delivery: str, event: str, full_name: str) -> bool:
-    session.add(WebhookDelivery(id=delivery, event=event, repo_full_name=full_name))
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        return False
-    return True
+class Handled:
+    """Records a delivery once it has been dealt with; a concurrent copy that got there first
+    has recorded the same thing."""
+
+    def __init__(self, session: Session, delivery: str, event: str, full_name: str) -> None:
+        self._session = session
+        self._row = WebhookDelivery(id=delivery, event=event, repo_full_name=full_name)
+
+    def note(self, outcome: str) -> None:
+        self._row.outcome = outcome[:300]
+        self._session.add(self._row)
+        try:
+            self._session.commit()
+        except IntegrityError:
+            self._session.rollback()
+
+    def answer(self, outcome: str, detail: str) -> JSONResponse:
+        self.note(f"{outcome}: {detail}")
+        return _answer(outcome, detail)
 
 
 def _connected_app(
-    session: Session, full_name: str, branch: str
+    session: Session, full_name: str, branch: str, installation: object
 ) -> tuple[App, GitConnection] | None:
+    """The app connected to exactly this repository and branch through the installation the
+    delivery names: another tenant's installation can never reach it."""
+    if not isinstance(installation, int) or isinstance(installation, bool) or not full_name:
+        return None
     rows = session.exec(
         select(App, GitConnection)
         .join(GitConnection, col(GitConnection.app_id) == col(App.id))
         .where(
-            col(GitConnection.repo_full_name).ilike(full_name),
+            GitConnection.repo_full_name == full_name,
             GitConnection.branch == branch,
+            GitConnection.installation_id == installation,
             col(App.status).in_(LIVE_APP),
         )
     ).first()
     return (rows[0], rows[1]) if rows else None
 
 
-def _note(session: Session, delivery: str, outcome: str) -> None:
-    row = session.get(WebhookDelivery, delivery)
-    if row is not None:
-        row.outcome = outcome[:300]
-        session.add(row)
-        session.commit()
-
-
-def _answer(
-    outcome: str, detail: str, session: Session | None = None, delivery: str = ""
-) -> JSONResponse:
-    if session is not None:
-        _note(session, delivery, f"{outcome}: {detail}")
+def _answer(outcome: str, detail: str) -> JSONResponse:
     code = status.HTTP_200_OK if outcome == "duplicate" else status.HTTP_202_ACCEPTED
     return JSONResponse({"status": outcome, "detail": detail}, status_code=code)

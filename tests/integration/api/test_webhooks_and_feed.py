@@ -3,16 +3,22 @@ PostgreSQL (no workflow needed: events that start nothing, and recorded deployme
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
 import uuid
 from datetime import timedelta
 
+import httpx
+import pytest
 from sqlmodel import Session, select
 
+from api.app import create_app
 from core.clock import utcnow
-from core.models import App, Deployment, GitConnection, Tenant
+from core.models import App, Deployment, Environment, GitConnection, Tenant
+from core.temporal import TemporalGateway
+from sandbox.net import free_port
 from tests.fixtures.api import WEBHOOK_SECRET
 
 
@@ -181,3 +187,99 @@ async def test_git_connection_branch_rules(api, make_tenant, engine):
         f"/api/v1/apps/{app_id}/deployments", json={"commit_sha": "z"}, headers=tenant.headers
     )
     assert no_connection.status_code == 422
+
+
+# -- pushes reach exactly the app they name, and are never lost ---------------------------------
+
+
+def seed_connected_app(engine, tenant_slug: str, installation_id: int = 4242) -> tuple[str, str]:
+    """An active app of the tenant connected to `org/<slug>` through `installation_id`, with its
+    first environment; no worker serves it, so a deploy it starts only waits."""
+    slug = "hook" + uuid.uuid4().hex[:8]
+    full_name = f"org/{slug}"
+    with Session(engine) as session:
+        tenant = session.exec(select(Tenant).where(Tenant.slug == tenant_slug)).one()
+        app = App(
+            tenant_id=tenant.id, slug=slug, name=slug, subdomain=slug, template_id="static-site",
+            repo_full_name=full_name, pipeline=["dev"], status="active",
+        )  # fmt: skip
+        session.add(app)
+        session.flush()
+        session.add(
+            GitConnection(app_id=app.id, repo_full_name=full_name, installation_id=installation_id)
+        )
+        session.add(Environment(app_id=app.id, name="dev", position=0, namespace=f"x-{slug}-dev"))
+        session.commit()
+        return str(app.id), full_name
+
+
+def push_body(full_name: str, installation_id: int | None = 4242) -> bytes:
+    payload: dict = {
+        "ref": "refs/heads/main",
+        "after": uuid.uuid4().hex[:40].ljust(40, "0"),
+        "repository": {"full_name": full_name},
+    }
+    if installation_id is not None:
+        payload["installation"] = {"id": installation_id}
+    return json.dumps(payload).encode()
+
+
+@pytest.fixture
+async def end_started_deploys(temporal_env):
+    """Deploys a test started (nobody serves their queue) are ended when it is over."""
+    started: list[str] = []
+    yield started
+    for workflow_id in started:
+        with contextlib.suppress(Exception):
+            await temporal_env.client.get_workflow_handle(workflow_id).terminate("test over")
+
+
+async def test_a_push_maps_to_exactly_one_repository(api, make_tenant, engine):
+    tenant = await make_tenant()
+    _, full_name = seed_connected_app(engine, tenant.slug)
+    owner, name = full_name.split("/")
+    for pattern in (f"{owner}/{name[:-1]}_", f"{owner}/%", "%", full_name.upper()):
+        body = push_body(pattern)
+        response = await api.post(
+            "/api/v1/webhooks/github", content=body, headers=signed(body, "push")
+        )
+        assert response.status_code == 202, response.text
+        assert response.json()["status"] == "ignored", (pattern, response.json())
+
+
+async def test_a_push_through_another_installation_deploys_nothing(api, make_tenant, engine):
+    tenant = await make_tenant()
+    _, full_name = seed_connected_app(engine, tenant.slug, installation_id=4242)
+    for installation in (777, None):
+        body = push_body(full_name, installation_id=installation)
+        response = await api.post(
+            "/api/v1/webhooks/github", content=body, headers=signed(body, "push")
+        )
+        assert response.status_code == 202, response.text
+        assert response.json()["status"] == "ignored", (installation, response.json())
+
+
+async def test_a_push_refused_by_temporal_is_not_lost(
+    api, api_settings, make_tenant, engine, end_started_deploys
+):
+    tenant = await make_tenant()
+    app_id, full_name = seed_connected_app(engine, tenant.slug)
+    body = push_body(full_name)
+    headers = signed(body, "push", delivery="push-" + uuid.uuid4().hex)
+    # The same API and database, with Temporal unreachable.
+    unreachable = api_settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    cut_off = create_app(unreachable, engine=engine, temporal=TemporalGateway(unreachable))
+    transport = httpx.ASGITransport(app=cut_off, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://shipyard.test") as down:
+        refused = await down.post("/api/v1/webhooks/github", content=body, headers=headers)
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["code"] == "WORKFLOW_ENGINE_UNAVAILABLE"
+    assert int(refused.headers["Retry-After"]) > 0
+    # GitHub delivers it again once Shipyard answers: it is deployed, not taken for a duplicate.
+    again = await api.post("/api/v1/webhooks/github", content=body, headers=headers)
+    assert again.status_code == 202, again.text
+    assert again.json()["status"] == "accepted", again.json()
+    assert again.json()["app_id"] == app_id
+    end_started_deploys.append(again.json()["workflow_id"])
+    third = await api.post("/api/v1/webhooks/github", content=body, headers=headers)
+    assert third.json()["status"] == "duplicate"
