@@ -2,7 +2,8 @@
 
 The lock is a row keyed by the environment. A holder whose workflow is no longer running (it
 completed, failed, was terminated, or never existed) holds nothing: the next acquirer takes it
-over, so a crash can never leave an environment locked for good."""
+over, so a crash can never leave an environment locked for good. An acquirer that asked to
+wait is recorded as waiting (whom for, since when) until it gets the lock or gives up."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from core.clock import utcnow
 from core.db import session_scope
-from core.models import Environment, EnvironmentLock
+from core.models import Environment, EnvironmentLock, EnvironmentLockWaiter
 from workflows import locks as names
 from workflows.locks import LockGrant, LockInput
 
@@ -77,13 +78,18 @@ class LockActivities:
             except IntegrityError:
                 continue  # another acquirer inserted the row first: look at who it is
             if holder.workflow_id == lock.holder_workflow_id:
+                if lock.wait:
+                    await asyncio.to_thread(self._stopped_waiting, lock)
                 return LockGrant(took_over_from=replacing)
             if await holder_is_running(self._temporal, holder.workflow_id):
+                if lock.wait:
+                    await asyncio.to_thread(self._note_waiting, lock, holder)
                 raise ApplicationError(
                     locked_message(lock.environment, holder.kind, holder.workflow_id),
                     {"holder_workflow_id": holder.workflow_id, "holder_kind": holder.kind},
                     type=names.ENVIRONMENT_LOCKED,
-                    non_retryable=True,
+                    # A waiting acquirer's refusal is retried by its policy until the lock is free.
+                    non_retryable=not lock.wait,
                 )
             activity.logger.info(
                 "taking over the lock of %s from %s, which has ended",
@@ -95,6 +101,7 @@ class LockActivities:
 
     @activity.defn(name=names.RELEASE)
     def release(self, lock: LockInput) -> None:
+        """Lets go of the lock, or stops waiting for it: whichever this workflow has."""
         with session_scope(self._engine) as session:
             environment = _environment(session, lock)
             if environment is None:
@@ -105,6 +112,33 @@ class LockActivities:
                     col(EnvironmentLock.holder_workflow_id) == lock.holder_workflow_id,
                 )
             )
+            _stop_waiting(session, environment, lock)
+
+    def _stopped_waiting(self, lock: LockInput) -> None:
+        with session_scope(self._engine) as session:
+            environment = _environment(session, lock)
+            if environment is not None:
+                _stop_waiting(session, environment, lock)
+
+    def _note_waiting(self, lock: LockInput, holder: Holder) -> None:
+        with session_scope(self._engine) as session:
+            environment = _environment(session, lock)
+            if environment is None:
+                return
+            row = session.get(EnvironmentLockWaiter, (environment.id, lock.holder_workflow_id))
+            if row is None:
+                row = EnvironmentLockWaiter(
+                    environment_id=environment.id,
+                    workflow_id=lock.holder_workflow_id,
+                    kind=lock.holder_kind,
+                    waiting_for=holder.workflow_id,
+                )
+            row.waiting_for = holder.workflow_id
+            session.add(row)
+            try:
+                session.flush()
+            except IntegrityError:
+                session.rollback()  # a retry of this attempt noted it first
 
     def _claim(self, lock: LockInput, replacing: str | None) -> Holder:
         """Take the lock if it is free, ours, or held by `replacing` (a holder found ended);
@@ -157,3 +191,23 @@ def _environment(session: Session, lock: LockInput) -> Environment | None:
             Environment.app_id == uuid.UUID(lock.app_id), Environment.name == lock.environment
         )
     ).first()
+
+
+def _stop_waiting(session: Session, environment: Environment, lock: LockInput) -> None:
+    session.execute(
+        sa.delete(EnvironmentLockWaiter).where(
+            col(EnvironmentLockWaiter.environment_id) == environment.id,
+            col(EnvironmentLockWaiter.workflow_id) == lock.holder_workflow_id,
+        )
+    )
+
+
+def lock_waiters(session: Session, environment_id: uuid.UUID) -> list[EnvironmentLockWaiter]:
+    """Who waits for the environment's lock, longest waiting first."""
+    return list(
+        session.exec(
+            select(EnvironmentLockWaiter)
+            .where(EnvironmentLockWaiter.environment_id == environment_id)
+            .order_by(col(EnvironmentLockWaiter.since))
+        ).all()
+    )

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any, cast
 
-from sqlalchemy.engine import Engine
+import sqlalchemy as sa
+from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import Session, col, select
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from core import freeze
 from core.clock import utcnow
 from core.db import session_scope
+from core.lifecycle import REJECTED
 from core.models import (
     Approval,
     Environment,
@@ -54,7 +58,7 @@ class PromotionActivities:
             )
         now = utcnow()
         results = []
-        if release is None or release.lifecycle == "REJECTED":
+        if release is None or release.lifecycle == REJECTED:
             reason = f"release v{promotion.version} is REJECTED and can never be promoted"
             results.append({"gate": "lifecycle", "passed": False, "detail": reason})
             return GateReport(blocked=reason, results=results)
@@ -118,7 +122,8 @@ class PromotionActivities:
 
     @activity.defn(name=names.ACTIVATE_RELEASE)
     def activate_release(self, request: ActivateRelease) -> None:
-        """The release now runs in the environment: current release, ledger, lifecycle."""
+        """The release now runs in the environment: current release, ledger, lifecycle. A
+        release rejected meanwhile is refused: nothing moves a REJECTED release."""
         app_id = uuid.UUID(request.app_id)
         release_id = uuid.UUID(request.release_id)
         with session_scope(self._engine) as session:
@@ -129,6 +134,25 @@ class PromotionActivities:
             ).one()
             if environment.current_release_id == release_id:
                 return
+            if request.lifecycle_state:
+                # Conditional, so a rejection racing this activation is never overwritten.
+                moved = session.execute(
+                    sa.update(Release)
+                    .where(col(Release.id) == release_id, col(Release.lifecycle) != REJECTED)
+                    .values(lifecycle=request.lifecycle_state)
+                )
+                if cast(CursorResult[Any], moved).rowcount != 1:
+                    raise ApplicationError(
+                        f"release {release_id} was rejected while it was being promoted",
+                        type=names.RELEASE_REJECTED,
+                        non_retryable=True,
+                    )
+            elif _is_rejected(session, release_id):
+                raise ApplicationError(
+                    f"release {release_id} was rejected while it was being promoted",
+                    type=names.RELEASE_REJECTED,
+                    non_retryable=True,
+                )
             environment.current_release_id = release_id
             environment.updated_at = utcnow()
             session.add(environment)
@@ -140,7 +164,8 @@ class PromotionActivities:
                     via="promotion",
                 )
             )
-            release = session.get(Release, release_id)
-            if release is not None and request.lifecycle_state:
-                release.lifecycle = request.lifecycle_state
-                session.add(release)
+
+
+def _is_rejected(session: Session, release_id: uuid.UUID) -> bool:
+    release = session.get(Release, release_id)
+    return release is None or release.lifecycle == REJECTED

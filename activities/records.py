@@ -151,7 +151,12 @@ class RecordsActivities:
     def start_deployment(self, start: DeploymentStart) -> None:
         deployment_id = uuid.UUID(start.deployment_id)
         with session_scope(self._engine) as session:
-            if session.get(Deployment, deployment_id) is not None:
+            existing = session.get(Deployment, deployment_id)
+            if existing is not None:
+                # Written by the API before the run started: it learns its run here too.
+                if existing.run_id is None and start.run_id is not None:
+                    existing.run_id = start.run_id
+                    session.add(existing)
                 return
             session.add(
                 Deployment(
@@ -165,6 +170,7 @@ class RecordsActivities:
                     stage="resolve",
                     trigger=start.trigger,
                     workflow_id=start.workflow_id,
+                    run_id=start.run_id,
                     started_at=utcnow(),
                 )
             )
@@ -181,8 +187,9 @@ class RecordsActivities:
                 row.image_ref = progress.image_ref
             if progress.commit_sha:
                 row.commit_sha = progress.commit_sha
-                if progress.commit_sha not in row.commits:
-                    row.commits = [*row.commits, progress.commit_sha]
+            covered = [*(progress.commits or []), progress.commit_sha or ""]
+            if any(sha and sha not in row.commits for sha in covered):
+                row.commits = list(dict.fromkeys(sha for sha in [*row.commits, *covered] if sha))
             if progress.failure_reason:
                 row.failure_reason = progress.failure_reason
             # A retried update finds its line already there and appends (and announces) nothing.

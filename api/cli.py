@@ -971,15 +971,25 @@ def promotions_approve(
     promotion_id: PromotionArgument,
     app_id: AppOption,
     comment: Annotated[str, typer.Option(help="kept with the approval in the evidence")] = "",
+    digest: Annotated[
+        str | None,
+        typer.Option(help="the digest you reviewed; default: the promotion's, shown before"),
+    ] = None,
     api_key: KeyOption = None,
 ) -> None:
     """Approve a promotion with your own key.
 
-    The approval is bound to the release's digest; it is refused for the requester, for a
-    second approval by the same person and for a key without the approver scope."""
+    The approval is bound to the digest shown (or given with --digest): if the promotion is
+    not of that digest it is refused. It is refused too for the requester, for a second
+    approval by the same person and for a key without the approver scope."""
     _use_key(ctx, api_key)
-    path = f"/apps/{app_id}/promotions/{promotion_id}/approve"
-    answer = run_api(ctx, lambda api: api.post(path, {"comment": comment}))
+    base = f"/apps/{app_id}/promotions/{promotion_id}"
+    if digest is None:
+        found = run_api(ctx, lambda api: api.get(base))
+        digest = str(found["release_digest"])
+        console.print(f"Approving v{found['version']} to {found['environment']}: {escape(digest)}")
+    body = {"comment": comment, "release_digest": digest}
+    answer = run_api(ctx, lambda api: api.post(f"{base}/approve", body))
     approvers = _approvers(answer)
     console.print(
         f"Approved promotion {answer['id']} (v{answer['version']} to {answer['environment']}): "

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlmodel import Session, select
+import structlog
+from sqlmodel import Session, col, select
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
@@ -14,6 +15,7 @@ from api.deploys import step_timeouts
 from api.errors import ApiError
 from api.retention import refuse_deleted
 from api.routers import API_PREFIX
+from api.workflow_calls import addressing_run, reaching_temporal, run_handle
 from core import lifecycle
 from core.audit import record_audit
 from core.clock import utcnow
@@ -22,7 +24,11 @@ from core.naming import host_for
 from core.settings import Settings
 from core.temporal import TemporalGateway
 from workflows import search
-from workflows.promote import Promote, PromoteInput, promote_workflow_id
+from workflows.promote import RECHECK_GATES, Promote, PromoteInput, promote_workflow_id
+
+log = structlog.get_logger("shipyard.api")
+# A promotion in one of these has not ended; its workflow may still be told things.
+OPEN_STATUSES = ("pending_approval", "waiting_window", "deploying", "verifying")
 
 
 def target_environment(session: Session, app: App, name: str) -> Environment:
@@ -96,7 +102,7 @@ async def start_promotion(
     if tenant is None:
         raise ApiError(404, "NOT_FOUND", f"app {app.id} has no tenant")
     workflow_id = promote_workflow_id(str(app.id), environment)
-    expiry = timedelta(hours=target.approval_expiry_hours)
+    expiry = timedelta(seconds=target.approval_expiry_seconds)
     promotion = Promotion(
         tenant_id=app.tenant_id,
         app_id=app.id,
@@ -141,27 +147,38 @@ async def start_promotion(
         kube_task_queue=settings.kube_task_queue,
         timeouts=step_timeouts(settings),
     )
-    client = await temporal.client()
     try:
-        await client.start_workflow(
-            Promote.run,
-            workflow_input,
-            id=workflow_id,
-            task_queue=settings.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            static_summary=f"Promote {tenant.slug}/{app.slug} v{release.version} to {environment}",
-            search_attributes=search.for_app(
-                tenant.slug, app.slug, environment, "pending_approval"
-            ),
-        )
+        async with reaching_temporal("start the promotion"):
+            client = await temporal.client()
+            handle = await client.start_workflow(
+                Promote.run,
+                workflow_input,
+                id=workflow_id,
+                task_queue=settings.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                static_summary=(
+                    f"Promote {tenant.slug}/{app.slug} v{release.version} to {environment}"
+                ),
+                search_attributes=search.for_app(
+                    tenant.slug, app.slug, environment, "pending_approval"
+                ),
+            )
     except WorkflowAlreadyStartedError:
         session.delete(promotion)
         session.commit()
         raise ApiError(
             409,
             "PROMOTION_IN_PROGRESS",
-            f"a promotion to {environment} of {app.slug} is already open; finish or cancel it",
+            f"a promotion to {environment} of {app.slug} is already open ({workflow_id}); "
+            "finish or cancel it",
         ) from None
+    except BaseException:
+        # Not started: no record may claim a promotion that never ran.
+        session.delete(promotion)
+        session.commit()
+        raise
+    promotion.run_id = handle.result_run_id
+    session.add(promotion)
     record_audit(
         session,
         tenant_id=app.tenant_id,
@@ -183,3 +200,26 @@ def release_by_version(session: Session, app: App, version: int) -> Release:
     if release is None:
         raise ApiError(404, "NOT_FOUND", f"app {app.slug} has no release v{version}")
     return release
+
+
+async def recheck_open_promotions(
+    session: Session, temporal: TemporalGateway, release: Release
+) -> None:
+    """Tells every open promotion of the release that its gates changed (it was rejected), so
+    one waiting for approvals ends now. Best effort: each checks its gates again before its
+    deploy and its activation refuses a rejected release, whatever this reaches."""
+    open_promotions = session.exec(
+        select(Promotion).where(
+            Promotion.release_id == release.id, col(Promotion.status).in_(OPEN_STATUSES)
+        )
+    ).all()
+    for promotion in open_promotions:
+        try:
+            async with addressing_run(f"promotion {promotion.id}"):
+                client = await temporal.client()
+                await run_handle(client, promotion.workflow_id, promotion.run_id).signal(
+                    RECHECK_GATES
+                )
+        except ApiError as refused:
+            log.warning("promotion not told of the rejection", promotion=str(promotion.id),
+                        reason=refused.code)  # fmt: skip

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import ApiError
@@ -49,3 +51,27 @@ async def reaching_temporal(what: str) -> AsyncIterator[None]:
         if "connect" in str(exc).lower():
             raise engine_unavailable(what) from None
         raise
+
+
+def not_running(what: str) -> ApiError:
+    return ApiError(
+        409, "NOT_RUNNING", f"{what} is no longer running; its record says how it ended"
+    )
+
+
+@asynccontextmanager
+async def addressing_run(what: str) -> AsyncIterator[None]:
+    """For a signal, update or cancel of one recorded run: a run that has closed answers 409
+    NOT_RUNNING (never the newer run of the same workflow id), an unreachable Temporal 503."""
+    try:
+        async with reaching_temporal(f"reach {what}"):
+            yield
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise not_running(what) from None
+        raise
+
+
+def run_handle(client: Client, workflow_id: str, run_id: str | None) -> WorkflowHandle[Any, Any]:
+    """The handle of exactly the recorded run (records from before run ids name the id only)."""
+    return client.get_workflow_handle(workflow_id, run_id=run_id)

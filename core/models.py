@@ -164,6 +164,8 @@ class AppBootstrap(SQLModel, table=True):
     tenant_id: uuid.UUID = Field(foreign_key="tenants.id", index=True)
     app_id: uuid.UUID = Field(foreign_key="apps.id", index=True)
     workflow_id: str = Field(max_length=200, index=True)
+    # The run this record follows: a cancel addresses it, never a later run of the same id.
+    run_id: str | None = Field(default=None, max_length=64)
     idempotency_key: str | None = Field(default=None, max_length=200)
     request_fingerprint: str = Field(max_length=64)
     request: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
@@ -208,7 +210,7 @@ class Environment(SQLModel, table=True):
     required_approvals: int = Field(default=0)
     approver_scope: str = Field(default="approve", max_length=40)
     requester_may_approve: bool = Field(default=False)
-    approval_expiry_hours: int = Field(default=72)
+    approval_expiry_seconds: int = Field(default=72 * 3600)
     # How long a promoted rollout must stay healthy before it counts as verified.
     soak_seconds: int = Field(default=60)
     variables: dict[str, str] = Field(default_factory=dict, sa_type=sa.JSON)
@@ -259,6 +261,18 @@ class EnvironmentLock(SQLModel, table=True):
     acquired_at: datetime = _created()
 
 
+class EnvironmentLockWaiter(SQLModel, table=True):
+    """An operation waiting its turn for an environment's lock, and whom it waits for."""
+
+    __tablename__ = "environment_lock_waiters"
+
+    environment_id: uuid.UUID = Field(foreign_key="environments.id", primary_key=True)
+    workflow_id: str = Field(max_length=200, primary_key=True)
+    kind: str = Field(max_length=20)
+    waiting_for: str = Field(max_length=200)
+    since: datetime = _created()
+
+
 class ReleaseActivation(SQLModel, table=True):
     """A release became what runs in an environment: the ledger of rollback targets."""
 
@@ -288,6 +302,7 @@ class Promotion(SQLModel, table=True):
     requested_by: str = Field(max_length=120)
     note: str = Field(default="", max_length=2000)
     workflow_id: str = Field(max_length=200)
+    run_id: str | None = Field(default=None, max_length=64)
     release_digest: str = Field(max_length=80)
     previous_image: str | None = Field(default=None, max_length=400)
     required_approvals: int = Field(default=0)
@@ -354,6 +369,7 @@ class Deployment(SQLModel, table=True):
     image_ref: str | None = Field(default=None, max_length=400)
     release_id: uuid.UUID | None = Field(default=None)
     workflow_id: str = Field(max_length=200)
+    run_id: str | None = Field(default=None, max_length=64)
     failure_reason: str | None = Field(default=None, max_length=2000)
     log_lines: list[str] = Field(default_factory=list, sa_type=sa.JSON)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)

@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import policies, records, search, steps
     from workflows.cluster import Cluster
     from workflows.errors import code_and_message, is_cancellation, stop_if_cancelled
-    from workflows.locks import environment_lock
+    from workflows.locks import LockHolder, environment_lock
     from workflows.policies import StepTimeouts
 
 PUSH_SIGNAL = "push"
@@ -227,6 +227,7 @@ class DeployRelease:
                 commits=round_.commits,
                 trigger=round_.trigger,
                 workflow_id=workflow.info().workflow_id,
+                run_id=workflow.info().run_id,
             ),
         )
         target = steps.EnvironmentTarget(
@@ -240,13 +241,26 @@ class DeployRelease:
         rollout_began = False
         lock = contextlib.AsyncExitStack()
         try:
-            commit = await self._resolve_commit(round_)
-            image = await self._image_for(round_, commit)
-            stop_if_cancelled()
-            # Only the cluster phase holds the environment, so a build never blocks a rollback.
-            await lock.enter_async_context(
-                environment_lock(request.app_id, request.environment, "deploy", request.timeouts)
-            )
+            while True:
+                commit = await self._resolve_commit(round_)
+                image = await self._image_for(round_, commit)
+                stop_if_cancelled()
+                # Only the cluster phase holds the environment, so a build never blocks a
+                # rollback; a deploy that finds it held waits its turn.
+                grant = await lock.enter_async_context(
+                    environment_lock(
+                        request.app_id,
+                        request.environment,
+                        "deploy",
+                        request.timeouts,
+                        on_wait=lambda holder: self._wait_for(round_, holder),
+                    )
+                )
+                if grant.waited_for is None or not self._take_newer_pushes(round_):
+                    break
+                # Newer pushes arrived while it waited: deploy the newest instead, built
+                # without holding the environment.
+                await lock.aclose()
             await self._move(round_, "deploying", "deploy", f"Rolling out {image.image_ref}")
             current = await self._cluster.call(
                 steps.CURRENT_IMAGE, target, steps.CurrentImageResult, "read the running image"
@@ -323,6 +337,22 @@ class DeployRelease:
             ) from error
         finally:
             await lock.aclose()
+
+    async def _wait_for(self, round_: Round, holder: LockHolder) -> None:
+        waiting = holder.waiting_message(self._request.environment)
+        await self._move(round_, "pending", "lock", waiting)
+
+    def _take_newer_pushes(self, round_: Round) -> bool:
+        """A push round that waited for the lock takes the pushes that arrived meanwhile, so
+        the newest commit is deployed once rather than each in turn; others keep their commit."""
+        if round_.trigger != "webhook":
+            return False
+        newer = self._next_push_round()
+        if newer is None:
+            return False
+        round_.commit_sha = newer.commit_sha
+        round_.commits = list(dict.fromkeys([*round_.commits, *newer.commits]))
+        return True
 
     async def _resolve_commit(self, round_: Round) -> str:
         request = self._request
@@ -417,6 +447,7 @@ class DeployRelease:
                 stage=stage,
                 image_ref=image_ref,
                 commit_sha=commit_sha,
+                commits=round_.commits,
                 failure_reason=failure_reason,
                 log_line=f"[{workflow.now().isoformat(timespec='seconds')}] {details}",
                 finished=finished,

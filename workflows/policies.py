@@ -34,6 +34,16 @@ DATABASE = RetryPolicy(
     maximum_interval=timedelta(seconds=10),
     maximum_attempts=0,  # records must land: retried until they do
 )
+# Waiting for an environment's lock: the acquire is tried again until the holder lets go (a
+# deploy waits out a rollback, a promotion with its approvals waits out a deploy). Each try is
+# one database read; retries leave no trace in the history however long the wait.
+LOCK_WAIT = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    backoff_coefficient=1.5,
+    maximum_interval=timedelta(seconds=3),
+    maximum_attempts=0,
+    non_retryable_error_types=["ENVIRONMENT_NOT_FOUND"],
+)
 # Compensations keep trying much longer: giving up would leave an orphan behind.
 COMPENSATION = RetryPolicy(
     initial_interval=timedelta(seconds=1),

@@ -16,13 +16,17 @@ with workflow.unsafe.imports_passed_through():
     from workflows import policies, promotion_steps, search, steps
     from workflows.cluster import Cluster
     from workflows.errors import code_and_message, is_cancellation, stop_if_cancelled
-    from workflows.locks import environment_lock
+    from workflows.locks import LockHolder, environment_lock
     from workflows.policies import StepTimeouts
 
 APPROVE = "approve"
 REJECT = "reject"
 OVERRIDE_FREEZE = "override_freeze"
+RECHECK_GATES = "recheck_gates"
 HEALTH_CHECK_EVERY = timedelta(seconds=5)
+# Runs recorded before this checked their gates only before the approvals and while frozen,
+# and ended `failed` on a blocked gate; they replay that way.
+GATES_HOLD_UNTIL_THE_DEPLOY = "gates-hold-until-the-deploy"
 
 
 class PromoteInput(BaseModel):
@@ -67,6 +71,10 @@ class FreezeOverride(BaseModel):
     reason: str
 
 
+class GateBlocked(Exception):
+    """A gate that can never open (the release was rejected): the promotion ends `rejected`."""
+
+
 class PromoteResult(BaseModel):
     promotion_id: str
     status: str
@@ -87,6 +95,8 @@ class Promote:
         # Gates decided here (approvals, an override) and the latest checks of the records.
         self._gates: list[dict[str, Any]] = []
         self._checks: list[dict[str, Any]] = []
+        self._gates_hold = False
+        self._recheck = False
 
     @workflow.query
     def state(self) -> dict[str, Any]:
@@ -115,6 +125,13 @@ class Promote:
     @reject.validator
     def _may_reject(self, decision: Decision) -> None:
         self._check_decider(decision)
+
+    @workflow.signal(name=RECHECK_GATES)
+    def recheck_gates(self) -> None:
+        """The records behind a gate changed (the release was rejected): look again now rather
+        than when the approvals are in."""
+        if self._gates_hold:
+            self._recheck = True
 
     @workflow.update(name=OVERRIDE_FREEZE)
     async def override_freeze(self, override: FreezeOverride) -> None:
@@ -183,22 +200,42 @@ class Promote:
         deployed = False
         previous_image: str | None = None
         lock = contextlib.AsyncExitStack()
+        self._gates_hold = workflow.patched(GATES_HOLD_UNTIL_THE_DEPLOY)
         try:
             gates = await self._check_gates()
             if not await self._wait_for_approvals():
                 return await self._finish(self._status, self._ended_reason())
-            while gates.frozen_until is not None and self._override is None:
-                await self._wait_for_window(gates)
-                gates = await self._check_gates()
-            if self._override is not None:
-                await self._note_gate("freeze_override", True, self._override.reason)
+            while True:
+                while gates.frozen_until is not None and self._override is None:
+                    await self._wait_for_window(gates)
+                    gates = await self._check_gates()
+                if self._override is not None:
+                    await self._note_gate("freeze_override", True, self._override.reason)
 
-            await self._move("deploying", f"Deploying v{request.version} to {request.environment}")
-            stop_if_cancelled()
-            # The deploy-and-verify phase holds the environment; waiting above held nothing.
-            await lock.enter_async_context(
-                environment_lock(request.app_id, request.environment, "promotion", request.timeouts)
-            )
+                await self._move(
+                    "deploying", f"Deploying v{request.version} to {request.environment}"
+                )
+                stop_if_cancelled()
+                # The deploy-and-verify phase holds the environment; waiting above held nothing.
+                # An approved promotion that finds it held waits its turn.
+                await lock.enter_async_context(
+                    environment_lock(
+                        request.app_id,
+                        request.environment,
+                        "promotion",
+                        request.timeouts,
+                        on_wait=self._wait_for_lock if self._gates_hold else None,
+                    )
+                )
+                if not self._gates_hold:
+                    break
+                # Immediately before the deploy: a window added, the release rejected, while
+                # it waited for approvals, a window or the lock, still counts.
+                gates = await self._check_gates()
+                if gates.frozen_until is None or self._override is not None:
+                    break
+                await lock.aclose()  # frozen meanwhile: wait for the window holding nothing
+
             image = await self._call(
                 steps.FIND_IMAGE,
                 steps.ImageTarget(
@@ -256,6 +293,8 @@ class Promote:
         except BaseException as error:
             cancelled = is_cancellation(error)
             code, message = code_and_message(error, "PROMOTION_FAILED")
+            if isinstance(error, GateBlocked):
+                code, message = promotion_steps.RELEASE_REJECTED, str(error)
             if deployed:
                 try:
                     await self._roll_back(target, previous_image)
@@ -266,6 +305,8 @@ class Promote:
             if cancelled:
                 await self._finish("cancelled", "cancelled by request")
                 raise
+            if self._gates_hold and code == promotion_steps.RELEASE_REJECTED:
+                return await self._finish("rejected", message)
             await self._finish("failed", f"{code}: {message}", verified=False)
             raise ApplicationError(message, type=code, non_retryable=True) from error
         finally:
@@ -282,22 +323,35 @@ class Promote:
             f"Waiting for {request.required_approvals} approval(s) with scope "
             f"{request.approver_scope}",
         )
-        try:
-            await workflow.wait_condition(
-                lambda: (
-                    self._rejected_by is not None
-                    or len(self._approvers) >= request.required_approvals
-                ),
-                timeout=timedelta(seconds=request.approval_expiry_seconds),
-            )
-        except TimeoutError:
-            self._status = "expired"
-            return False
+        deadline = workflow.now() + timedelta(seconds=request.approval_expiry_seconds)
+        while True:
+            try:
+                await workflow.wait_condition(
+                    lambda: (
+                        self._rejected_by is not None
+                        or len(self._approvers) >= request.required_approvals
+                        or self._recheck
+                    ),
+                    timeout=deadline - workflow.now(),
+                )
+            except TimeoutError:
+                self._status = "expired"
+                return False
+            if not self._recheck:
+                break
+            self._recheck = False
+            await self._check_gates()
         if self._rejected_by is not None:
             self._status = "rejected"
             return False
         await self._note_gate("approvals", True, f"approved by {', '.join(self._approvers)}")
         return True
+
+    async def _wait_for_lock(self, holder: LockHolder) -> None:
+        await self._note_gate(
+            "environment_lock", False, holder.waiting_message(self._request.environment)
+        )
+        workflow.set_current_details(holder.waiting_message(self._request.environment))
 
     async def _wait_for_window(self, gates: promotion_steps.GateReport) -> None:
         """Hold until the freeze window closes (a durable timer) or a break-glass override."""
@@ -364,6 +418,8 @@ class Promote:
             policies.DATABASE,
         )
         if report.blocked:
+            if self._gates_hold:
+                raise GateBlocked(report.blocked)
             raise ApplicationError(report.blocked, type="PROMOTION_BLOCKED", non_retryable=True)
         self._checks = report.results
         await self._update(status=self._status, gates=[*self._gates, *self._checks])
@@ -384,6 +440,8 @@ class Promote:
         )
 
     async def _note_gate(self, gate: str, passed: bool, detail: str) -> None:
+        """Record a gate decided here; a gate noted again replaces what it said before."""
+        self._gates = [noted for noted in self._gates if noted["gate"] != gate]
         self._gates.append({"gate": gate, "passed": passed, "detail": detail})
         await self._update(status=self._status, gates=[*self._gates, *self._checks])
 
@@ -416,7 +474,7 @@ class Promote:
     def _ended_reason(self) -> str:
         if self._status == "rejected":
             return f"rejected by {self._rejected_by}"
-        return f"no approval within {self._request.approval_expiry_seconds / 3600:g}h"
+        return f"no approval within {_duration(self._request.approval_expiry_seconds)}"
 
     async def _call(self, name: str, arg: Any, result_type: type | None, retry: Any) -> Any:
         return await workflow.execute_activity(
@@ -427,3 +485,11 @@ class Promote:
             retry_policy=retry,
             summary=name,
         )
+
+
+def _duration(seconds: float) -> str:
+    """72h, 90m, 2s: the largest unit that says it exactly."""
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"

@@ -12,6 +12,8 @@ UPDATE_PROMOTION = "promotions.update"
 RECORD_DECISION = "promotions.record_decision"
 ACTIVATE_RELEASE = "promotions.activate_release"
 CHECK_HEALTH = "kube.check_health"
+# The release was rejected while it was being promoted: the promotion ends `rejected`.
+RELEASE_REJECTED = "RELEASE_REJECTED"
 
 
 class GateReport(BaseModel):

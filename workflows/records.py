@@ -72,12 +72,15 @@ class DeploymentStart(BaseModel):
     commits: list[str] = Field(default_factory=list)
     trigger: str
     workflow_id: str
+    run_id: str | None = None
 
 
 class DeploymentProgress(BaseModel):
     deployment_id: str
     status: str
     stage: str
+    # Every commit the deployment covers so far (pushes it took over while it waited).
+    commits: list[str] | None = None
     image_ref: str | None = None
     commit_sha: str | None = None
     failure_reason: str | None = None

@@ -136,6 +136,7 @@ class Rollback:
                 commits=[request.commit_sha],
                 trigger="rollback",
                 workflow_id=workflow.info().workflow_id,
+                run_id=workflow.info().run_id,
             ),
         )
         await self._move("pending", "lock", f"Locking {request.environment} for the rollback")

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request, Response, status
 from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, field_validator
 from sqlmodel import Session, col, select
 
+from activities.locks import lock_waiters
 from api.auth import Principal, require_scope
 from api.deps import PageDep, PrincipalDep, SessionDep, SettingsDep
 from api.errors import ApiError, not_found
@@ -22,7 +23,14 @@ from core import freeze
 from core.audit import record_audit
 from core.clock import utcnow
 from core.keys import SCOPES
-from core.models import App, Environment, EnvironmentSecret, FreezeWindow, Release
+from core.models import (
+    App,
+    Environment,
+    EnvironmentLock,
+    EnvironmentSecret,
+    FreezeWindow,
+    Release,
+)
 from core.secrets import encrypt
 
 router = APIRouter(prefix=API_PREFIX, tags=["environments"])
@@ -33,6 +41,8 @@ MAX_ENTRIES = 200
 MAX_VARIABLE_LENGTH = 10_000
 # Bytes, not characters: the sealed value must fit its column (environment_secrets.ciphertext).
 MAX_SECRET_BYTES = 10_000
+# Thirty days: an approval nobody gave within a month is no longer about the same release.
+MAX_APPROVAL_EXPIRY = 30 * 86_400
 # Far enough for any plan; the bounds keep conversion to UTC clear of datetime's limits.
 EARLIEST_YEAR, LATEST_YEAR = 2000, 2999
 
@@ -44,7 +54,22 @@ class ApprovalPolicy(BaseModel):
     required_approvals: int = Field(description="distinct approvals a promotion here needs")
     approver_scope: str = Field(description="the scope an approver's key must hold")
     requester_may_approve: bool
-    approval_expiry_hours: int = Field(description="a promotion not approved by then expires")
+    approval_expiry_seconds: int = Field(
+        description="a promotion not approved this long after it was requested expires"
+    )
+
+
+class LockPublic(BaseModel):
+    holder_kind: str = Field(description="deploy | promotion | rollback")
+    holder_workflow_id: str
+    acquired_at: datetime
+
+
+class LockWaiterPublic(BaseModel):
+    kind: str = Field(description="deploy | promotion")
+    workflow_id: str
+    waiting_for: str = Field(description="the workflow id of the holder it waits for")
+    since: datetime
 
 
 class EnvironmentPublic(BaseModel):
@@ -57,6 +82,12 @@ class EnvironmentPublic(BaseModel):
     approval_policy: ApprovalPolicy
     soak_seconds: int
     frozen_until: datetime | None = Field(description="set while a freeze window holds it now")
+    lock: LockPublic | None = Field(
+        description="the operation changing its cluster state now, if any"
+    )
+    waiting: list[LockWaiterPublic] = Field(
+        description="operations waiting for the lock, longest waiting first"
+    )
     updated_at: datetime
 
 
@@ -75,7 +106,7 @@ class ApprovalPolicyUpdate(NotNull):
     required_approvals: int | None = Field(default=None, ge=0, le=10)
     approver_scope: str | None = Field(default=None, description=f"one of {list(SCOPES)}")
     requester_may_approve: bool | None = None
-    approval_expiry_hours: int | None = Field(default=None, ge=1, le=720)
+    approval_expiry_seconds: int | None = Field(default=None, ge=1, le=MAX_APPROVAL_EXPIRY)
 
     @field_validator("approver_scope")
     @classmethod
@@ -217,6 +248,7 @@ def update_environment(
 
 
 def environment_public(session: Session, environment: Environment) -> EnvironmentPublic:
+    lock = session.get(EnvironmentLock, environment.id)
     release = (
         session.get(Release, environment.current_release_id)
         if environment.current_release_id
@@ -232,6 +264,11 @@ def environment_public(session: Session, environment: Environment) -> Environmen
         approval_policy=ApprovalPolicy.model_validate(environment, from_attributes=True),
         soak_seconds=environment.soak_seconds,
         frozen_until=freeze.frozen_until(_windows(session, environment), utcnow()),
+        lock=LockPublic.model_validate(lock, from_attributes=True) if lock else None,
+        waiting=[
+            LockWaiterPublic.model_validate(row, from_attributes=True)
+            for row in lock_waiters(session, environment.id)
+        ],
         updated_at=environment.updated_at,
     )
 

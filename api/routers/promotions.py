@@ -12,7 +12,6 @@ from pydantic import Field
 from sqlmodel import Session, col, select
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
 
 from activities.registry import ImageRef, RegistryClient, RegistryError
 from api.auth import Principal, require_scope, visible_tenant
@@ -29,6 +28,7 @@ from api.promotions import (
 from api.routers import API_PREFIX
 from api.routers.apps import app_for
 from api.schemas import Strict
+from api.workflow_calls import addressing_run, run_handle
 from core import freeze
 from core.audit import record_audit
 from core.clock import utcnow
@@ -63,8 +63,25 @@ class PromotionCreate(Strict):
     note: str = Field(default="", max_length=2000)
 
 
-class DecisionBody(Strict):
+DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
+
+
+class ApprovalBody(Strict):
     comment: str = Field(default="", max_length=2000)
+    release_digest: str = Field(
+        pattern=DIGEST_PATTERN,
+        description="the image digest being approved, as shown to the approver; the approval "
+        "is bound to it and refused (409 DIGEST_MISMATCH) if it is not the promotion's",
+    )
+
+
+class RejectionBody(Strict):
+    comment: str = Field(default="", max_length=2000)
+    release_digest: str | None = Field(
+        default=None,
+        pattern=DIGEST_PATTERN,
+        description="if given, the digest being rejected; refused (409) if not the promotion's",
+    )
 
 
 class OverrideBody(Strict):
@@ -157,14 +174,15 @@ def get_promotion(
 async def approve(
     app_id: uuid.UUID,
     promotion_id: uuid.UUID,
-    body: DecisionBody,
+    body: ApprovalBody,
     request: Request,
     principal: PrincipalDep,
     session: SessionDep,
     temporal: TemporalDep,
 ) -> dict[str, Any]:
-    """Approve the release's digest; refused before anything is recorded when the caller may
-    not (the requester, a second approval, a missing scope) or the promotion is not waiting."""
+    """Approve the release's digest, named in the body as the approver saw it; refused before
+    anything is recorded when the digest is not the promotion's, when the caller may not (the
+    requester, a second approval, a missing scope) or the promotion is not waiting."""
     return await _decide(APPROVE, app_id, promotion_id, body, request, principal, session, temporal)
 
 
@@ -172,7 +190,7 @@ async def approve(
 async def reject(
     app_id: uuid.UUID,
     promotion_id: uuid.UUID,
-    body: DecisionBody,
+    body: RejectionBody,
     request: Request,
     principal: PrincipalDep,
     session: SessionDep,
@@ -223,8 +241,9 @@ async def cancel(
     if promotion.status not in OPEN and promotion.status != "cancelled":
         raise ApiError(409, "PROMOTION_FINISHED", f"the promotion already ended {promotion.status}")
     if promotion.status in OPEN:
-        client = await temporal.client()
-        await client.get_workflow_handle(promotion.workflow_id).cancel()
+        async with addressing_run(f"promotion {promotion.id}"):
+            client = await temporal.client()
+            await run_handle(client, promotion.workflow_id, promotion.run_id).cancel()
         record_audit(
             session, tenant_id=promotion.tenant_id, actor=principal.subject,
             action="promotion.cancel", target=f"promotion:{promotion.id}", result="requested",
@@ -297,16 +316,24 @@ async def _decide(
     kind: str,
     app_id: uuid.UUID,
     promotion_id: uuid.UUID,
-    body: DecisionBody,
+    body: ApprovalBody | RejectionBody,
     request: Request,
     principal: Principal,
     session: Session,
     temporal: Any,
 ) -> dict[str, Any]:
     promotion = _promotion(session, principal, app_id, promotion_id)
+    if body.release_digest is not None and body.release_digest != promotion.release_digest:
+        raise ApiError(
+            409,
+            "DIGEST_MISMATCH",
+            f"the decision names {body.release_digest}, but this promotion is of "
+            f"v{promotion.version} with digest {promotion.release_digest}",
+            extra={"release_digest": promotion.release_digest},
+        )
     decision = Decision(
         subject=principal.subject, scopes=sorted(principal.scopes), comment=body.comment,
-        release_digest=promotion.release_digest,
+        release_digest=body.release_digest or promotion.release_digest,
     )  # fmt: skip
     await _update(temporal, promotion, kind, decision)
     record_audit(
@@ -324,17 +351,16 @@ async def _update(temporal: Any, promotion: Promotion, update: str, argument: An
         raise ApiError(
             409, "PROMOTION_NOT_PENDING", f"the promotion already ended {promotion.status}"
         )
-    client = await temporal.client()
-    handle = client.get_workflow_handle(promotion.workflow_id)
     try:
-        await handle.execute_update(update, argument)
+        async with addressing_run(f"promotion {promotion.id}"):
+            client = await temporal.client()
+            handle = run_handle(client, promotion.workflow_id, promotion.run_id)
+            await handle.execute_update(update, argument)
     except WorkflowUpdateFailedError as failed:
         cause = failed.cause
         if isinstance(cause, ApplicationError) and cause.type in REFUSAL_STATUS:
             raise ApiError(REFUSAL_STATUS[cause.type], cause.type, cause.message) from None
         raise
-    except RPCError:
-        raise ApiError(409, "PROMOTION_NOT_PENDING", "the promotion has ended") from None
 
 
 def _promotion(

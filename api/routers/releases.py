@@ -20,7 +20,7 @@ from api.auth import Principal, require_scope
 from api.deps import PageDep, PrincipalDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import ApiError, not_found
 from api.pagination import Page, newest_first
-from api.promotions import start_promotion
+from api.promotions import recheck_open_promotions, start_promotion
 from api.routers import API_PREFIX
 from api.routers.apps import app_for
 from api.schemas import Strict
@@ -117,7 +117,9 @@ async def lifecycle_action(
     temporal: TemporalDep,
 ) -> Any:
     """Apply a lifecycle action. declare-rc, reject-rc, declare-stable and declare-rejected
-    change the state now (200, the release). accept-rc (to qa) and deploy-stable (to the
+    change the state now (200, the release); rejecting ends every open promotion of the
+    release `rejected` (rolled back if it had deployed), and a REJECTED release never moves
+    again. accept-rc (to qa) and deploy-stable (to the
     `environment` given) start a promotion (202, the release and the promotion); the release
     takes its new state when the promotion has deployed it."""
     require_scope(principal, "promote")
@@ -166,6 +168,8 @@ async def lifecycle_action(
     )
     session.commit()
     session.refresh(release)
+    if release.lifecycle == lifecycle.REJECTED:
+        await recheck_open_promotions(session, temporal, release)
     return releases_public(session, app, [release])[0]
 
 

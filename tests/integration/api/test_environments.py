@@ -72,7 +72,7 @@ async def test_environments_in_pipeline_order_with_defaults(api, make_tenant, en
         "required_approvals": 0,
         "approver_scope": "approve",
         "requester_may_approve": False,
-        "approval_expiry_hours": 72,
+        "approval_expiry_seconds": 259200,
     }
     assert (prod["soak_seconds"], prod["replicas"], prod["frozen_until"]) == (60, 1, None)
     one = await api.get(f"/api/v1/apps/{app_id}/environments/prod", headers=tenant.headers)
@@ -93,7 +93,7 @@ async def test_patch_changes_only_what_is_sent_and_is_audited(api, make_tenant, 
     assert changed.status_code == 200, changed.text
     body = changed.json()
     assert body["approval_policy"]["required_approvals"] == 2
-    assert body["approval_policy"]["approval_expiry_hours"] == 72
+    assert body["approval_policy"]["approval_expiry_seconds"] == 259200
     assert (body["soak_seconds"], body["replicas"]) == (300, 1)
     again = await api.patch(
         path,
@@ -121,8 +121,8 @@ async def test_patch_validation_names_the_fields(api, make_tenant, engine):
         ({"required_approvals": 11}, "required_approvals"),
         ({"required_approvals": -1}, "required_approvals"),
         ({"approver_scope": "root"}, "approver_scope"),
-        ({"approval_expiry_hours": 0}, "approval_expiry_hours"),
-        ({"approval_expiry_hours": 721}, "approval_expiry_hours"),
+        ({"approval_expiry_seconds": 0}, "approval_expiry_seconds"),
+        ({"approval_expiry_seconds": 30 * 86400 + 1}, "approval_expiry_seconds"),
         ({"requester_may_approve": None}, "requester_may_approve"),
     ]:
         response = await api.patch(path, json={"approval_policy": policy}, headers=tenant.headers)

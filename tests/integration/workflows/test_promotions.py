@@ -1,6 +1,7 @@
 """Promotions against the stand-ins: approvals as Updates whose validators refuse before
 anything is written, freeze windows that hold and then open (or are overridden), verification
-that rolls back, cancel, reject, expiry; evidence and pending approvals."""
+that rolls back, cancel, reject, expiry; gates checked again before the deploy, approvals bound to
+the digest, the environment lock waited for; evidence and pending approvals."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 from temporalio.api.enums.v1 import EventType
-from temporalio.common import WorkflowIDReusePolicy
 
 from core.clock import utcnow
 from core.models import Environment, FreezeWindow, Promotion, Release
@@ -21,7 +21,6 @@ from core.naming import namespace_for
 from tests.fixtures.stack import Stack
 from tests.integration.workflows.test_push_to_deploy import App
 from tests.replay.histories import check_and_record
-from workflows.promote import Promote, PromoteInput
 
 FINISHED = ("succeeded", "failed", "rejected", "cancelled", "expired")
 
@@ -85,6 +84,9 @@ class Promoting:
         return dict(response.json())
 
     async def act(self, promotion: dict, action: str, headers: dict[str, str], **body: Any):
+        """An action on the promotion; an approval names the digest the approver was shown."""
+        if action == "approve":
+            body.setdefault("release_digest", promotion["release_digest"])
         return await self.stack.api.post(
             f"/api/v1/apps/{self.app.id}/promotions/{promotion['id']}/{action}",
             json=body,
@@ -279,46 +281,34 @@ async def test_cancel_reject_and_expiry(promoting: Promoting, stack: Stack):
     assert response.status_code == 200
     assert (await promoting.wait(rejected))["status"] == "rejected"
 
-    # Approval expiry after a short while: the policy's hours, scaled down for the test.
-    promoting.set_policy("prod", required_approvals=1, approval_expiry_hours=1)
+    # The promotion's expiry is the policy's, from when it was asked for.
+    promoting.set_policy("prod", required_approvals=1, approval_expiry_seconds=3600)
     expiring = await promoting.request(1, "prod")
     with Session(stack.engine) as session:
         row = session.get(Promotion, uuid.UUID(expiring["id"]))
         assert row is not None and row.expires_at is not None
+        assert timedelta(minutes=59) < row.expires_at - row.created_at <= timedelta(hours=1)
     await promoting.wait(expiring, "pending_approval")
 
 
 async def test_an_unapproved_promotion_expires(promoting: Promoting, stack: Stack):
-    """The policy's expiry is hours; the workflow takes it as an input, so two seconds here."""
+    """A policy whose approvals expire after two seconds, set through the API."""
     promoting.set_lifecycle(1, "STABLE")
-    promoting.set_policy("prod", required_approvals=1)
-    promotion = await promoting.request(1, "prod")
-    await promoting.wait(promotion, "pending_approval")
-    handle = stack.temporal.client.get_workflow_handle(promotion["workflow_id"])
-    await handle.cancel()
-    assert (await promoting.wait(promotion))["status"] == "cancelled"
-
-    described = await handle.fetch_history()
-    first = described.events[0].workflow_execution_started_event_attributes.input.payloads[0]
-    original = PromoteInput.model_validate_json(first.data)
-    with Session(stack.engine) as session:
-        row = session.get(Promotion, uuid.UUID(promotion["id"]))
-        assert row is not None
-        row.status = "pending_approval"
-        row.completed_at = None
-        session.add(row)
-        session.commit()
-    await stack.temporal.client.start_workflow(
-        Promote.run,
-        original.model_copy(update={"approval_expiry_seconds": 2}),
-        id=promotion["workflow_id"],
-        task_queue=stack.settings.task_queue,
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+    policy = await stack.api.patch(
+        f"/api/v1/apps/{promoting.app.id}/environments/prod",
+        json={"approval_policy": {"required_approvals": 1, "approval_expiry_seconds": 2}},
+        headers=stack.tenant.headers,
     )
+    assert policy.status_code == 200, policy.text
+    assert policy.json()["approval_policy"]["approval_expiry_seconds"] == 2
+    promotion = await promoting.request(1, "prod")
+    assert promotion["status"] == "pending_approval" and promotion["expires_at"]
     expired = await promoting.wait(promotion, within=30)
-    assert expired["status"] == "expired"
-    assert "no approval within" in expired["failure_reason"]
+    assert expired["status"] == "expired", expired
+    assert expired["failure_reason"] == "no approval within 2s"
     assert promoting.running_in("prod") is None
+    late = await promoting.act(promotion, "approve", await promoting.key("al", ["approve"]))
+    assert (late.status_code, late.json()["code"]) == (409, "PROMOTION_NOT_PENDING")
 
 
 async def test_dev_to_prod_through_the_lifecycle(promoting: Promoting, stack: Stack):
@@ -371,3 +361,129 @@ async def test_dev_to_prod_through_the_lifecycle(promoting: Promoting, stack: St
         assert promoting.running_in(env) == release.image_ref, env
     listed = await stack.api.get(f"/api/v1/apps/{app_id}/releases", headers=headers)
     assert set(listed.json()["items"][0]["active_in"]) == {"dev", "qa", "staging", "prod"}
+
+
+# -- gates hold until the deploy; approvals are bound to what the approver saw --------------
+
+
+async def test_a_freeze_window_added_while_waiting_for_approvals_holds_the_promotion(
+    promoting: Promoting, stack: Stack
+):
+    promoting.set_lifecycle(1, "STABLE")
+    promoting.set_policy("staging", required_approvals=1)
+    promotion = await promoting.request(1, "staging")
+    await promoting.wait(promotion, "pending_approval")
+    window = await stack.api.post(
+        f"/api/v1/apps/{promoting.app.id}/environments/staging/freeze-windows",
+        json={
+            "kind": "one_off",
+            "reason": "release train",
+            "starts_at": (utcnow() - timedelta(minutes=1)).isoformat(),
+            "ends_at": (utcnow() + timedelta(seconds=8)).isoformat(),
+        },
+        headers=stack.tenant.headers,
+    )
+    assert window.status_code == 201, window.text
+    approved = await promoting.act(promotion, "approve", await promoting.key("al", ["approve"]))
+    assert approved.status_code == 200, approved.text
+    held = await promoting.wait(promotion, "waiting_window", "deploying", "succeeded")
+    assert held["status"] == "waiting_window", held
+    assert promoting.running_in("staging") is None
+    done = await promoting.wait(promotion, within=40)
+    assert done["status"] == "succeeded", done
+    assert promoting.running_in("staging") == promoting.release(1).image_ref
+
+
+async def test_a_release_rejected_while_its_promotion_waits_ends_it_rejected(
+    promoting: Promoting, stack: Stack
+):
+    app_id, headers = promoting.app.id, stack.tenant.headers
+    promoting.set_policy("qa", required_approvals=1)
+
+    async def lifecycle(action: str) -> Any:
+        return await stack.api.post(
+            f"/api/v1/apps/{app_id}/releases/1/lifecycle", json={"action": action},
+            headers=headers,
+        )  # fmt: skip
+
+    assert (await lifecycle("declare-rc")).status_code == 200
+    accepted = await lifecycle("accept-rc")
+    assert accepted.status_code == 202, accepted.text
+    promotion = accepted.json()["promotion"]
+    await promoting.wait(promotion, "pending_approval")
+    rejected = await lifecycle("reject-rc")
+    assert rejected.status_code == 200, rejected.text
+    ended = await promoting.wait(promotion, within=20)
+    assert ended["status"] == "rejected", ended
+    assert "REJECTED" in ended["failure_reason"]
+    late = await promoting.act(promotion, "approve", await promoting.key("al", ["approve"]))
+    assert late.status_code == 409, late.text
+    assert promoting.release(1).lifecycle == "REJECTED"
+    assert promoting.running_in("qa") is None
+
+
+async def test_an_approval_names_the_digest_it_approves(promoting: Promoting, stack: Stack):
+    promoting.set_lifecycle(1, "STABLE")
+    promoting.set_policy("prod", required_approvals=1)
+    promotion = await promoting.request(1, "prod")
+    await promoting.wait(promotion, "pending_approval")
+    approver = await promoting.key("al", ["approve"])
+    unnamed = await stack.api.post(
+        f"/api/v1/apps/{promoting.app.id}/promotions/{promotion['id']}/approve",
+        json={"comment": "ok"},
+        headers=approver,
+    )
+    assert unnamed.status_code == 422, unnamed.text
+    other = "sha256:" + "0" * 64
+    wrong = await promoting.act(promotion, "approve", approver, release_digest=other)
+    assert (wrong.status_code, wrong.json()["code"]) == (409, "DIGEST_MISMATCH")
+    assert wrong.json()["release_digest"] == promotion["release_digest"]
+    handle = stack.temporal.client.get_workflow_handle(promotion["workflow_id"])
+    events = [event async for event in handle.fetch_history_events()]
+    assert not any(
+        e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED for e in events
+    )
+    right = await promoting.act(promotion, "approve", approver)
+    assert right.status_code == 200, right.text
+    assert [a["release_digest"] for a in right.json()["approvals"]] == [promotion["release_digest"]]
+    assert (await promoting.wait(promotion))["status"] == "succeeded"
+
+
+async def test_an_approved_promotion_waits_for_the_environment_lock(
+    promoting: Promoting, stack: Stack
+):
+    promoting.set_lifecycle(1, "STABLE")
+    promoting.set_policy("staging", required_approvals=1)
+    promotion = await promoting.request(1, "staging")
+    await promoting.wait(promotion, "pending_approval")
+    holder = await stack.hold_environment(promoting.app.id, "staging", "rollback")
+    approved = await promoting.act(promotion, "approve", await promoting.key("al", ["approve"]))
+    assert approved.status_code == 200, approved.text
+
+    async def waiting() -> dict[str, Any]:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            shown = await stack.environment(promoting.app.id, "staging")
+            if shown["waiting"]:
+                return shown
+            await asyncio.sleep(0.2)
+        pytest.fail(f"the promotion never waited: {await promoting.state(promotion)}")
+
+    shown = await waiting()
+    assert shown["lock"]["holder_workflow_id"] == holder.id
+    assert shown["waiting"][0]["workflow_id"] == promotion["workflow_id"]
+    assert shown["waiting"][0]["waiting_for"] == holder.id
+    state = await promoting.state(promotion)
+    assert state["status"] == "deploying", state
+    lock_gate = next(gate for gate in state["gates"] if gate["gate"] == "environment_lock")
+    assert not lock_gate["passed"] and holder.id in lock_gate["detail"]
+    details = await stack.current_details(promotion["workflow_id"])
+    assert details == f"Waiting for staging: locked by rollback {holder.id}", details
+    assert promoting.running_in("staging") is None
+
+    await holder.terminate("the rollback is over")
+    done = await promoting.wait(promotion, within=40)
+    assert done["status"] == "succeeded", done
+    assert promoting.running_in("staging") == promoting.release(1).image_ref
+    after = await stack.environment(promoting.app.id, "staging")
+    assert after["lock"] is None and after["waiting"] == []
