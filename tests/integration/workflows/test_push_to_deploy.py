@@ -285,3 +285,85 @@ async def test_configuration_reaches_the_cluster_without_secrets_in_history(stac
     deploy_id = next(d.workflow_id for d in app.deployments() if d.commit_sha == commit)
     history = await stack.temporal.client.get_workflow_handle(deploy_id).fetch_history()
     assert secret_value not in history.to_json()
+
+
+# -- a push that finds the environment locked waits its turn --------------------------------
+
+
+async def wait_for_deliveries(stack: Stack, app: App, count: int) -> None:
+    """Until GitHub has delivered `count` pushes of the app and Shipyard accepted them all."""
+
+    def delivered() -> bool:
+        pushes = stack.github.deliveries(event="push", repository=app.full_name)
+        return len(pushes) >= count and all(p["status_code"] == 202 for p in pushes)
+
+    await app.wait_until(delivered, what=f"{count} push deliveries accepted")
+
+
+async def wait_for_a_waiting_deploy(stack: Stack, app: App) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        shown = await stack.environment(app.id, "dev")
+        if any(waiter["kind"] == "deploy" for waiter in shown["waiting"]):
+            return shown
+        await asyncio.sleep(0.2)
+    seen = [(d.status, d.stage) for d in app.deployments()]
+    pytest.fail(f"no deploy waited for the lock: {seen}")
+
+
+async def test_a_push_during_a_rollback_is_deployed_after_it(stack: Stack, app: App):
+    second = await app.push("second version")
+    await app.wait_until(
+        lambda: app.settled() and len(app.deployments()) == 2, what="the second version"
+    )
+    await stack.temporal.client.get_workflow_handle(f"deploy:{app.id}:dev").result()
+    stack.kube.set_rollout_delay(4)
+    rollback = await stack.api.post(
+        f"/api/v1/apps/{app.id}/environments/dev/rollback", json={}, headers=stack.tenant.headers
+    )
+    assert rollback.status_code == 202, rollback.text
+    rollback_id = rollback.json()["workflow_id"]
+    third = await app.push("third version")
+    shown = await wait_for_a_waiting_deploy(stack, app)
+    assert shown["lock"]["holder_workflow_id"] == rollback_id
+    assert shown["waiting"][0]["waiting_for"] == rollback_id
+    waiting = next(d for d in app.deployments() if d.commit_sha == third)
+    assert (waiting.status, waiting.stage) == ("pending", "lock")
+    details = await stack.current_details(waiting.workflow_id)
+    assert details == f"Waiting for dev: locked by rollback {rollback_id}", details
+
+    stack.kube.set_rollout_delay(0.3)
+    await app.wait_until(app.settled, what="the rollback and the deploy to end")
+    statuses = {d.trigger: d.status for d in app.deployments() if d.commit_sha == third}
+    assert statuses == {"webhook": "succeeded"}, [(d.trigger, d.status) for d in app.deployments()]
+    rolled = next(d for d in app.deployments() if d.trigger == "rollback")
+    assert rolled.status == "succeeded" and rolled.completed_at is not None
+    deployed = next(d for d in app.deployments() if d.commit_sha == third)
+    assert deployed.started_at is not None and deployed.completed_at > rolled.completed_at
+    assert app.running_image() == app.release_of(third).image_ref
+    assert app.release_of(second).version == 2
+    after = await stack.environment(app.id, "dev")
+    assert after["lock"] is None and after["waiting"] == []
+
+
+async def test_five_pushes_while_locked_deploy_the_newest_once(stack: Stack, app: App):
+    holder = await stack.hold_environment(app.id, "dev", "rollback")
+    commits = [await app.push(f"push {n}") for n in range(1, 6)]
+    await wait_for_deliveries(stack, app, 5)
+    await wait_for_a_waiting_deploy(stack, app)
+    assert app.running_image() == app.release_of(app.deployments()[0].commit_sha).image_ref
+
+    await holder.terminate("the rollback is over")
+    await app.wait_until(app.settled, within=90, what="the deploy to end")
+    pushed = [d for d in app.deployments() if d.trigger == "webhook"]
+    assert len(pushed) == 1, [(d.commit_sha[:8], d.status, d.commits) for d in pushed]
+    assert pushed[0].status == "succeeded"
+    assert pushed[0].commit_sha == commits[-1]
+    assert pushed[0].commits == commits
+    assert app.running_image() == app.release_of(commits[-1]).image_ref
+    with Session(stack.engine) as session:
+        released = session.exec(
+            select(Release.commit_sha).where(Release.app_id == uuid.UUID(app.id))
+        ).all()
+    assert set(released) == {app.deployments()[0].commit_sha, commits[-1]}
+    assert any("locked by rollback" in line for line in pushed[0].log_lines)
