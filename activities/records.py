@@ -81,6 +81,12 @@ class RecordsActivities:
             row.error_message = progress.error_message
             row.updated_at = utcnow()
             session.add(row)
+            if progress.app_status is not None:
+                app = session.get(App, row.app_id)
+                if app is not None:
+                    app.status = progress.app_status
+                    app.updated_at = utcnow()
+                    session.add(app)
             if changed:
                 session.add(
                     AppEvent(

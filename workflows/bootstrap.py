@@ -19,6 +19,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.saga import Saga
 
 STAGES = ("app", "repo", "push", "connect", "deploy", "done")
+# Runs recorded before this freed the slug in their first compensation, before the bootstrap
+# record said it had ended; they replay that way.
+FREE_THE_SLUG_LAST = "free-the-slug-last"
 
 
 class BootstrapInput(BaseModel):
@@ -95,9 +98,13 @@ class BootstrapApp:
             ]
         )
         saga = Saga()
+        # A new bootstrap of the same slug may start once the slug is free; the slug is freed
+        # by the very last step, so this run's record already says how it ended by then.
+        free_slug_last = workflow.patched(FREE_THE_SLUG_LAST)
         try:
             await self._enter("app", "Recording the app and its environments")
-            saga.register("mark the app failed and free its slug", self._mark_app_failed)
+            if not free_slug_last:
+                saga.register("mark the app failed and free its slug", self._mark_app_failed)
             await self._record(
                 records.PREPARE_APP,
                 records.PrepareAppInput(
@@ -206,18 +213,24 @@ class BootstrapApp:
             self._status = status
             self._stage = failed_stage
             workflow.set_current_details(f"{status}: {message}")
-            await self._record(
-                records.UPDATE_BOOTSTRAP,
-                records.BootstrapProgress(
-                    bootstrap_id=request.bootstrap_id,
-                    stage=failed_stage,
-                    status=status,
-                    deployment_id=deployment_id if failed_stage == "deploy" else None,
-                    error_code=code,
-                    error_message=message,
-                ),
+            ended = records.BootstrapProgress(
+                bootstrap_id=request.bootstrap_id,
+                stage=failed_stage,
+                status=status,
+                deployment_id=deployment_id if failed_stage == "deploy" else None,
+                error_code=code,
+                error_message=message,
             )
-            await self._audit(status, {"error_code": code, "stage": failed_stage})
+            if free_slug_last:
+                # Audited first; then the record says it ended and the slug is free, together,
+                # as the last step: whoever sees the end can bootstrap the slug again.
+                await self._audit(status, {"error_code": code, "stage": failed_stage})
+                await self._record(
+                    records.UPDATE_BOOTSTRAP, ended.model_copy(update={"app_status": "failed"})
+                )
+            else:
+                await self._record(records.UPDATE_BOOTSTRAP, ended)
+                await self._audit(status, {"error_code": code, "stage": failed_stage})
             if cancelled:
                 raise
             raise ApplicationError(message, type=code, non_retryable=True) from error

@@ -37,6 +37,9 @@ class BootstrapProgress(BaseModel):
     deployment_id: str | None = None
     error_code: str | None = None
     error_message: str | None = None
+    # Set with the bootstrap's end: the app's status changes in the same write ("failed"
+    # frees its slug), so the record never says "ended" while the slug is still taken.
+    app_status: str | None = None
 
 
 class EnvironmentSpec(BaseModel):

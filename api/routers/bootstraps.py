@@ -11,6 +11,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Header, Request, Response, status
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.auth import Principal, require_scope, visible_tenant
 from api.deploys import step_timeouts
@@ -18,6 +20,11 @@ from api.deps import PrincipalDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import ApiError, not_found
 from api.routers import API_PREFIX
 from api.schemas import BootstrapCreate, BootstrapPublic
+from api.workflow_calls import (
+    cancel_run,
+    reaching_temporal,
+    start_after_closing_run,
+)
 from core.audit import record_audit
 from core.models import App, AppBootstrap, GitHubInstallation, Template, Tenant
 from core.naming import namespace_for
@@ -119,6 +126,56 @@ async def start_bootstrap(
             409, "SLUG_IN_USE", f"app slug {body.slug!r} is already used in {found.slug}"
         ) from None
     session.add(bootstrap)
+    session.commit()
+
+    workflow_input = _workflow_input(
+        settings, found, app, bootstrap, body, template, installation_id, principal
+    )
+    try:
+        async with reaching_temporal("start the bootstrap"):
+            client = await temporal.client()
+            handle = await start_after_closing_run(
+                client,
+                lambda: client.start_workflow(
+                    BootstrapApp.run,
+                    workflow_input,
+                    id=bootstrap.workflow_id,
+                    task_queue=settings.task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                    static_summary=f"Bootstrap {found.slug}/{body.slug} from {template.id}",
+                    search_attributes=search.for_app(
+                        found.slug, body.slug, DEFAULT_PIPELINE[0], "app"
+                    ),
+                ),
+                bootstrap.workflow_id,
+                lambda: _earlier_bootstrap_ended(session, bootstrap),
+            )
+    except WorkflowAlreadyStartedError:
+        # Another bootstrap of this slug is still undoing its steps: nothing of this one stays.
+        session.delete(bootstrap)
+        session.flush()
+        session.delete(app)
+        session.commit()
+        raise ApiError(
+            409,
+            "BOOTSTRAP_IN_PROGRESS",
+            f"an earlier bootstrap of {body.slug!r} ({bootstrap.workflow_id}) is still ending; "
+            "try again when it has",
+        ) from None
+    except BaseException as exc:
+        # Not started: the records say so (and free the slug) in this same request.
+        unreachable = isinstance(exc, ApiError)
+        app.status = "failed"
+        bootstrap.status = "failed"
+        bootstrap.error_code = "WORKFLOW_ENGINE_UNAVAILABLE" if unreachable else "NOT_STARTED"
+        bootstrap.error_message = "the bootstrap could not be started: " + (
+            "Temporal was unreachable" if unreachable else type(exc).__name__
+        )
+        session.add_all([app, bootstrap])
+        session.commit()
+        raise
+    bootstrap.run_id = handle.result_run_id
+    session.add(bootstrap)
     record_audit(
         session,
         tenant_id=found.id,
@@ -130,30 +187,6 @@ async def start_bootstrap(
         detail={"bootstrap_id": str(bootstrap.id), "template_id": template.id},
     )
     session.commit()
-
-    workflow_input = _workflow_input(
-        settings, found, app, bootstrap, body, template, installation_id, principal
-    )
-    try:
-        client = await temporal.client()
-        await client.start_workflow(
-            BootstrapApp.run,
-            workflow_input,
-            id=bootstrap.workflow_id,
-            task_queue=settings.task_queue,
-            static_summary=f"Bootstrap {found.slug}/{body.slug} from {template.id}",
-            search_attributes=search.for_app(found.slug, body.slug, DEFAULT_PIPELINE[0], "app"),
-        )
-    except Exception as exc:
-        app.status = "failed"
-        bootstrap.status = "failed"
-        bootstrap.error_code = "WORKFLOW_ENGINE_UNAVAILABLE"
-        bootstrap.error_message = f"the bootstrap could not be started: {type(exc).__name__}"
-        session.add_all([app, bootstrap])
-        session.commit()
-        raise ApiError(
-            503, "WORKFLOW_ENGINE_UNAVAILABLE", "Temporal did not accept the bootstrap; try again"
-        ) from None
     return public(bootstrap, found, settings)
 
 
@@ -193,8 +226,9 @@ async def cancel_bootstrap(
             f"the bootstrap already ended {bootstrap.status}; there is nothing to cancel",
         )
     if bootstrap.status == "running":
-        client = await temporal.client()
-        await client.get_workflow_handle(bootstrap.workflow_id).cancel()
+        await cancel_run(
+            temporal, bootstrap.workflow_id, bootstrap.run_id, f"bootstrap {bootstrap.id}"
+        )
         record_audit(
             session,
             tenant_id=found.id,
@@ -279,6 +313,16 @@ def _same_request(
     if running is not None and running.request_fingerprint == print_:
         return running
     raise ApiError(409, "SLUG_IN_USE", f"app slug {slug!r} is already used in {tenant.slug}")
+
+
+def _earlier_bootstrap_ended(session: Session, bootstrap: AppBootstrap) -> bool:
+    """Whether the latest earlier bootstrap under this workflow id has recorded its end."""
+    earlier = session.exec(
+        select(AppBootstrap)
+        .where(AppBootstrap.workflow_id == bootstrap.workflow_id, AppBootstrap.id != bootstrap.id)
+        .order_by(col(AppBootstrap.created_at).desc())
+    ).first()
+    return earlier is not None and earlier.status in ("done", "failed", "cancelled")
 
 
 def _bootstrap(session: Session, tenant: Tenant, bootstrap_id: uuid.UUID) -> AppBootstrap:

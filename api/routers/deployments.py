@@ -20,6 +20,7 @@ from api.routers import API_PREFIX
 from api.routers.apps import app_for
 from api.routers.bootstraps import workflow_url
 from api.schemas import DeploymentCreate, DeploymentPublic, LogPage
+from api.workflow_calls import addressing_run, reaching_temporal, run_handle
 from core.audit import record_audit
 from core.models import Deployment, GitConnection
 from core.settings import Settings
@@ -110,16 +111,17 @@ async def create_deployment(
     )
     session.add(deployment)
     session.commit()
-    client = await temporal.client()
     try:
-        await client.start_workflow(
-            DeployRelease.run,
-            workflow_input,
-            id=workflow_id,
-            task_queue=settings.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            **run_labels(workflow_input),
-        )
+        async with reaching_temporal("start the deployment"):
+            client = await temporal.client()
+            handle = await client.start_workflow(
+                DeployRelease.run,
+                workflow_input,
+                id=workflow_id,
+                task_queue=settings.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                **run_labels(workflow_input),
+            )
     except WorkflowAlreadyStartedError:
         session.delete(deployment)
         session.commit()
@@ -131,6 +133,13 @@ async def create_deployment(
             f"a deployment of {app.slug} to {workflow_input.environment} is in progress{holder}; "
             "wait for it or cancel it",
         ) from None
+    except BaseException:
+        # Not started: no record may claim a deployment that never ran.
+        session.delete(deployment)
+        session.commit()
+        raise
+    deployment.run_id = handle.result_run_id
+    session.add(deployment)
     record_audit(
         session,
         tenant_id=app.tenant_id,
@@ -173,10 +182,11 @@ async def cancel_deployment(
     require_scope(principal, "deploy")
     deployment = _deployment(session, principal, app_id, deployment_id)
     if deployment.status in IN_PROGRESS:
-        client = await temporal.client()
-        handle = client.get_workflow_handle(deployment.workflow_id)
         try:
-            await handle.execute_update(CANCEL_DEPLOYMENT_UPDATE, str(deployment.id))
+            async with addressing_run(f"deployment {deployment.id}"):
+                client = await temporal.client()
+                handle = run_handle(client, deployment.workflow_id, deployment.run_id)
+                await handle.execute_update(CANCEL_DEPLOYMENT_UPDATE, str(deployment.id))
         except WorkflowUpdateFailedError:
             pass  # it ended meanwhile: the record below says how
         record_audit(

@@ -28,7 +28,7 @@ from api.promotions import (
 from api.routers import API_PREFIX
 from api.routers.apps import app_for
 from api.schemas import Strict
-from api.workflow_calls import addressing_run, run_handle
+from api.workflow_calls import addressing_run, cancel_run, run_handle
 from core import freeze
 from core.audit import record_audit
 from core.clock import utcnow
@@ -241,9 +241,9 @@ async def cancel(
     if promotion.status not in OPEN and promotion.status != "cancelled":
         raise ApiError(409, "PROMOTION_FINISHED", f"the promotion already ended {promotion.status}")
     if promotion.status in OPEN:
-        async with addressing_run(f"promotion {promotion.id}"):
-            client = await temporal.client()
-            await run_handle(client, promotion.workflow_id, promotion.run_id).cancel()
+        await cancel_run(
+            temporal, promotion.workflow_id, promotion.run_id, f"promotion {promotion.id}"
+        )
         record_audit(
             session, tenant_id=promotion.tenant_id, actor=principal.subject,
             action="promotion.cancel", target=f"promotion:{promotion.id}", result="requested",

@@ -5,8 +5,6 @@ followed as a deployment with trigger `rollback` (its `status_url`), and can be 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import re
 import uuid
 from typing import Annotated, Any
@@ -16,7 +14,6 @@ from pydantic import BaseModel, BeforeValidator, Field
 from sqlmodel import Session, col, select
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
 
 from activities.locks import holder_is_running, lock_holder, locked_message
 from api.auth import require_scope
@@ -27,9 +24,9 @@ from api.retention import refuse_deleted
 from api.routers import API_PREFIX
 from api.routers.apps import app_for
 from api.routers.bootstraps import workflow_url
+from api.workflow_calls import reaching_temporal, start_after_closing_run
 from core.audit import record_audit
 from core.models import App, Deployment, Environment, Release, ReleaseActivation, Tenant
-from core.settings import Settings
 from core.temporal import TemporalGateway
 from workflows import search
 from workflows.locks import ENVIRONMENT_LOCKED
@@ -38,8 +35,6 @@ from workflows.rollback import Rollback, RollbackInput, rollback_workflow_id
 router = APIRouter(prefix=API_PREFIX, tags=["rollbacks"])
 REFUSED = "ROLLBACK_REFUSED"
 IN_PROGRESS = ("pending", "deploying")
-# How long a new rollback waits for the previous one, already recorded as ended, to close.
-FINISHING_SECONDS = 5
 
 
 def _version_number(value: Any) -> Any:
@@ -142,7 +137,27 @@ async def create_rollback(
         timeouts=step_timeouts(settings),
     )
     try:
-        await _start(temporal, session, settings, workflow_input)
+        async with reaching_temporal("start the rollback"):
+            client = await temporal.client()
+            handle = await start_after_closing_run(
+                client,
+                lambda: client.start_workflow(
+                    Rollback.run,
+                    workflow_input,
+                    id=workflow_id,
+                    task_queue=settings.task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                    static_summary=(
+                        f"Roll back {tenant.slug}/{app.slug} in {environment.name} "
+                        f"to v{target.version}"
+                    ),
+                    search_attributes=search.for_app(
+                        tenant.slug, app.slug, environment.name, "lock"
+                    ),
+                ),
+                workflow_id,
+                lambda: not _rolling_back(session, workflow_id, deployment.id),
+            )
     except WorkflowAlreadyStartedError:
         _forget(session, deployment)
         raise ApiError(
@@ -151,11 +166,11 @@ async def create_rollback(
             f"a rollback of {app.slug} in {environment.name} is in progress ({workflow_id}); "
             "wait for it or cancel it",
         ) from None
-    except (RPCError, RuntimeError):
-        _forget(session, deployment)
-        raise ApiError(
-            503, "WORKFLOW_ENGINE_UNAVAILABLE", "Temporal did not accept the rollback; try again"
-        ) from None
+    except BaseException:
+        _forget(session, deployment)  # not started: no record may claim it did
+        raise
+    deployment.run_id = handle.result_run_id
+    session.add(deployment)
     record_audit(
         session,
         tenant_id=app.tenant_id,
@@ -187,49 +202,13 @@ async def create_rollback(
     )
 
 
-async def _start(
-    temporal: TemporalGateway,
-    session: Session,
-    settings: Settings,
-    workflow_input: RollbackInput,
-) -> None:
-    """Start the run; when the previous rollback's record has ended but its run is still
-    closing (its last steps after the record), wait for it briefly and start once more."""
-    client = await temporal.client()
-    tenant, app, env = (
-        workflow_input.tenant_slug,
-        workflow_input.app_slug,
-        workflow_input.environment,
-    )
-    workflow_id = rollback_workflow_id(workflow_input.app_id, env)
-    for attempt in range(2):
-        try:
-            await client.start_workflow(
-                Rollback.run,
-                workflow_input,
-                id=workflow_id,
-                task_queue=settings.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                static_summary=f"Roll back {tenant}/{app} in {env} to v{workflow_input.version}",
-                search_attributes=search.for_app(tenant, app, env, "lock"),
-            )
-            return
-        except WorkflowAlreadyStartedError:
-            if attempt or _rolling_back(session, workflow_id, workflow_input.deployment_id):
-                raise
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(
-                    client.get_workflow_handle(workflow_id).result(), FINISHING_SECONDS
-                )
-
-
-def _rolling_back(session: Session, workflow_id: str, starting: str) -> bool:
+def _rolling_back(session: Session, workflow_id: str, starting: uuid.UUID) -> bool:
     """Whether another rollback of the environment is still in progress by its record."""
     return (
         session.exec(
             select(Deployment.id).where(
                 Deployment.workflow_id == workflow_id,
-                Deployment.id != uuid.UUID(starting),
+                Deployment.id != starting,
                 col(Deployment.status).in_(IN_PROGRESS),
             )
         ).first()
@@ -330,13 +309,9 @@ async def _refuse_if_locked(
     lock = lock_holder(session, app.id, environment.name)
     if lock is None:
         return
-    try:
+    async with reaching_temporal("ask whether the lock's holder still runs"):
         client = await temporal.client()
         running = await holder_is_running(client, lock.holder_workflow_id)
-    except (RPCError, RuntimeError):
-        raise ApiError(
-            503, "WORKFLOW_ENGINE_UNAVAILABLE", "Temporal did not answer; try again"
-        ) from None
     if not running:
         return
     if lock.holder_workflow_id == workflow_id:

@@ -25,7 +25,9 @@ def app_row(stack: Stack, state: dict[str, Any]) -> App:
 
 
 async def assert_nothing_left(stack: Stack, state: dict[str, Any], *, repo_kept: bool = False):
-    """The stand-ins hold nothing the bootstrap made, and the app's slug is free again."""
+    """Once its run is over, the stand-ins hold nothing the bootstrap made, and the app's slug
+    is free again."""
+    await stack.run_closed(state["workflow_id"])
     app = app_row(stack, state)
     assert app.status == "failed"
     installation = stack.github.installation_id

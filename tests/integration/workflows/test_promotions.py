@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowExecutionStatus
 
 from core.clock import utcnow
 from core.models import Environment, FreezeWindow, Promotion, Release
@@ -487,3 +488,30 @@ async def test_an_approved_promotion_waits_for_the_environment_lock(
     assert promoting.running_in("staging") == promoting.release(1).image_ref
     after = await stack.environment(promoting.app.id, "staging")
     assert after["lock"] is None and after["waiting"] == []
+
+
+async def test_a_stale_promotion_record_never_reaches_the_live_run(
+    promoting: Promoting, stack: Stack
+):
+    promoting.set_lifecycle(1, "STABLE")
+    promoting.set_policy("prod", required_approvals=1)
+    stale = await promoting.request(1, "prod")
+    await promoting.wait(stale, "pending_approval")
+    # An operator ends its run from the Web UI: its record still says it waits.
+    client = stack.temporal.client
+    await client.get_workflow_handle(stale["workflow_id"]).terminate("ended by an operator")
+    live = await promoting.request(1, "prod")
+    await promoting.wait(live, "pending_approval")
+    assert live["workflow_id"] == stale["workflow_id"]
+
+    approver = await promoting.key("al", ["approve"])
+    for action, headers in (("approve", approver), ("cancel", stack.tenant.headers)):
+        refused = await promoting.act(stale, action, headers)
+        assert (refused.status_code, refused.json().get("code")) == (409, "NOT_RUNNING"), (
+            action,
+            refused.text,
+        )
+    described = await client.get_workflow_handle(live["workflow_id"]).describe()
+    assert described.status == WorkflowExecutionStatus.RUNNING
+    state = await promoting.state(live)
+    assert state["status"] == "pending_approval" and state["approvals"] == []

@@ -367,3 +367,35 @@ async def test_five_pushes_while_locked_deploy_the_newest_once(stack: Stack, app
         ).all()
     assert set(released) == {app.deployments()[0].commit_sha, commits[-1]}
     assert any("locked by rollback" in line for line in pushed[0].log_lines)
+
+
+async def test_a_stale_deployment_record_never_reaches_the_live_run(stack: Stack, app: App):
+    stack.kube.set_rollout_delay(30)
+
+    async def deploy() -> str:
+        started = await stack.api.post(
+            f"/api/v1/apps/{app.id}/deployments", json={}, headers=stack.tenant.headers
+        )
+        assert started.status_code == 202, started.text
+        return str(started.json()["id"])
+
+    stale = await deploy()
+    await app.wait_until(
+        lambda: any(str(d.id) == stale and d.status == "deploying" for d in app.deployments()),
+        what="the first deploy rolling out",
+    )
+    # An operator ends its run from the Web UI: its record still says it is deploying.
+    handle = stack.temporal.client.get_workflow_handle(f"deploy:{app.id}:dev")
+    await handle.terminate("ended by an operator")
+    live = await deploy()
+    await app.wait_until(
+        lambda: any(str(d.id) == live and d.status == "deploying" for d in app.deployments()),
+        what="the second deploy rolling out",
+    )
+    refused = await cancel(stack, app, stale)
+    assert (refused.status_code, refused.json()["code"]) == (409, "NOT_RUNNING"), refused.text
+    stack.kube.set_rollout_delay(0.3)
+    await app.wait_until(
+        lambda: any(str(d.id) == live and d.status == "succeeded" for d in app.deployments()),
+        what="the live deploy to succeed",
+    )
