@@ -1,6 +1,7 @@
-"""Rollback: put an earlier release of an app back in one environment — swap the image by
-digest, wait for the rollout, record — under the environment lock. It never builds; a rollout
-that fails, or a cancel after the swap, puts back the image that ran before."""
+"""Rollback: put an earlier release of an app back in one environment — its image by digest, with
+the environment's current configuration (variables and secrets), wait for the rollout, record —
+under the environment lock. It never builds; a rollout that fails, or a cancel after the swap,
+puts back the image that ran before."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.locks import environment_lock
     from workflows.policies import StepTimeouts
 
+# Runs recorded before this swapped only the image; they replay that way.
+ROLLBACK_APPLIES_CONFIG = "rollback-applies-config"
+
 
 class RollbackInput(BaseModel):
     tenant_id: str
@@ -37,6 +41,10 @@ class RollbackInput(BaseModel):
     commit_sha: str
     requested_by: str
     reason: str = ""
+    # The environment as it is configured now: applied with the earlier image.
+    host: str = ""
+    replicas: int = 1
+    variables: dict[str, str] = Field(default_factory=dict)
     kube_task_queue: str
     timeouts: StepTimeouts = Field(default_factory=StepTimeouts)
 
@@ -102,6 +110,7 @@ class Rollback:
 
     @workflow.run
     async def run(self, request: RollbackInput) -> RollbackResult:
+        self._applies_config = workflow.patched(ROLLBACK_APPLIES_CONFIG)
         workflow.upsert_search_attributes(
             [
                 search.TENANT.value_set(request.tenant_slug),
@@ -190,12 +199,15 @@ class Rollback:
             image_ref=request.image_ref,
         )
         try:
-            await self._cluster.call(
-                steps.SET_IMAGE,
-                steps.SetImageInput(target=target, image_ref=request.image_ref),
-                None,
-                f"swap the image for v{request.version}",
-            )
+            if self._applies_config:
+                await self._apply_with_config(target)
+            else:
+                await self._cluster.call(
+                    steps.SET_IMAGE,
+                    steps.SetImageInput(target=target, image_ref=request.image_ref),
+                    None,
+                    f"swap the image for v{request.version}",
+                )
             await self._cluster.wait_for_rollout(target)
             stop_if_cancelled()
             await self._record(
@@ -216,6 +228,42 @@ class Rollback:
         except BaseException as error:
             await self._restore(target, current.image_ref, error)
             raise
+
+    async def _apply_with_config(self, target: steps.EnvironmentTarget) -> None:
+        """The earlier image with the environment's configuration of today: a variable or a
+        secret changed since that release ran is what runs after the rollback."""
+        request = self._request
+        image = await workflow.execute_activity(
+            steps.FIND_IMAGE,
+            steps.ImageTarget(
+                repository=f"{request.tenant_slug}/{request.app_slug}", tag=request.commit_sha
+            ),
+            result_type=steps.ImageForCommit,
+            start_to_close_timeout=request.timeouts.call,
+            retry_policy=policies.REGISTRY,
+            summary=f"find the image of v{request.version}",
+        )
+        if image.digest != request.image_digest:
+            raise ApplicationError(
+                f"the registry no longer holds v{request.version} as {request.image_digest}",
+                type="IMAGE_MISSING",
+                non_retryable=True,
+            )
+        await self._cluster.apply(
+            request.app_id,
+            target,
+            steps.ApplyEnvironmentInput(
+                target=target,
+                image_ref=request.image_ref,
+                port=image.port,
+                health_path=image.health_path,
+                host=request.host,
+                replicas=request.replicas,
+                env=request.variables,
+                secret_name=steps.config_secret_name(request.app_slug),
+                progress_deadline_seconds=int(request.timeouts.rollout_seconds),
+            ),
+        )
 
     async def _restore(
         self, target: steps.EnvironmentTarget, previous_image: str, error: BaseException

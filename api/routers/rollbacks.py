@@ -27,6 +27,7 @@ from api.routers.bootstraps import workflow_url
 from api.workflow_calls import reaching_temporal, start_after_closing_run
 from core.audit import record_audit
 from core.models import App, Deployment, Environment, Release, ReleaseActivation, Tenant
+from core.naming import host_for
 from core.temporal import TemporalGateway
 from workflows import search
 from workflows.locks import ENVIRONMENT_LOCKED
@@ -81,8 +82,10 @@ async def create_rollback(
     settings: SettingsDep,
     temporal: TemporalDep,
 ) -> RollbackPublic:
-    """Swap the environment back to `to_version` (default: the previous good release there)
-    and wait for its rollout; refused for REJECTED releases and ones that never ran there.
+    """Put `to_version` (default: the previous good release there) back in the environment,
+    by digest, with the environment's current configuration (variables and secrets changed
+    since that release ran are applied too), and wait for its rollout; refused for REJECTED
+    releases and ones that never ran there.
     Follow `status_url`; cancelling it there puts back what ran before."""
     require_scope(principal, "deploy")
     app = app_for(session, principal, app_id)
@@ -133,6 +136,9 @@ async def create_rollback(
         commit_sha=target.commit_sha,
         requested_by=principal.subject,
         reason=body.reason,
+        host=host_for(app.subdomain, environment.name, app.pipeline, settings.base_domain),
+        replicas=environment.replicas,
+        variables=environment.variables,
         kube_task_queue=settings.kube_task_queue,
         timeouts=step_timeouts(settings),
     )

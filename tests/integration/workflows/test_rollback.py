@@ -6,6 +6,7 @@ rollback while a running workflow holds it and is taken over when its holder has
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 import uuid
 from collections.abc import Callable
@@ -344,3 +345,25 @@ def rollback_input(stack: Stack, app: App, version: int) -> RollbackInput:
         kube_task_queue=stack.settings.kube_task_queue,
         timeouts=step_timeouts(stack.settings),
     )
+
+
+async def test_a_rollback_applies_the_configuration_of_today(stack: Stack, app: App):
+    v1 = app.release(version=1)
+    secret_value = "rolled-" + uuid.uuid4().hex
+    put = await stack.api.put(
+        f"/api/v1/apps/{app.id}/environments/dev/config",
+        json={"variables": {"GREETING": "after the change"}, "secrets": {"TOKEN": secret_value}},
+        headers=stack.tenant.headers,
+    )
+    assert put.status_code == 200, put.text
+    started = await app.rollback(to_version=1)
+    assert (await app.finished(started))["status"] == "succeeded"
+    assert app.running_image() == v1.image_ref
+    deployment: Any = stack.kube_client._apps.read_namespaced_deployment(app.slug, app.namespace)
+    container = deployment.spec.template.spec.containers[0]
+    assert ("GREETING", "after the change") in {(e.name, e.value) for e in container.env or []}
+    core = stack.kube_client._core  # read-only look at what the cluster holds
+    secret: Any = core.read_namespaced_secret(f"{app.slug}-config", app.namespace)
+    assert base64.b64decode(secret.data["TOKEN"]).decode() == secret_value
+    handle = stack.temporal.client.get_workflow_handle(started.json()["workflow_id"])
+    assert secret_value not in (await handle.fetch_history()).to_json()
