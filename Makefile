@@ -9,13 +9,17 @@ OCTOKIT_SPEC := $(VENV)/octokit/node_modules/@octokit/openapi/generated/api.gith
 DEBIAN_PACKAGES := docker-registry busybox-static git
 APT_STAMP := $(VENV)/.debian-packages
 
-.PHONY: dev test lint format bench sandbox migrate doctor lock clean
+.PHONY: dev test chaos lint format bench sandbox migrate doctor lock clean
 
 dev: $(INSTALLED) $(APT_STAMP)
 	$(PY) -m sandbox.dev
 
 test: $(INSTALLED) $(APT_STAMP) $(OCTOKIT_SPEC)
 	$(PY) -m pytest -q
+
+# The crash and load tests at full size: 200 bootstraps, deploys and promotions at once.
+chaos: $(INSTALLED) $(APT_STAMP) $(OCTOKIT_SPEC)
+	SHIPYARD_CHAOS_OPERATIONS=200 $(PY) -m pytest -q tests/chaos
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
