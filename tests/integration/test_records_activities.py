@@ -1,14 +1,19 @@
-"""Record-writing activities are idempotent: a retried activity writes its row once."""
+"""Record-writing activities are idempotent: a retried activity writes its row once; a release
+rejected while it was promoted is never activated."""
 
 from __future__ import annotations
 
 import uuid
 
+import pytest
 from sqlmodel import Session, select
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities.promotions import PromotionActivities
 from activities.records import RecordsActivities
-from core.models import AuditEvent
+from core.models import App, AuditEvent, Environment, Release, ReleaseActivation, Tenant
+from workflows.promotion_steps import ActivateRelease
 from workflows.records import AuditEventInput
 
 
@@ -31,3 +36,67 @@ async def test_audit_event_written_once(engine):
     assert len(rows) == 1
     assert rows[0].result == "done"
     assert rows[0].detail == {"stage": "deploy"}
+
+
+def seed_release(engine, lifecycle: str) -> tuple[App, Release]:
+    with Session(engine) as session:
+        tenant = Tenant(slug="t" + uuid.uuid4().hex[:10], name="T")
+        session.add(tenant)
+        session.flush()
+        app = App(
+            tenant_id=tenant.id, slug="a" + uuid.uuid4().hex[:8], name="A", subdomain="a",
+            template_id="static-site", repo_full_name="org/a", pipeline=["dev", "qa"],
+            status="active",
+        )  # fmt: skip
+        session.add(app)
+        session.flush()
+        session.add(Environment(app_id=app.id, name="qa", position=1, namespace="x-a-qa"))
+        release = Release(
+            app_id=app.id, version=1, commit_sha="c" * 40, image_digest="sha256:" + "1" * 64,
+            image_ref="r/a@sha256:" + "1" * 64, lifecycle=lifecycle,
+        )  # fmt: skip
+        session.add(release)
+        session.commit()
+        session.refresh(app)
+        session.refresh(release)
+        return app, release
+
+
+def activation(app: App, release: Release) -> ActivateRelease:
+    return ActivateRelease(
+        promotion_id=str(uuid.uuid4()), app_id=str(app.id), environment="qa",
+        release_id=str(release.id), lifecycle_state="QA",
+    )  # fmt: skip
+
+
+async def test_a_rejected_release_is_never_activated(engine):
+    app, release = seed_release(engine, "REJECTED")
+    activate = PromotionActivities(engine).activate_release
+    with pytest.raises(ApplicationError) as refused:
+        ActivityEnvironment().run(activate, activation(app, release))
+    assert refused.value.type == "RELEASE_REJECTED" and refused.value.non_retryable
+    with Session(engine) as session:
+        assert session.exec(select(Release.lifecycle).where(Release.id == release.id)).one() == (
+            "REJECTED"
+        )
+        environment = session.exec(select(Environment).where(Environment.app_id == app.id)).one()
+        assert environment.current_release_id is None
+        assert (
+            session.exec(
+                select(ReleaseActivation).where(ReleaseActivation.release_id == release.id)
+            ).all()
+            == []
+        )
+
+
+async def test_an_activation_is_recorded_once(engine):
+    app, release = seed_release(engine, "RC")
+    activities = PromotionActivities(engine)
+    ActivityEnvironment().run(activities.activate_release, activation(app, release))
+    ActivityEnvironment().run(activities.activate_release, activation(app, release))
+    with Session(engine) as session:
+        assert session.exec(select(Release.lifecycle).where(Release.id == release.id)).one() == "QA"
+        ledger = session.exec(
+            select(ReleaseActivation).where(ReleaseActivation.release_id == release.id)
+        ).all()
+    assert len(ledger) == 1
