@@ -176,6 +176,8 @@ class DeploymentController:
         self._controls = controls
         self._events = EventRecorder(store)
         self._due: dict[tuple[str, str], float] = {}
+        # The generation each Deployment waits to roll out, and when it may start (monotonic).
+        self._pending: dict[tuple[str, str], tuple[int, float]] = {}
         self._changes: asyncio.Queue[WatchEvent] = asyncio.Queue()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -203,15 +205,30 @@ class DeploymentController:
     def _on_change(self, event: WatchEvent) -> None:
         if event.resource_key not in (DEPLOYMENTS.key, PODS.key) or self._loop is None:
             return
+        if event.resource_key == DEPLOYMENTS.key and event.type != "DELETED":
+            self._note_generation(event.obj)
         self._loop.call_soon_threadsafe(self._changes.put_nowait, event)
+
+    def _note_generation(self, deployment: dict[str, Any]) -> None:
+        """Start the rollout delay of a new generation: called as the spec change is stored,
+        so the delay is the one in force at that moment, whoever committed the change."""
+        meta = deployment["metadata"]
+        generation = int(meta.get("generation", 1))
+        if generation == deployment.get("status", {}).get("observedGeneration"):
+            return
+        key = (meta["namespace"], meta["name"])
+        if self._pending.get(key, (None, 0.0))[0] != generation:
+            self._pending[key] = (generation, time.monotonic() + self._controls.rollout_delay)
 
     def _handle(self, event: WatchEvent) -> None:
         meta = event.obj["metadata"]
         if event.resource_key == DEPLOYMENTS.key:
             if event.type == "DELETED":
+                self._pending.pop((meta["namespace"], meta["name"]), None)
                 self._collect_garbage(event.obj)
             elif meta.get("generation") != event.obj.get("status", {}).get("observedGeneration"):
-                self._schedule(event.obj, self._controls.rollout_delay)
+                # At once: the reconcile holds the new generation back until its time.
+                self._schedule(event.obj, 0.0)
         elif event.type == "DELETED":
             # A pod removed by hand is replaced, as its ReplicaSet would.
             for deployment in self._deployments_selecting(event.obj):
@@ -266,14 +283,20 @@ class DeploymentController:
         Returns when to look again (crash loops and progress deadlines move on their own).
         """
         deployment = self._store.get(DEPLOYMENTS, namespace, name)
+        selector = [Requirement(k, "=", (v,)) for k, v in _match_labels(deployment).items()]
+        pods, _ = self._store.list_objects(PODS, namespace, selector)
+        # The kubelet's part goes on whatever the Deployment controller does.
+        pods = [self._advance_crash_loop(pod) for pod in pods]
+        kubelet_next = self._next_kubelet_change(pods)
+        starts_in = self._rollout_starts_in(deployment)
+        if starts_in is not None:
+            return _sooner(starts_in, kubelet_next)
+
         spec = deployment["spec"]
         desired = int(spec.get("replicas", 1))
         new_rs = self._ensure_replica_set(deployment)
         rs_name = new_rs["metadata"]["name"]
         pod_hash = new_rs["metadata"]["labels"]["pod-template-hash"]
-
-        selector = [Requirement(k, "=", (v,)) for k, v in _match_labels(deployment).items()]
-        pods, _ = self._store.list_objects(PODS, namespace, selector)
         new_pods = [p for p in pods if p["metadata"]["labels"].get("pod-template-hash") == pod_hash]
         old_pods = [p for p in pods if p not in new_pods]
 
@@ -285,12 +308,34 @@ class DeploymentController:
         new_pods = new_pods[:desired]
         self._set_replica_set(new_rs, new_pods, desired)
 
-        new_pods = [self._advance_crash_loop(pod) for pod in new_pods]
         if not crashing and old_pods:
             self._scale_down_old(deployment, rs_name, old_pods)
             old_pods = []
 
-        return self._write_status(deployment, new_rs, new_pods, old_pods, desired)
+        status_next = self._write_status(deployment, new_rs, new_pods, old_pods, desired)
+        return _sooner(status_next, self._next_kubelet_change(new_pods + old_pods))
+
+    def _rollout_starts_in(self, deployment: dict[str, Any]) -> float | None:
+        """Seconds until a new generation may roll out; None when there is none or it may.
+
+        A rollout starts the rollout delay after its spec change (with the delay in force
+        then), however early a reconcile scheduled for another reason (a crash loop's next
+        restart, a pod event) comes. Lowering the delay later speeds up later changes only,
+        so a test can hold one rollout back while it cancels it. A generation pending when
+        the sandbox starts counts as changed then.
+        """
+        key = (deployment["metadata"]["namespace"], deployment["metadata"]["name"])
+        generation = int(deployment["metadata"].get("generation", 1))
+        pending, not_before = self._pending.get(key, (None, 0.0))
+        if generation == deployment.get("status", {}).get("observedGeneration"):
+            if pending is not None and pending <= generation:
+                self._pending.pop(key, None)
+            return None
+        if pending != generation:
+            self._note_generation(deployment)
+            _, not_before = self._pending[key]
+        remaining = not_before - time.monotonic()
+        return remaining if remaining > 0 else None
 
     # -- replica sets and pods -------------------------------------------------------------
 
@@ -499,6 +544,16 @@ class DeploymentController:
             )
         return updated
 
+    def _next_kubelet_change(self, pods: list[dict[str, Any]]) -> float | None:
+        """Seconds until a crash-looping container restarts."""
+        now = utcnow()
+        waits = []
+        for pod in pods:
+            if any("waiting" in s.get("state", {}) for s in pod["status"]["containerStatuses"]):
+                elapsed = (now - parse_timestamp(pod["status"]["startTime"])).total_seconds()
+                waits.append(next_restart_after(elapsed) - elapsed)
+        return max(min(waits), 0.05) if waits else None
+
     def _set_replica_set(
         self, replica_set: dict[str, Any], pods: list[dict[str, Any]], desired: int
     ) -> None:
@@ -651,6 +706,10 @@ class DeploymentController:
         if progress[1] == "ReplicaSetUpdated":
             waits.append(deadline - (now - started_at).total_seconds())
         return max(min(waits, default=1.0), 0.05)
+
+
+def _sooner(*waits: float | None) -> float | None:
+    return min((wait for wait in waits if wait is not None), default=None)
 
 
 def _match_labels(deployment: dict[str, Any]) -> dict[str, str]:
