@@ -4,6 +4,7 @@ Pods, a kubelet's view of containers (running or crash-looping), events, and con
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import hashlib
 import json
@@ -31,17 +32,38 @@ _HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 @dataclass
 class SandboxControls:
-    """What a test steers: images whose containers crash, and how long a rollout takes to start."""
+    """What a test steers: images whose containers crash at start, images whose containers
+    fail some seconds after they became ready, and how long a rollout takes to start.
+
+    Images are exact references or repository patterns with a trailing `*`. Writers replace
+    the collections instead of changing them, as the controller reads them from its thread.
+    """
 
     failing_images: set[str] = field(default_factory=set)
     rollout_delay: float = 0.3
+    fail_after: dict[str, float] = field(default_factory=dict)
+
+    def failure_delay(self, image: str) -> float | None:
+        """How long a ready container of `image` keeps running; None when it does not fail."""
+        return min(
+            (seconds for pattern, seconds in self.fail_after.items() if _listed(image, {pattern})),
+            default=None,
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {"failingImages": sorted(self.failing_images), "rolloutDelay": self.rollout_delay}
+        return {
+            "failingImages": sorted(self.failing_images),
+            "rolloutDelay": self.rollout_delay,
+            "failAfter": dict(sorted(self.fail_after.items())),
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SandboxControls:
-        return cls(set(data.get("failingImages", [])), float(data.get("rolloutDelay", 0.3)))
+        return cls(
+            failing_images=set(data.get("failingImages", [])),
+            rollout_delay=float(data.get("rolloutDelay", 0.3)),
+            fail_after={str(k): float(v) for k, v in (data.get("failAfter") or {}).items()},
+        )
 
 
 def timestamp(moment: datetime.datetime) -> str:
@@ -176,15 +198,19 @@ class DeploymentController:
         self._controls = controls
         self._events = EventRecorder(store)
         self._due: dict[tuple[str, str], float] = {}
-        self._changes: asyncio.Queue[WatchEvent] = asyncio.Queue()
+        # When each pod (by uid) became ready, to the microsecond the pod's timestamps lack;
+        # after a restart of the sandbox its containers' start times stand in.
+        self._ready_at: dict[str, datetime.datetime] = {}
+        # The generation each Deployment waits to roll out, and when it may start (monotonic).
+        self._pending: dict[tuple[str, str], tuple[int, float]] = {}
+        # None in the queue means the controls changed: every Deployment is looked at again.
+        self._changes: asyncio.Queue[WatchEvent | None] = asyncio.Queue()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._store.subscribe(self._on_change)
-        deployments, _ = self._store.list_objects(DEPLOYMENTS, None)
-        for deployment in deployments:
-            self._schedule(deployment, 0.0)
+        self._schedule_all()
         try:
             while True:
                 now = time.monotonic()
@@ -196,23 +222,55 @@ class DeploymentController:
                     change = await asyncio.wait_for(self._changes.get(), timeout=max(wait, 0.0))
                 except TimeoutError:
                     continue
-                self._handle(change)
+                if change is None:
+                    self._schedule_all()
+                else:
+                    self._handle(change)
         finally:
             self._store.unsubscribe(self._on_change)
+
+    def wake(self) -> None:
+        """Look at every Deployment again: the controls changed. Safe from any thread."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(self._changes.put_nowait, None)
+
+    def _schedule_all(self) -> None:
+        deployments, _ = self._store.list_objects(DEPLOYMENTS, None)
+        for deployment in deployments:
+            self._schedule(deployment, 0.0)
 
     def _on_change(self, event: WatchEvent) -> None:
         if event.resource_key not in (DEPLOYMENTS.key, PODS.key) or self._loop is None:
             return
+        if event.resource_key == DEPLOYMENTS.key and event.type != "DELETED":
+            self._note_generation(event.obj)
         self._loop.call_soon_threadsafe(self._changes.put_nowait, event)
+
+    def _note_generation(self, deployment: dict[str, Any]) -> None:
+        """Start the rollout delay of a new generation: called as the spec change is stored,
+        so the delay is the one in force at that moment, whoever committed the change."""
+        meta = deployment["metadata"]
+        generation = int(meta.get("generation", 1))
+        if generation == deployment.get("status", {}).get("observedGeneration"):
+            return
+        key = (meta["namespace"], meta["name"])
+        if self._pending.get(key, (None, 0.0))[0] != generation:
+            self._pending[key] = (generation, time.monotonic() + self._controls.rollout_delay)
 
     def _handle(self, event: WatchEvent) -> None:
         meta = event.obj["metadata"]
         if event.resource_key == DEPLOYMENTS.key:
             if event.type == "DELETED":
+                self._pending.pop((meta["namespace"], meta["name"]), None)
                 self._collect_garbage(event.obj)
             elif meta.get("generation") != event.obj.get("status", {}).get("observedGeneration"):
-                self._schedule(event.obj, self._controls.rollout_delay)
+                # At once: the reconcile holds the new generation back until its time.
+                self._schedule(event.obj, 0.0)
         elif event.type == "DELETED":
+            self._ready_at.pop(meta.get("uid", ""), None)
             # A pod removed by hand is replaced, as its ReplicaSet would.
             for deployment in self._deployments_selecting(event.obj):
                 self._schedule(deployment, self._controls.rollout_delay)
@@ -263,17 +321,24 @@ class DeploymentController:
     def _reconcile(self, namespace: str, name: str) -> float | None:
         """Bring one Deployment's ReplicaSets, Pods and status in line with its spec.
 
-        Returns when to look again (crash loops and progress deadlines move on their own).
+        Returns when to look again (crash loops, containers set to fail and progress deadlines
+        move on their own).
         """
         deployment = self._store.get(DEPLOYMENTS, namespace, name)
+        selector = [Requirement(k, "=", (v,)) for k, v in _match_labels(deployment).items()]
+        pods, _ = self._store.list_objects(PODS, namespace, selector)
+        # The kubelet's part goes on whatever the Deployment controller does.
+        pods = [self._advance_crash_loop(self._stop_failing_containers(pod)) for pod in pods]
+        kubelet_next = self._next_kubelet_change(pods)
+        starts_in = self._rollout_starts_in(deployment)
+        if starts_in is not None:
+            return _sooner(starts_in, kubelet_next)
+
         spec = deployment["spec"]
         desired = int(spec.get("replicas", 1))
         new_rs = self._ensure_replica_set(deployment)
         rs_name = new_rs["metadata"]["name"]
         pod_hash = new_rs["metadata"]["labels"]["pod-template-hash"]
-
-        selector = [Requirement(k, "=", (v,)) for k, v in _match_labels(deployment).items()]
-        pods, _ = self._store.list_objects(PODS, namespace, selector)
         new_pods = [p for p in pods if p["metadata"]["labels"].get("pod-template-hash") == pod_hash]
         old_pods = [p for p in pods if p not in new_pods]
 
@@ -285,12 +350,34 @@ class DeploymentController:
         new_pods = new_pods[:desired]
         self._set_replica_set(new_rs, new_pods, desired)
 
-        new_pods = [self._advance_crash_loop(pod) for pod in new_pods]
         if not crashing and old_pods:
             self._scale_down_old(deployment, rs_name, old_pods)
             old_pods = []
 
-        return self._write_status(deployment, new_rs, new_pods, old_pods, desired)
+        status_next = self._write_status(deployment, new_rs, new_pods, old_pods, desired)
+        return _sooner(status_next, self._next_kubelet_change(new_pods + old_pods))
+
+    def _rollout_starts_in(self, deployment: dict[str, Any]) -> float | None:
+        """Seconds until a new generation may roll out; None when there is none or it may.
+
+        A rollout starts the rollout delay after its spec change (with the delay in force
+        then), however early a reconcile scheduled for another reason (a crash loop's next
+        restart, a pod event, the controls changing) comes. Lowering the delay later speeds
+        up later changes only, so a test can hold one rollout back while it cancels it. A
+        generation pending when the sandbox starts counts as changed then.
+        """
+        key = (deployment["metadata"]["namespace"], deployment["metadata"]["name"])
+        generation = int(deployment["metadata"].get("generation", 1))
+        pending, not_before = self._pending.get(key, (None, 0.0))
+        if generation == deployment.get("status", {}).get("observedGeneration"):
+            if pending is not None and pending <= generation:
+                self._pending.pop(key, None)
+            return None
+        if pending != generation:
+            self._note_generation(deployment)
+            _, not_before = self._pending[key]
+        remaining = not_before - time.monotonic()
+        return remaining if remaining > 0 else None
 
     # -- replica sets and pods -------------------------------------------------------------
 
@@ -437,6 +524,8 @@ class DeploymentController:
             },
         }
         created = self._store.create(PODS, namespace, pod)
+        if ready:
+            self._ready_at[created["metadata"]["uid"]] = now
         self._events.record(
             replica_set,
             "Normal",
@@ -466,7 +555,7 @@ class DeploymentController:
         crashing = [s for s in statuses if "waiting" in s.get("state", {})]
         if not crashing:
             return pod
-        elapsed = (utcnow() - parse_timestamp(pod["status"]["startTime"])).total_seconds()
+        elapsed = (utcnow() - _crash_loop_origin(pod)).total_seconds()
         restarts = restarts_by(elapsed)
         if all(s["restartCount"] == restarts for s in crashing):
             return pod
@@ -498,6 +587,74 @@ class DeploymentController:
                 "kubelet",
             )
         return updated
+
+    def _failure_moment(
+        self, pod: dict[str, Any], status: dict[str, Any]
+    ) -> datetime.datetime | None:
+        """When a running container of an image under `fail_after` stops; None if it does not."""
+        seconds = self._controls.failure_delay(str(status.get("image", "")))
+        running = status.get("state", {}).get("running")
+        if seconds is None or running is None or not status.get("ready"):
+            return None
+        since = self._ready_at.get(pod["metadata"]["uid"]) or parse_timestamp(running["startedAt"])
+        return since + datetime.timedelta(seconds=seconds)
+
+    def _stop_failing_containers(self, pod: dict[str, Any]) -> dict[str, Any]:
+        """Containers whose time under `fail_after` is up exit with status 1, as the kubelet
+        sees it: the pod turns unready and they wait in CrashLoopBackOff to be restarted."""
+        now = utcnow()
+        due = {
+            status["name"]: moment
+            for status in pod["status"].get("containerStatuses", [])
+            if (moment := self._failure_moment(pod, status)) is not None and moment <= now
+        }
+        if not due:
+            return pod
+        stopped_at = timestamp(min(due.values()))
+
+        def stop(live: dict[str, Any]) -> dict[str, Any]:
+            unready = []
+            for status in live["status"]["containerStatuses"]:
+                if status["name"] in due:
+                    status["lastState"] = {
+                        "terminated": {
+                            "exitCode": 1,
+                            "reason": "Error",
+                            "startedAt": status["state"]["running"]["startedAt"],
+                            "finishedAt": timestamp(due[status["name"]]),
+                            "containerID": status["containerID"],
+                        }
+                    }
+                    status["state"] = _crash_waiting(status["name"], live["metadata"]["name"])
+                    status["ready"] = status["started"] = False
+                if not status["ready"]:
+                    unready.append(status["name"])
+            for condition in live["status"]["conditions"]:
+                if condition["type"] in ("Ready", "ContainersReady"):
+                    condition.update(
+                        status="False",
+                        reason="ContainersNotReady",
+                        message=f"containers with unready status: [{' '.join(unready)}]",
+                        lastTransitionTime=stopped_at,
+                    )
+            return live
+
+        return self._store.patch(
+            PODS, pod["metadata"]["namespace"], pod["metadata"]["name"], stop, subresource="status"
+        )
+
+    def _next_kubelet_change(self, pods: list[dict[str, Any]]) -> float | None:
+        """Seconds until a crash-looping container restarts or a running one is due to fail."""
+        now = utcnow()
+        waits = []
+        for pod in pods:
+            for status in pod["status"].get("containerStatuses", []):
+                if "waiting" in status.get("state", {}):
+                    elapsed = (now - _crash_loop_origin(pod)).total_seconds()
+                    waits.append(next_restart_after(elapsed) - elapsed)
+                elif (moment := self._failure_moment(pod, status)) is not None:
+                    waits.append((moment - now).total_seconds())
+        return max(min(waits), 0.05) if waits else None
 
     def _set_replica_set(
         self, replica_set: dict[str, Any], pods: list[dict[str, Any]], desired: int
@@ -581,9 +738,16 @@ class DeploymentController:
             and progressing.get("reason") == "ProgressDeadlineExceeded"
             and rs_name in progressing.get("message", "")
         )
+        # A rollout that once finished stays finished when its pods fail later: the real
+        # controller estimates no progress (nor a deadline) for it, only Available changes.
+        finished = (
+            progressing is not None
+            and progressing.get("reason") == "NewReplicaSetAvailable"
+            and rs_name in progressing.get("message", "")
+        )
 
         replica_set = f'ReplicaSet "{rs_name}"'
-        if complete:
+        if complete or finished:
             progress = (
                 "True",
                 "NewReplicaSetAvailable",
@@ -646,11 +810,15 @@ class DeploymentController:
         for pod in new_pods:
             if _pod_ready(pod):
                 continue
-            elapsed = (now - parse_timestamp(pod["status"]["startTime"])).total_seconds()
+            elapsed = (now - _crash_loop_origin(pod)).total_seconds()
             waits.append(next_restart_after(elapsed) - elapsed)
         if progress[1] == "ReplicaSetUpdated":
             waits.append(deadline - (now - started_at).total_seconds())
         return max(min(waits, default=1.0), 0.05)
+
+
+def _sooner(*waits: float | None) -> float | None:
+    return min((wait for wait in waits if wait is not None), default=None)
 
 
 def _match_labels(deployment: dict[str, Any]) -> dict[str, str]:
@@ -676,6 +844,14 @@ def _pod_ready(pod: dict[str, Any]) -> bool:
         c["type"] == "Ready" and c["status"] == "True"
         for c in pod.get("status", {}).get("conditions", [])
     )
+
+
+def _crash_loop_origin(pod: dict[str, Any]) -> datetime.datetime:
+    """When the pod's containers began crashing: when it turned unready (at its start for an
+    image that crashes at once, later for one that failed after running a while)."""
+    conditions: list[dict[str, Any]] = pod["status"].get("conditions", [])
+    ready = next((c for c in conditions if c["type"] == "Ready"), {})
+    return parse_timestamp(ready.get("lastTransitionTime") or pod["status"]["startTime"])
 
 
 def _pod_condition(

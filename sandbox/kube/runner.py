@@ -51,6 +51,7 @@ class FakeKubernetes:
     Starting a new runner on the same directory brings the cluster back as it was, on the
     same port when no port is given and that port is free. Another process steers failure
     injection over HTTPS without credentials: `POST /_sandbox/failing-images {"images": [..]}`,
+    `POST /_sandbox/fail-after {"images": {image: seconds}}`,
     `POST /_sandbox/rollout-delay {"seconds": s}`, `GET /_sandbox/controls`,
     `GET /_sandbox/objects`.
     """
@@ -165,17 +166,25 @@ class FakeKubernetes:
     def set_failing_images(self, images: Iterable[str]) -> None:
         """Containers of these images crash at start (CrashLoopBackOff) from now on."""
         self._controls.failing_images = set(images)
-        self._save_controls()
+        self._controls_changed()
+
+    def fail_after(self, image: str, seconds: float) -> None:
+        """Containers of this image (or `repository@*`) stop `seconds` after they became
+        ready, from now on: the pod turns unready and the container crash-loops."""
+        self._controls.fail_after = {**self._controls.fail_after, image: float(seconds)}
+        self._controls_changed()
 
     def set_rollout_delay(self, seconds: float) -> None:
-        """How long the Deployment controller waits before acting on a spec change."""
+        """How long the Deployment controller waits before acting on a spec change made from
+        now on; a change already waiting keeps the delay it began with."""
         self._controls.rollout_delay = float(seconds)
-        self._save_controls()
+        self._controls_changed()
 
     def reset_controls(self) -> None:
         self._controls.failing_images = set()
+        self._controls.fail_after = {}
         self._controls.rollout_delay = DEFAULT_ROLLOUT_DELAY
-        self._save_controls()
+        self._controls_changed()
 
     # -- state files -----------------------------------------------------------------------
 
@@ -200,6 +209,12 @@ class FakeKubernetes:
         if path.exists():
             return SandboxControls.from_json(json.loads(path.read_text()))
         return SandboxControls(rollout_delay=DEFAULT_ROLLOUT_DELAY)
+
+    def _controls_changed(self) -> None:
+        if self._api is None:
+            self._save_controls()
+        else:
+            self._api.controls_changed()  # saves them too, through on_controls_changed
 
     def _save_controls(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)

@@ -48,6 +48,7 @@ class KubeApiServer:
         self._on_controls_changed = on_controls_changed
         self._stopping = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._controller: DeploymentController | None = None
         self.app = Starlette(
             routes=[
                 Route(
@@ -63,7 +64,8 @@ class KubeApiServer:
     async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
         self._stopping = asyncio.Event()
         self._loop = asyncio.get_running_loop()
-        controller = asyncio.create_task(DeploymentController(self.store, self.controls).run())
+        self._controller = DeploymentController(self.store, self.controls)
+        controller = asyncio.create_task(self._controller.run())
         flusher = asyncio.create_task(self._flush_periodically())
         try:
             yield
@@ -73,6 +75,12 @@ class KubeApiServer:
                 task.cancel()
             await asyncio.gather(controller, flusher, return_exceptions=True)
             self.store.flush()
+
+    def controls_changed(self) -> None:
+        """Keep the changed controls and let the controllers act on them; from any thread."""
+        self._on_controls_changed()
+        if self._controller is not None:
+            self._controller.wake()
 
     def begin_shutdown(self) -> None:
         """Tell open watches to end, so the server can stop without waiting them out.
@@ -457,11 +465,21 @@ class KubeApiServer:
         if path == "/_sandbox/failing-images" and request.method == "POST":
             images = (await _json_body(request)).get("images", [])
             self.controls.failing_images = {str(image) for image in images}
-            self._on_controls_changed()
+            self.controls_changed()
             return JSONResponse(self.controls.to_json())
         if path == "/_sandbox/rollout-delay" and request.method == "POST":
             self.controls.rollout_delay = float((await _json_body(request))["seconds"])
-            self._on_controls_changed()
+            self.controls_changed()
+            return JSONResponse(self.controls.to_json())
+        if path == "/_sandbox/fail-after" and request.method == "POST":
+            images = (await _json_body(request)).get("images") or {}
+            if not isinstance(images, dict):
+                raise ApiError(400, "BadRequest", "images must map an image to seconds")
+            try:
+                self.controls.fail_after = {str(k): float(v) for k, v in images.items()}
+            except (TypeError, ValueError):
+                raise ApiError(400, "BadRequest", "images must map an image to seconds") from None
+            self.controls_changed()
             return JSONResponse(self.controls.to_json())
         if path == "/_sandbox/objects" and request.method == "GET":
             dump = {

@@ -27,6 +27,7 @@ from activities.kube import (
     RolloutProgress,
 )
 from sandbox.kube import FakeKubernetes
+from sandbox.kube.controllers import SandboxControls
 from sandbox.net import free_port
 
 
@@ -407,8 +408,18 @@ def test_failure_injection_over_http(fake_kube: FakeKubernetes) -> None:
     with httpx.Client(base_url=fake_kube.url, verify=str(fake_kube.ca_path)) as admin:
         admin.post("/_sandbox/failing-images", json={"images": ["bad@sha256:00"]})
         admin.post("/_sandbox/rollout-delay", json={"seconds": 0.1})
+        admin.post("/_sandbox/fail-after", json={"images": {"later@sha256:01": 2}})
+        refused = admin.post("/_sandbox/fail-after", json={"images": ["later@sha256:01"]})
         controls = admin.get("/_sandbox/controls").json()
         objects = admin.get("/_sandbox/objects").json()
 
-    assert controls == {"failingImages": ["bad@sha256:00"], "rolloutDelay": 0.1}
+    assert refused.status_code == 400
+    assert controls == {
+        "failingImages": ["bad@sha256:00"],
+        "rolloutDelay": 0.1,
+        "failAfter": {"later@sha256:01": 2.0},
+    }
+    # Kept for the next start of the sandbox on the same state directory.
+    saved = json.loads((fake_kube.state_dir / "controls.json").read_text())
+    assert SandboxControls.from_json(saved).to_json() == controls
     assert "default" in {ns["metadata"]["name"] for ns in objects["objects"]["namespaces"]}

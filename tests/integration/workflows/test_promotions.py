@@ -16,8 +16,9 @@ from sqlmodel import Session, select
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus
 
+from activities.locks import lock_holder
 from core.clock import utcnow
-from core.models import Environment, FreezeWindow, Promotion, Release
+from core.models import Environment, FreezeWindow, Promotion, Release, ReleaseActivation
 from core.naming import namespace_for
 from tests.fixtures.stack import Stack
 from tests.integration.workflows.test_push_to_deploy import App
@@ -261,6 +262,67 @@ async def test_failed_verification_rolls_back(promoting: Promoting):
     )
     assert promoting.running_in("prod") == v1_image
     await check_and_record(promoting.stack.temporal.client, second["workflow_id"], "promote-failed")
+
+
+async def test_an_image_that_fails_during_the_soak_is_rolled_back(promoting: Promoting):
+    """Verification really verifies: v2 rolls out healthy, then its containers crash-loop
+    during the soak; the promotion fails, prod runs v1 again and v2 is not activated there."""
+    stack, app_id = promoting.stack, promoting.app.id
+    headers = stack.tenant.headers
+    promoting.set_lifecycle(1, "STABLE")
+    first = await promoting.request(1, "prod")
+    assert (await promoting.wait(first))["status"] == "succeeded"
+    v1_image = promoting.running_in("prod")
+    commit = await promoting.app.push("v2")
+    await promoting.app.wait_until(
+        lambda: any(
+            d.commit_sha == commit and d.status == "succeeded" for d in promoting.app.deployments()
+        ),
+        what="v2 built",
+    )
+    promoting.set_lifecycle(2, "STABLE")
+    v2 = promoting.release(2)
+    # Checks at the start and at the end of the soak: the failure falls between them, well
+    # after the rollout was seen complete.
+    soak = await stack.api.patch(
+        f"/api/v1/apps/{app_id}/environments/prod", json={"soak_seconds": 5}, headers=headers
+    )
+    assert (soak.status_code, soak.json()["soak_seconds"]) == (200, 5), soak.text
+    stack.kube.fail_after(v2.image_ref, 2)
+
+    second = await promoting.request(2, "prod")
+    failed = await promoting.wait(second, within=90)
+
+    assert failed["status"] == "failed", failed
+    assert failed["failure_reason"].startswith("VERIFICATION_FAILED"), failed["failure_reason"]
+    assert "CrashLoopBackOff" in failed["failure_reason"]
+    # Rolled back in the cluster: the Deployment and its pods run v1 again, healthy.
+    namespace = namespace_for(stack.tenant.slug, promoting.app.slug, "prod")
+    diagnosis = stack.kube_client.diagnose(namespace, promoting.app.slug)
+    assert diagnosis.healthy and diagnosis.image == v1_image, diagnosis.summary
+    assert {pod.image for pod in diagnosis.pods} == {v1_image}
+    # Not activated: prod's current release, v2's lifecycle and the ledger are as before.
+    env = await stack.api.get(f"/api/v1/apps/{app_id}/environments/prod", headers=headers)
+    assert env.json()["current_version"] == 1, env.text
+    release = await stack.api.get(f"/api/v1/apps/{app_id}/releases/2", headers=headers)
+    assert release.json()["lifecycle"] == "STABLE"
+    assert "prod" not in release.json()["active_in"]
+    with Session(stack.engine) as session:
+        activations = session.exec(
+            select(ReleaseActivation).where(
+                ReleaseActivation.release_id == v2.id, ReleaseActivation.environment == "prod"
+            )
+        ).all()
+        assert activations == []
+        assert lock_holder(session, uuid.UUID(app_id), "prod") is None
+    evidence = await stack.api.get(
+        f"/api/v1/apps/{app_id}/promotions/{second['id']}/evidence", headers=headers
+    )
+    packet = evidence.json()
+    assert packet["verification"]["healthy"] is False, packet["verification"]
+    assert "CrashLoopBackOff" in packet["verification"]["summary"]
+    assert packet["previous_image"] == v1_image
+    assert packet["outcome"]["status"] == "failed"
 
 
 async def test_cancel_reject_and_expiry(promoting: Promoting, stack: Stack):

@@ -182,10 +182,10 @@ async def test_cancel_during_the_rollout_restores_the_previous_image(stack: Stac
     deployment_id = await wait_for_push_deploy(app, commit, "deploying")
     await asyncio.sleep(1)  # the new image is applied and rolling out
     assert app.running_image() != previous
-    cancelling = asyncio.create_task(cancel(stack, app, deployment_id))
-    await asyncio.sleep(1)
-    stack.kube.set_rollout_delay(0.3)  # the restore, now under way, rolls out quickly
-    assert (await cancelling).status_code == 204
+    # Lowered before the cancel: the restore it starts rolls out quickly, while the rollout
+    # already waiting keeps its 30 s, so it cannot finish before the cancel reaches it.
+    stack.kube.set_rollout_delay(0.3)
+    assert (await cancel(stack, app, deployment_id)).status_code == 204
     shown = await stack.api.get(
         f"/api/v1/apps/{app.id}/deployments/{deployment_id}", headers=stack.tenant.headers
     )

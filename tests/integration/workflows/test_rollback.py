@@ -258,8 +258,10 @@ async def test_cancel_during_the_rollout_restores_what_ran_before(stack: Stack, 
     assert second.status_code == 409, second.text
     assert second.json()["code"] == "ROLLBACK_IN_PROGRESS", second.text
     handle = stack.temporal.client.get_workflow_handle(started.json()["workflow_id"])
+    # Lowered before the cancel: the restore it starts rolls out quickly, while the swap
+    # already waiting keeps its 30 s.
+    stack.kube.set_rollout_delay(0.3)
     await handle.cancel()
-    stack.kube.set_rollout_delay(0.3)  # the restore, now under way, rolls out quickly
     shown = await app.finished(started)
     assert shown["status"] == "cancelled", shown
     with pytest.raises(WorkflowFailureError) as ended:
