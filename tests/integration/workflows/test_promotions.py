@@ -282,15 +282,17 @@ async def test_an_image_that_fails_during_the_soak_is_rolled_back(promoting: Pro
     )
     promoting.set_lifecycle(2, "STABLE")
     v2 = promoting.release(2)
-    # Checks at the start and at the end of the soak: the failure falls between them, well
-    # after the rollout was seen complete.
+    # Checks at the start and at the end of the soak: the failure comes once the promotion is
+    # verifying, so the rollout was seen complete and healthy first.
     soak = await stack.api.patch(
         f"/api/v1/apps/{app_id}/environments/prod", json={"soak_seconds": 5}, headers=headers
     )
     assert (soak.status_code, soak.json()["soak_seconds"]) == (200, 5), soak.text
-    stack.kube.fail_after(v2.image_ref, 2)
 
     second = await promoting.request(2, "prod")
+    verifying = await promoting.wait(second, "verifying", "failed", "succeeded")
+    assert verifying["status"] == "verifying", verifying
+    stack.kube.fail_after(v2.image_ref, 0)
     failed = await promoting.wait(second, within=90)
 
     assert failed["status"] == "failed", failed
