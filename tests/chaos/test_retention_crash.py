@@ -6,27 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 
 import pytest
 from sqlmodel import Session, col, select
 
 from api.deploys import step_timeouts
 from core.models import Release
-from tests.chaos.test_bootstrap_crashes import crash_stack, start_worker, workers
+from tests.chaos.crashing import Workers
 from tests.fixtures.stack import Stack
-from tests.processes import WorkerProcess
 from tests.retention_world import make_world
 from workflows.retention import Retention, RetentionInput, run_workflow_id
 
 pytestmark = pytest.mark.slow
-__all__ = ["crash_stack", "workers"]
 IMAGES = 30
 
 
-async def test_worker_killed_mid_delete(
-    crash_stack: Stack, workers: list[WorkerProcess], tmp_path: Path
-):
+async def test_worker_killed_mid_delete(crash_stack: Stack, workers: Workers):
     stack = crash_stack
     world = await make_world(stack)
     await world.add_releases([(v, "DEV", 100) for v in range(1, IMAGES + 1)])
@@ -34,7 +29,7 @@ async def test_worker_killed_mid_delete(
     # As if an earlier, crashed attempt had deleted this one already.
     await stack.registry_client.delete_manifest(world.repository, world.releases[1].image_digest)
 
-    first = start_worker(stack, workers, tmp_path)
+    first = workers.start()
     handle = await stack.temporal.client.start_workflow(
         Retention.run,
         RetentionInput(
@@ -64,7 +59,7 @@ async def test_worker_killed_mid_delete(
     first.kill()
     assert len(marked) < IMAGES, "killed too late to be mid-delete"
 
-    start_worker(stack, workers, tmp_path)
+    workers.start()
     result = await asyncio.wait_for(handle.result(), 90)
     assert (result.to_delete, result.deleted, result.spared) == (IMAGES, IMAGES, 0)
     report = (
