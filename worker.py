@@ -118,7 +118,9 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         with ThreadPoolExecutor(max_workers=16, thread_name_prefix="activity") as executor:
             async with AsyncExitStack() as workers:
                 await workers.enter_async_context(
-                    _worker(client, settings.task_queue, WORKFLOWS, control_plane, executor)
+                    _worker(
+                        client, settings, settings.task_queue, WORKFLOWS, control_plane, executor
+                    )
                 )
                 if has_cluster_credentials(settings):
                     kube = KubeClient.from_config(settings.kubeconfig, settings.kube_context)
@@ -135,7 +137,14 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
                         cluster.delete_environment,
                     ]
                     await workers.enter_async_context(
-                        _worker(client, settings.kube_task_queue, [], cluster_activities, executor)
+                        _worker(
+                            client,
+                            settings,
+                            settings.kube_task_queue,
+                            [],
+                            cluster_activities,
+                            executor,
+                        )
                     )
                 else:
                     log.warning(
@@ -161,6 +170,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
 
 def _worker(
     client: Client,
+    settings: Settings,
     task_queue: str,
     workflows: list[type],
     activities: list[Any],
@@ -173,6 +183,9 @@ def _worker(
         activities=activities,
         activity_executor=executor,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        sticky_queue_schedule_to_start_timeout=timedelta(
+            seconds=settings.sticky_queue_timeout_seconds
+        ),
         workflow_runner=workflow_runner(),
     )
 

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     heartbeat_timeout_seconds: float = Field(default=20, gt=0)
     build_timeout_seconds: float = Field(default=600, gt=0)
     rollout_timeout_seconds: float = Field(default=300, gt=0)
+    # How long a run's next task waits for the worker that ran it last before any worker may
+    # take it: after that worker died, the run is stalled this long (Temporal's default is 10s).
+    sticky_queue_timeout_seconds: float = Field(default=10, gt=0)
     # Retention never deletes the last this-many rollback targets of any environment.
     retention_rollback_targets: int = Field(default=3, ge=0, le=100)
 

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from sandbox.holds import Hold, ResponseHolds
 from sandbox.net import free_port, wait_for_port
 
 from .app import FakeGitHubAPI
@@ -50,7 +51,8 @@ class FakeGitHub:
         self.port = port if port is not None else free_port(host)
         self.state = GitHubState(self.state_dir)
         self.api = FakeGitHubAPI(self.state, generate_delay=generate_delay)
-        self.app = self.api.asgi
+        self.holds = ResponseHolds()
+        self.app = self.holds.wrap(self.api.asgi)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -93,6 +95,11 @@ class FakeGitHub:
         )
         response.raise_for_status()
 
+    def hold_next(self, method: str, path_regex: str) -> Hold:
+        """Answer the next matching request only once the test releases it; the request
+        itself is handled at once (see sandbox.holds)."""
+        return self.holds.hold_next(method, path_regex)
+
     def env(self) -> dict[str, str]:
         """Settings that point Shipyard at this fake (the key by file, never inline)."""
         return {
@@ -124,6 +131,7 @@ class FakeGitHub:
     def stop(self) -> None:
         if self._server is None or self._thread is None:
             return
+        self.holds.release_all()
         self._server.should_exit = True
         self._thread.join(timeout=10)
         self._server = None

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import uvicorn
 
+from sandbox.holds import Hold, ResponseHolds
 from sandbox.kube.certs import ensure_certificates
 from sandbox.kube.controllers import SandboxControls
 from sandbox.kube.kubeconfig import CONTEXT_NAME, write_kubeconfig
@@ -65,6 +66,7 @@ class FakeKubernetes:
         self._server: _PromptlyStoppingServer | None = None
         self._thread: threading.Thread | None = None
         self._controls = self._load_controls()
+        self._holds = ResponseHolds()
 
     # -- where to find it ------------------------------------------------------------------
 
@@ -112,7 +114,7 @@ class FakeKubernetes:
             on_controls_changed=self._save_controls,
         )
         config = uvicorn.Config(
-            self._api.app,
+            self._holds.wrap(self._api.app),
             host=self.host,
             port=self.port,
             ssl_certfile=str(certs.server_cert),
@@ -145,6 +147,7 @@ class FakeKubernetes:
         """Stop serving and write the state out; safe to call twice."""
         if self._thread is None or self._server is None or self._api is None:
             return
+        self._holds.release_all()
         self._api.begin_shutdown()
         self._server.should_exit = True
         self._thread.join(timeout=15)
@@ -180,7 +183,13 @@ class FakeKubernetes:
         self._controls.rollout_delay = float(seconds)
         self._controls_changed()
 
+    def hold_next(self, method: str, path_regex: str) -> Hold:
+        """Answer the next matching request only once the test releases it; the request
+        itself is handled at once, e.g. the object is applied (see sandbox.holds)."""
+        return self._holds.hold_next(method, path_regex)
+
     def reset_controls(self) -> None:
+        self._holds.release_all()
         self._controls.failing_images = set()
         self._controls.fail_after = {}
         self._controls.rollout_delay = DEFAULT_ROLLOUT_DELAY

@@ -1,74 +1,36 @@
-"""Crash safety: SIGKILL the worker in each bootstrap stage, or the Temporal server mid-run; the
-bootstrap still ends once, with one repository, one commit, one image, one Deployment."""
+"""Crash safety: SIGKILL the worker in each bootstrap stage (while GitHub fails, before the step's
+effect), right after each of its effects on GitHub (before the worker hears of it), or kill the
+Temporal server mid-run; the bootstrap still ends once, with one repository, one commit, one
+webhook, one image, one Deployment."""
 
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlmodel import Session, select
+from temporalio.client import Client
 
 from api.app import create_app
-from core.models import App, AuditEvent, Deployment, Release
-from core.naming import namespace_for
+from core.temporal import connect
+from tests.chaos.crashing import Workers
+from tests.chaos.exactly_once import assert_app_exactly_once, assert_completed
 from tests.fixtures.stack import Stack
-from tests.processes import DevServer, WorkerProcess
+from tests.processes import DevServer
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def crash_stack(stack_without_worker: Stack) -> Stack:
-    """Short step timeouts, so work a killed worker held is retried within seconds."""
-    settings = stack_without_worker.settings
-    settings.step_timeout_seconds = 5
-    settings.heartbeat_timeout_seconds = 3
-    return stack_without_worker
-
-
-@pytest.fixture
-def workers(crash_stack: Stack, tmp_path: Path) -> Iterator[list[WorkerProcess]]:
-    started: list[WorkerProcess] = []
-    yield started
-    for worker in started:
-        worker.stop()
-
-
-def start_worker(stack: Stack, workers: list[WorkerProcess], tmp_path: Path) -> WorkerProcess:
-    worker = WorkerProcess(stack.worker_env(), tmp_path / f"worker-{len(workers)}.log")
-    workers.append(worker)
-    return worker
-
-
-async def assert_exactly_once(stack: Stack, done: dict[str, Any]) -> None:
+async def assert_bootstrapped_once(
+    stack: Stack, done: dict[str, Any], client: Client | None = None
+) -> None:
     assert done["status"] == "done", (done["error_code"], done["error_message"])
-    installation = stack.github.installation_id
-    full_name = done["repo_full_name"]
-    head = await stack.github_client.branch_head(installation, full_name, "main")
-    repos = await stack.github_client.list_installation_repositories(installation)
-    assert [repo.full_name for repo in repos].count(full_name) == 1
-    with Session(stack.engine) as session:
-        app = session.get(App, uuid.UUID(done["app_id"]))
-        assert app is not None and app.status == "active"
-        deployments = session.exec(select(Deployment).where(Deployment.app_id == app.id)).all()
-        releases = session.exec(select(Release).where(Release.app_id == app.id)).all()
-        outcomes = session.exec(
-            select(AuditEvent).where(
-                AuditEvent.action == "app.bootstrap", AuditEvent.target == f"app:{app.slug}"
-            )
-        ).all()
-    assert len(deployments) == 1 and deployments[0].status == "succeeded"
-    assert len(releases) == 1 and releases[0].commit_sha == head
-    assert len(outcomes) == 1
-    # One commit (the template was pushed once) and one image, tagged with it.
-    assert await stack.registry_client.list_tags(f"{stack.tenant.slug}/{app.slug}") == [head]
-    namespace = namespace_for(stack.tenant.slug, app.slug, "dev")
-    assert stack.kube_client.current_image(namespace, app.slug) == releases[0].image_ref
+    await assert_completed(client or stack.temporal.client, done["workflow_id"])
+    records = await assert_app_exactly_once(stack, done["app_id"])
+    assert len(records.releases) == 1 and len(records.deployments) == 1
 
 
 HOLD_IN_STAGE = {
@@ -79,36 +41,71 @@ HOLD_IN_STAGE = {
 
 
 @pytest.mark.parametrize("stage", ["repo", "push", "connect", "deploy"])
-async def test_worker_killed_in_each_stage(
-    crash_stack: Stack, workers: list[WorkerProcess], tmp_path: Path, stage: str
-):
+async def test_worker_killed_in_each_stage(crash_stack: Stack, workers: Workers, stage: str):
     stack = crash_stack
     if stage == "deploy":
         stack.kube.set_rollout_delay(3)
     else:
         method, path = HOLD_IN_STAGE[stage]
         stack.github.fail_next(method, path, status=503, times=2)
-    first = start_worker(stack, workers, tmp_path)
+    first = workers.start()
     started = await stack.start_bootstrap()
     await stack.wait_for(started["id"], stage=stage, within=60)
     if stage == "deploy":
         await asyncio.sleep(1)  # inside the rollout wait
     first.kill()
-    start_worker(stack, workers, tmp_path)
+    workers.start()
     done = await stack.wait_for(started["id"], within=120)
-    await assert_exactly_once(stack, done)
+    await assert_bootstrapped_once(stack, done)
 
 
-async def test_temporal_server_killed_mid_run(
-    crash_stack: Stack, workers: list[WorkerProcess], tmp_path: Path
+def _repository_exists(stack: Stack, owner: str, name: str) -> bool:
+    return stack.github.state.repo(owner, name) is not None
+
+
+def _template_pushed(stack: Stack, owner: str, name: str) -> bool:
+    repo = stack.github.state.repo(owner, name)
+    return repo is not None and stack.github.state.branch_sha(repo["id"], "main") is not None
+
+
+def _webhook_made(stack: Stack, owner: str, name: str) -> bool:
+    repo = stack.github.state.repo(owner, name)
+    return repo is not None and len(repo["hooks"]) == 1
+
+
+# Each effect on GitHub: the request that makes it, and how the stand-in shows it is done.
+EFFECTS: dict[str, tuple[str, str, Callable[[Stack, str, str], bool]]] = {
+    "repository created": ("POST", r"^/orgs/[^/]+/repos$", _repository_exists),
+    "template pushed": ("POST", r"\.git/git-receive-pack$", _template_pushed),
+    "webhook created": ("POST", r"^/repos/[^/]+/[^/]+/hooks$", _webhook_made),
+}
+
+
+@pytest.mark.parametrize("effect", list(EFFECTS))
+async def test_worker_killed_right_after_each_effect(
+    crash_stack: Stack, workers: Workers, effect: str
 ):
+    stack = crash_stack
+    method, path, happened = EFFECTS[effect]
+    hold = stack.github.hold_next(method, path)
+    workers.start()
+    started = await stack.start_bootstrap()
+    await hold.wait_held(within=60)
+    owner, name = started["repo_full_name"].split("/")
+    assert happened(stack, owner, name), f"the {effect} is not done while its answer is held"
+    await workers.kill_after(hold)
+    done = await stack.wait_for(started["id"], within=120)
+    await assert_bootstrapped_once(stack, done)
+
+
+async def test_temporal_server_killed_mid_run(crash_stack: Stack, workers: Workers, tmp_path: Path):
     server = DevServer(tmp_path)
     server.start()
     try:
         stack = crash_stack
         stack.settings.temporal_address = f"127.0.0.1:{server.port}"
         stack.kube.set_rollout_delay(3)
-        start_worker(stack, workers, tmp_path)
+        workers.start()
         app = create_app(stack.settings, engine=stack.engine)
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://shipyard.test") as api:
@@ -119,6 +116,6 @@ async def test_temporal_server_killed_mid_run(
             await asyncio.sleep(1)
             server.start()
             done = await stack.wait_for(started["id"], within=120)
-            await assert_exactly_once(stack, done)
+            await assert_bootstrapped_once(stack, done, await connect(stack.settings))
     finally:
         server.stop()

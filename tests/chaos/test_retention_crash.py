@@ -1,40 +1,43 @@
-"""A retention run whose worker is killed while it deletes manifests: a new worker finishes
-the same run without errors, and every planned image ends deleted exactly once in the report
-(one deleted before the run even began counts as deleted: already gone)."""
+"""A retention run whose worker is killed right after the registry deleted a manifest, before the
+worker heard of it: a new worker finishes the same run without errors, every planned image ends
+deleted exactly once in the report (one deleted before the run even began counts as deleted:
+already gone), and nothing the plan kept is touched."""
 
 from __future__ import annotations
 
 import asyncio
-import time
-from pathlib import Path
 
 import pytest
-from sqlmodel import Session, col, select
 
 from api.deploys import step_timeouts
-from core.models import Release
-from tests.chaos.test_bootstrap_crashes import crash_stack, start_worker, workers
+from sandbox.registry_proxy import RegistryProxy
+from tests.chaos.crashing import Workers
+from tests.chaos.exactly_once import assert_completed
 from tests.fixtures.stack import Stack
-from tests.processes import WorkerProcess
 from tests.retention_world import make_world
 from workflows.retention import Retention, RetentionInput, run_workflow_id
 
 pytestmark = pytest.mark.slow
-__all__ = ["crash_stack", "workers"]
-IMAGES = 30
+IMAGES = 12
+KEPT = (11, 12)  # v12 runs in dev, v11 is the policy's newest other one
+HELD = 6  # deleted in the second batch of three, after v7
 
 
-async def test_worker_killed_mid_delete(
-    crash_stack: Stack, workers: list[WorkerProcess], tmp_path: Path
+async def test_worker_killed_right_after_a_manifest_delete(
+    crash_stack: Stack, workers: Workers, registry_proxy: RegistryProxy
 ):
     stack = crash_stack
     world = await make_world(stack)
     await world.add_releases([(v, "DEV", 100) for v in range(1, IMAGES + 1)])
-    await world.put_policies({"DEV": {"keep_last": 0, "max_age_days": None}})
+    world.activate("dev", IMAGES)
+    await world.put_policies({"DEV": {"keep_last": len(KEPT), "max_age_days": None}})
     # As if an earlier, crashed attempt had deleted this one already.
     await stack.registry_client.delete_manifest(world.repository, world.releases[1].image_digest)
+    held_digest = world.releases[HELD].image_digest
+    hold = registry_proxy.hold_next("DELETE", f"^/v2/{world.repository}/manifests/{held_digest}$")
 
-    first = start_worker(stack, workers, tmp_path)
+    workers.start()
+    workflow_id = run_workflow_id(world.tenant.slug, "crash-" + world.app_slug)
     handle = await stack.temporal.client.start_workflow(
         Retention.run,
         RetentionInput(
@@ -46,27 +49,19 @@ async def test_worker_killed_mid_delete(
             batch_size=3,
             timeouts=step_timeouts(stack.settings),
         ),
-        id=run_workflow_id(world.tenant.slug, "crash-" + world.app_slug),
+        id=workflow_id,
         task_queue=stack.settings.task_queue,
     )
-    deadline = time.monotonic() + 60
-    while True:
-        with Session(stack.engine) as session:
-            marked = session.exec(
-                select(Release.id).where(
-                    Release.app_id == world.app_id, col(Release.deleted_at).is_not(None)
-                )
-            ).all()
-        if marked:
-            break
-        assert time.monotonic() < deadline, "the run never started deleting"
-        await asyncio.sleep(0.005)
-    first.kill()
-    assert len(marked) < IMAGES, "killed too late to be mid-delete"
+    await hold.wait_held(within=60)
+    assert not await world.present(HELD), "the manifest is not deleted while the answer is held"
+    await workers.kill_after(hold)
 
-    start_worker(stack, workers, tmp_path)
     result = await asyncio.wait_for(handle.result(), 90)
-    assert (result.to_delete, result.deleted, result.spared) == (IMAGES, IMAGES, 0)
+    await assert_completed(stack.temporal.client, workflow_id)
+    deleted = IMAGES - len(KEPT)
+    assert (result.to_delete, result.deleted, result.spared, result.kept) == (
+        deleted, deleted, 0, len(KEPT),
+    )  # fmt: skip
     report = (
         await stack.api.get(
             f"/api/v1/tenants/{world.tenant.slug}/retention-runs/{result.run_id}",
@@ -74,9 +69,11 @@ async def test_worker_killed_mid_delete(
         )
     ).json()
     assert report["status"] == "succeeded" and report["error"] is None
-    assert [item["outcome"] for item in report["items"]] == ["deleted"] * IMAGES
+    outcomes = {item["version"]: item["outcome"] for item in report["items"]}
+    assert outcomes == {v: "kept" if v in KEPT else "deleted" for v in range(1, IMAGES + 1)}
     gone_before = next(item for item in report["items"] if item["version"] == 1)
     assert gone_before["already_gone"] is True
     for version in world.releases:
-        assert not await world.present(version)
-        assert world.release(version).deleted_at is not None
+        kept = version in KEPT
+        assert await world.present(version) is kept, version
+        assert (world.release(version).deleted_at is None) is kept, version
