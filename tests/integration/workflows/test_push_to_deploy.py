@@ -339,7 +339,7 @@ async def test_a_push_during_a_rollback_is_deployed_after_it(stack: Stack, app: 
     rolled = next(d for d in app.deployments() if d.trigger == "rollback")
     assert rolled.status == "succeeded" and rolled.completed_at is not None
     deployed = next(d for d in app.deployments() if d.commit_sha == third)
-    assert deployed.started_at is not None and deployed.completed_at > rolled.completed_at
+    assert deployed.completed_at is not None and deployed.completed_at > rolled.completed_at
     assert app.running_image() == app.release_of(third).image_ref
     assert app.release_of(second).version == 2
     after = await stack.environment(app.id, "dev")
