@@ -7,15 +7,19 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import sqlalchemy as sa
+from fastapi import Query
 from pydantic import BaseModel
 from sqlmodel import Session, select
 
 from api.errors import ApiError
 
 T = TypeVar("T")
+# Log pages are the one exception to `{items, total, next_cursor}`: up to this many lines.
+MAX_LOG_PAGE = 1000
+LogLimit = Annotated[int, Query(ge=1, le=MAX_LOG_PAGE, description="lines per page")]
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -21,6 +21,16 @@ def _check_slug(value: str) -> str:
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+# One bounded type per kind of number the API takes, so no value outside what the database
+# column holds gets past validation (where it would be a 500), and null is a 422.
+MAX_VERSION = 999_999_999  # nine digits, as a release's path allows
+MAX_INSTALLATION_ID = 2**63 - 1  # GitHub's ids, and the column holding them, are 64-bit
+Version = Annotated[int, Field(ge=1, le=MAX_VERSION, description="a release version: 3")]
+InstallationId = Annotated[
+    int, Field(ge=1, le=MAX_INSTALLATION_ID, description="a GitHub App installation id")
+]
 
 
 class TenantCreate(Strict):
@@ -94,7 +104,7 @@ GITHUB_OWNER = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$"
 
 
 class InstallationBind(Strict):
-    installation_id: int = Field(gt=0)
+    installation_id: InstallationId
 
 
 class InstallationPublic(BaseModel):
@@ -113,8 +123,8 @@ class BootstrapCreate(Strict):
     repo_owner: str = Field(pattern=GITHUB_OWNER, description="the GitHub organization")
     repo_name: str = Field(pattern=GITHUB_NAME)
     repo_private: bool = True
-    github_installation_id: int | None = Field(
-        default=None, gt=0, description="default: the tenant's only bound installation"
+    github_installation_id: InstallationId | None = Field(
+        default=None, description="default: the tenant's only bound installation"
     )
 
     _slug = field_validator("slug")(_check_slug)

@@ -15,7 +15,7 @@ from api.auth import Principal, require_scope, visible_tenant
 from api.deploys import deploy_input, run_labels
 from api.deps import PageDep, PrincipalDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import ApiError, not_found
-from api.pagination import Page, newest_first
+from api.pagination import LogLimit, Page, newest_first
 from api.routers import API_PREFIX
 from api.routers.apps import app_for
 from api.routers.bootstraps import workflow_url
@@ -28,7 +28,6 @@ from workflows.deploy import CANCEL_DEPLOYMENT_UPDATE, DeployRelease, deploy_wor
 
 router = APIRouter(prefix=API_PREFIX, tags=["deployments"])
 IN_PROGRESS = ("pending", "building", "pushing", "deploying")
-MAX_LOG_PAGE = 1000
 
 
 def public(deployment: Deployment, settings: Settings) -> DeploymentPublic:
@@ -215,7 +214,7 @@ def deployment_logs(
     deployment_id: uuid.UUID,
     principal: PrincipalDep,
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=MAX_LOG_PAGE)] = 100,
+    limit: LogLimit = 100,
     cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,9}$")] = None,
 ) -> LogPage:
     """The build and rollout log of the deployment, oldest first."""

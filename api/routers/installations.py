@@ -3,7 +3,9 @@ confirms the installation exists, and an installation serves one tenant only."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response, status
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response, status
 
 from activities.github import GitHubError, InstallationNotFound
 from api.auth import require_platform_admin, require_scope, visible_tenant
@@ -11,7 +13,7 @@ from api.deps import GitHubDep, PageDep, PrincipalDep, SessionDep
 from api.errors import ApiError, not_found
 from api.pagination import Page, newest_first
 from api.routers import API_PREFIX
-from api.schemas import InstallationBind, InstallationPublic
+from api.schemas import MAX_INSTALLATION_ID, InstallationBind, InstallationPublic
 from core.audit import record_audit
 from core.models import GitHubInstallation
 
@@ -93,7 +95,7 @@ def list_installations(
 @router.delete("/{installation_id}", status_code=status.HTTP_204_NO_CONTENT)
 def unbind_installation(
     tenant: str,
-    installation_id: int,
+    installation_id: Annotated[int, Path(ge=1, le=MAX_INSTALLATION_ID)],
     request: Request,
     principal: PrincipalDep,
     session: SessionDep,

@@ -27,7 +27,7 @@ from api.promotions import (
 )
 from api.routers import API_PREFIX
 from api.routers.apps import app_for
-from api.schemas import Strict
+from api.schemas import MAX_VERSION, Strict, Version
 from api.workflow_calls import addressing_run, cancel_run, run_handle
 from core import freeze
 from core.audit import record_audit
@@ -58,7 +58,7 @@ REFUSAL_STATUS = {
 
 
 class PromotionCreate(Strict):
-    version: int = Field(ge=1)
+    version: Version
     environment: str = Field(min_length=1, max_length=30)
     note: str = Field(default="", max_length=2000)
 
@@ -94,7 +94,7 @@ async def preflight(
     principal: PrincipalDep,
     session: SessionDep,
     settings: SettingsDep,
-    version: Annotated[int, Query(ge=1)],
+    version: Annotated[int, Query(ge=1, le=MAX_VERSION)],
     environment: Annotated[str, Query(min_length=1, max_length=30)],
 ) -> dict[str, Any]:
     """Whether the release can be promoted there now, and every reason it cannot."""

@@ -24,6 +24,7 @@ from api.retention import refuse_deleted
 from api.routers import API_PREFIX
 from api.routers.apps import app_for
 from api.routers.bootstraps import workflow_url
+from api.schemas import Version
 from api.workflow_calls import reaching_temporal, start_after_closing_run
 from core.audit import record_audit
 from core.models import App, Deployment, Environment, Release, ReleaseActivation, Tenant
@@ -39,14 +40,17 @@ IN_PROGRESS = ("pending", "deploying")
 
 
 def _version_number(value: Any) -> Any:
-    """`3` and `"v3"` name the same release."""
+    """`3` and `"v3"` name the same release; an explicit null names none."""
+    if value is None:
+        raise ValueError("may be left out, but not null")
     if isinstance(value, str) and re.fullmatch(r"[vV]?[0-9]{1,9}", value.strip()):
         return int(value.strip().lstrip("vV"))
     return value
 
 
 class RollbackCreate(BaseModel):
-    to_version: Annotated[int | None, BeforeValidator(_version_number), Field(ge=1)] = Field(
+    # Left out means the previous good release; null is not a version (422).
+    to_version: Annotated[Version | None, BeforeValidator(_version_number)] = Field(
         default=None,
         description='The release to put back (3 or "v3"); by default the previous good one.',
     )

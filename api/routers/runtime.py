@@ -28,6 +28,7 @@ from activities.kube import Diagnosis, KubeClient, KubeError, KubeRejected, LogL
 from api.auth import require_scope
 from api.deps import KubeDep, PrincipalDep, SessionDep, cluster_unavailable
 from api.errors import ApiError
+from api.pagination import LogLimit
 from api.routers import API_PREFIX
 from api.routers.apps import app_for
 from core.clock import utcnow
@@ -35,7 +36,6 @@ from core.models import App, Environment
 
 router = APIRouter(prefix=API_PREFIX, tags=["runtime"])
 
-MAX_LOG_PAGE = 1000
 # Lines read from the cluster per request; paging reaches back this far and no further.
 MAX_SCANNED_LINES = 10_000
 # Newest log lines a diagnosis quotes.
@@ -182,7 +182,7 @@ async def runtime_logs(
     cursor: Annotated[str | None, Query(max_length=500, description="from next_cursor")] = None,
     since: Annotated[datetime | None, Query(description="RFC 3339; no older lines")] = None,
     until: Annotated[datetime | None, Query(description="RFC 3339; no newer lines")] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LOG_PAGE)] = 100,
+    limit: LogLimit = 100,
 ) -> RuntimeLogPage:
     """Runtime logs of the app's pods, a page at a time, lines oldest first within a page.
 
