@@ -98,6 +98,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         repositories.remove_webhook,
         repositories.push_template,
         repositories.resolve_commit,
+        promotion_records.record,
         promotion_records.check_gates,
         promotion_records.update_promotion,
         promotion_records.record_decision,

@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.records import NOT_STARTED
 from core import freeze
 from core.clock import utcnow
 from core.db import session_scope
@@ -25,6 +26,7 @@ from core.models import (
     ReleaseActivation,
 )
 from workflows import promotion_steps as names
+from workflows.promote import PromotionStart
 from workflows.promotion_steps import (
     ActivateRelease,
     DecisionRecord,
@@ -33,9 +35,51 @@ from workflows.promotion_steps import (
 )
 
 
+def record_promotion(session: Session, start: PromotionStart) -> Promotion:
+    """The promotion's record, as its input describes it: written by the API before it starts
+    the run, and again by the run's first step, which adds the run id (and takes up a record
+    the API marked not started, should the start have gone through after all)."""
+    request = start.request
+    promotion = session.get(Promotion, uuid.UUID(request.promotion_id))
+    if promotion is None:
+        promotion = Promotion(
+            id=uuid.UUID(request.promotion_id),
+            tenant_id=uuid.UUID(request.tenant_id),
+            app_id=uuid.UUID(request.app_id),
+            release_id=uuid.UUID(request.release_id),
+            version=request.version,
+            environment=request.environment,
+            status="pending_approval",
+            lifecycle_action=request.lifecycle_action,
+            requested_by=request.requested_by,
+            note=request.note,
+            workflow_id=start.workflow_id,
+            release_digest=request.release_digest,
+            required_approvals=request.required_approvals,
+            expires_at=request.expires_at,
+        )
+    if promotion.run_id is None and start.run_id is not None:
+        promotion.run_id = start.run_id
+        if (promotion.failure_reason or "").startswith(NOT_STARTED):
+            promotion.status, promotion.failure_reason = "pending_approval", None
+            promotion.completed_at = None
+    session.add(promotion)
+    return promotion
+
+
 class PromotionActivities:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+
+    @activity.defn(name=names.RECORD_PROMOTION)
+    def record(self, start: PromotionStart) -> None:
+        try:
+            with session_scope(self._engine) as session:
+                record_promotion(session, start)
+        except IntegrityError:
+            # The API wrote it meanwhile: add the run id to that one.
+            with session_scope(self._engine) as session:
+                record_promotion(session, start)
 
     @activity.defn(name=names.CHECK_GATES)
     def check_gates(self, promotion_id: str) -> GateReport:

@@ -43,6 +43,18 @@ AUDIT_NAMESPACE = uuid.UUID("5f1f7a8e-3b4c-4d2a-9a57-0c7e5b6f4e21")
 # Likewise a release's activation derives from the deployment that made it run.
 ACTIVATION_NAMESPACE = uuid.UUID("0b7c3d52-8e1a-4f6b-b2d9-6a4e1c9f7d30")
 MAX_LOG_LINES = 2000
+# The reason on a record the API marked failed because its run could not be started; the
+# run's first step takes such a record up again, should the start have gone through after all.
+NOT_STARTED = "NOT_STARTED"
+
+
+def not_started(what: str, error: BaseException) -> str:
+    cause = (
+        "Temporal was unreachable"
+        if getattr(error, "status", None) == 503
+        else type(error).__name__
+    )
+    return f"{NOT_STARTED}: the {what} could not be started ({cause})"
 
 
 class RecordsActivities:
@@ -162,6 +174,9 @@ class RecordsActivities:
                 # Written by the API before the run started: it learns its run here too.
                 if existing.run_id is None and start.run_id is not None:
                     existing.run_id = start.run_id
+                    if (existing.failure_reason or "").startswith(NOT_STARTED):
+                        existing.status, existing.failure_reason = "pending", None
+                        existing.completed_at = None
                     session.add(existing)
                 return
             session.add(

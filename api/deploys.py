@@ -6,8 +6,10 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from activities.records import not_started
 from api.errors import ApiError
-from core.models import App, Environment, GitConnection, Tenant
+from core.clock import utcnow
+from core.models import App, Deployment, Environment, GitConnection, Tenant
 from core.settings import Settings
 from workflows import search
 from workflows.deploy import DeployInput
@@ -70,6 +72,14 @@ def deploy_input(
         kube_task_queue=settings.kube_task_queue,
         timeouts=step_timeouts(settings),
     )
+
+
+def mark_not_started(session: Session, deployment: Deployment, error: BaseException) -> None:
+    deployment.status = "failed"
+    deployment.failure_reason = not_started("deployment", error)
+    deployment.completed_at = utcnow()
+    session.add(deployment)
+    session.commit()
 
 
 def run_labels(workflow_input: DeployInput) -> dict[str, Any]:

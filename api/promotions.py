@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -10,6 +11,8 @@ from sqlmodel import Session, col, select
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from activities.promotions import record_promotion
+from activities.records import not_started
 from api.auth import Principal
 from api.deploys import step_timeouts
 from api.errors import ApiError
@@ -24,7 +27,13 @@ from core.naming import host_for
 from core.settings import Settings
 from core.temporal import TemporalGateway
 from workflows import search
-from workflows.promote import RECHECK_GATES, Promote, PromoteInput, promote_workflow_id
+from workflows.promote import (
+    RECHECK_GATES,
+    Promote,
+    PromoteInput,
+    PromotionStart,
+    promote_workflow_id,
+)
 
 log = structlog.get_logger("shipyard.api")
 # A promotion in one of these has not ended; its workflow may still be told things.
@@ -103,26 +112,8 @@ async def start_promotion(
         raise ApiError(404, "NOT_FOUND", f"app {app.id} has no tenant")
     workflow_id = promote_workflow_id(str(app.id), environment)
     expiry = timedelta(seconds=target.approval_expiry_seconds)
-    promotion = Promotion(
-        tenant_id=app.tenant_id,
-        app_id=app.id,
-        release_id=release.id,
-        version=release.version,
-        environment=environment,
-        status="pending_approval",
-        lifecycle_action=lifecycle_action,
-        requested_by=principal.subject,
-        note=note,
-        workflow_id=workflow_id,
-        release_digest=release.image_digest,
-        required_approvals=target.required_approvals,
-        expires_at=utcnow() + expiry,
-    )
-    refuse_deleted(session, release)
-    session.add(promotion)
-    session.commit()
     workflow_input = PromoteInput(
-        promotion_id=str(promotion.id),
+        promotion_id=str(uuid.uuid4()),
         tenant_id=str(tenant.id),
         tenant_slug=tenant.slug,
         app_id=str(app.id),
@@ -142,11 +133,21 @@ async def start_promotion(
         approval_expiry_seconds=expiry.total_seconds(),
         soak_seconds=target.soak_seconds,
         lifecycle_state_after=lifecycle.state_after_deploy(environment),
+        note=note,
+        lifecycle_action=lifecycle_action,
+        expires_at=utcnow() + expiry,
         replicas=target.replicas,
         variables=target.variables,
         kube_task_queue=settings.kube_task_queue,
         timeouts=step_timeouts(settings),
     )
+    # Recorded before the start, under the release's row lock (see core.retention), so
+    # retention sees it in flight.
+    refuse_deleted(session, release)
+    promotion = record_promotion(
+        session, PromotionStart(request=workflow_input, workflow_id=workflow_id)
+    )
+    session.commit()
     try:
         async with reaching_temporal("start the promotion"):
             client = await temporal.client()
@@ -172,9 +173,13 @@ async def start_promotion(
             f"a promotion to {environment} of {app.slug} is already open ({workflow_id}); "
             "finish or cancel it",
         ) from None
-    except BaseException:
-        # Not started: no record may claim a promotion that never ran.
-        session.delete(promotion)
+    except BaseException as exc:
+        # Not started, as far as this request can tell: the record says so. Should the start
+        # have gone through after all, the run's first step takes the record up again.
+        promotion.status = "failed"
+        promotion.failure_reason = not_started("promotion", exc)
+        promotion.completed_at = utcnow()
+        session.add(promotion)
         session.commit()
         raise
     promotion.run_id = handle.result_run_id

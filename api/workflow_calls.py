@@ -37,7 +37,7 @@ def engine_unavailable(what: str) -> ApiError:
     return ApiError(
         503,
         "WORKFLOW_ENGINE_UNAVAILABLE",
-        f"Temporal could not be reached to {what}; nothing was changed, try again",
+        f"Temporal could not be reached to {what}; try again",
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
 

@@ -1,4 +1,6 @@
-"""DisconnectRepository: stop push-to-deploy for an app by removing Shipyard's webhook."""
+"""DisconnectRepository: stop push-to-deploy for an app: Shipyard's webhook is removed from the
+repository, then the git connection from the records, so a crash or an outage midway finishes
+later rather than leaving a webhook nobody knows of."""
 
 from __future__ import annotations
 
@@ -9,6 +11,9 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from workflows import policies, records, steps
+
+# Runs recorded before this left the git connection's row to the API.
+THE_RUN_REMOVES_THE_CONNECTION = "the-run-removes-the-connection"
 
 
 class DisconnectInput(BaseModel):
@@ -41,6 +46,15 @@ class DisconnectRepository:
             retry_policy=policies.COMPENSATION,
             summary="remove the push webhook",
         )
+        if workflow.patched(THE_RUN_REMOVES_THE_CONNECTION):
+            workflow.set_current_details("Removing the git connection")
+            await workflow.execute_activity(
+                records.DELETE_GIT_CONNECTION,
+                request.app_id,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=policies.DATABASE,
+                summary="remove the git connection",
+            )
         await workflow.execute_activity(
             records.RECORD_AUDIT_EVENT,
             records.AuditEventInput(

@@ -5,7 +5,7 @@ automatic roll back when verification fails. Waiting costs nothing and survives 
 from __future__ import annotations
 
 import contextlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -27,6 +27,8 @@ HEALTH_CHECK_EVERY = timedelta(seconds=5)
 # Runs recorded before this checked their gates only before the approvals and while frozen,
 # and ended `failed` on a blocked gate; they replay that way.
 GATES_HOLD_UNTIL_THE_DEPLOY = "gates-hold-until-the-deploy"
+# Runs recorded before this trusted the API to have written the promotion's record.
+THE_RUN_RECORDS_ITS_PROMOTION = "the-run-records-its-promotion"
 
 
 class PromoteInput(BaseModel):
@@ -50,10 +52,22 @@ class PromoteInput(BaseModel):
     approval_expiry_seconds: float
     soak_seconds: float
     lifecycle_state_after: str | None = None
+    # For the promotion's record, which the run writes if the API could not.
+    note: str = ""
+    lifecycle_action: str | None = None
+    expires_at: datetime | None = None
     replicas: int = 1
     variables: dict[str, str] = Field(default_factory=dict)
     kube_task_queue: str
     timeouts: StepTimeouts = Field(default_factory=StepTimeouts)
+
+
+class PromotionStart(BaseModel):
+    """The promotion's record as its run knows it: its input, and which run it is."""
+
+    request: PromoteInput
+    workflow_id: str
+    run_id: str | None = None
 
 
 class Decision(BaseModel):
@@ -201,6 +215,18 @@ class Promote:
         previous_image: str | None = None
         lock = contextlib.AsyncExitStack()
         self._gates_hold = workflow.patched(GATES_HOLD_UNTIL_THE_DEPLOY)
+        if workflow.patched(THE_RUN_RECORDS_ITS_PROMOTION):
+            # Written by the API before the start, unless that start looked failed to it.
+            await self._call(
+                promotion_steps.RECORD_PROMOTION,
+                PromotionStart(
+                    request=request,
+                    workflow_id=workflow.info().workflow_id,
+                    run_id=workflow.info().run_id,
+                ),
+                None,
+                policies.DATABASE,
+            )
         try:
             gates = await self._check_gates()
             if not await self._wait_for_approvals():

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+RECORD_PROMOTION = "promotions.record"
 CHECK_GATES = "promotions.check_gates"
 UPDATE_PROMOTION = "promotions.update"
 RECORD_DECISION = "promotions.record_decision"

@@ -12,7 +12,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.auth import Principal, require_scope, visible_tenant
-from api.deploys import deploy_input, run_labels
+from api.deploys import deploy_input, mark_not_started, run_labels
 from api.deps import PageDep, PrincipalDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import ApiError, not_found
 from api.pagination import LogLimit, Page, newest_first
@@ -132,10 +132,10 @@ async def create_deployment(
             f"a deployment of {app.slug} to {workflow_input.environment} is in progress{holder}; "
             "wait for it or cancel it",
         ) from None
-    except BaseException:
-        # Not started: no record may claim a deployment that never ran.
-        session.delete(deployment)
-        session.commit()
+    except BaseException as exc:
+        # Not started, as far as this request can tell: the record says so. Should the start
+        # have gone through after all, the run's first step takes the record up again.
+        mark_not_started(session, deployment, exc)
         raise
     deployment.run_id = handle.result_run_id
     session.add(deployment)

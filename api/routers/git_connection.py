@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import field_validator
 from sqlmodel import Session
+from temporalio.common import WorkflowIDConflictPolicy
 
 from api.auth import require_scope
 from api.deps import PrincipalDep, SessionDep, SettingsDep, TemporalDep
@@ -15,6 +16,7 @@ from api.errors import ApiError
 from api.routers import API_PREFIX
 from api.routers.apps import app_for
 from api.schemas import GitConnectionSummary, Strict
+from api.workflow_calls import reaching_temporal
 from core.audit import record_audit
 from core.clock import utcnow
 from core.models import App, GitConnection
@@ -106,8 +108,9 @@ async def disconnect(
     settings: SettingsDep,
     temporal: TemporalDep,
 ) -> JSONResponse:
-    """Stop push-to-deploy at once; the webhook is removed from GitHub by a workflow. The app,
-    its releases and deployments stay."""
+    """Stop push-to-deploy: a workflow removes the webhook from GitHub, then the connection
+    (follow it by its `workflow_id`; asking again while it runs answers the same). The app, its
+    releases and deployments stay."""
     require_scope(principal, "apps:write")
     app = app_for(session, principal, app_id)
     connection = _connection(session, app)
@@ -117,19 +120,21 @@ async def disconnect(
         webhook_url=f"{settings.public_url}{API_PREFIX}/webhooks/github",
         requested_by=principal.subject,
     )  # fmt: skip
-    session.delete(connection)
+    workflow_id = disconnect_workflow_id(str(app.id))
+    async with reaching_temporal("disconnect the repository"):
+        client = await temporal.client()
+        await client.start_workflow(
+            DisconnectRepository.run, workflow_input, id=workflow_id,
+            task_queue=settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary=f"Disconnect {connection.repo_full_name}",
+        )  # fmt: skip
     record_audit(
         session, tenant_id=app.tenant_id, actor=principal.subject,
         action="git_connection.delete", target=f"app:{app.slug}", result="accepted",
         request_id=request.state.request_id,
     )  # fmt: skip
     session.commit()
-    client = await temporal.client()
-    workflow_id = disconnect_workflow_id(str(app.id))
-    await client.start_workflow(
-        DisconnectRepository.run, workflow_input, id=workflow_id, task_queue=settings.task_queue,
-        static_summary=f"Disconnect {connection.repo_full_name}",
-    )  # fmt: skip
     return JSONResponse(
         {"status": "disconnecting", "workflow_id": workflow_id},
         status_code=status.HTTP_202_ACCEPTED,

@@ -17,7 +17,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from activities.locks import holder_is_running, lock_holder, locked_message
 from api.auth import require_scope
-from api.deploys import step_timeouts
+from api.deploys import mark_not_started, step_timeouts
 from api.deps import PrincipalDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import ApiError, not_found
 from api.retention import refuse_deleted
@@ -176,8 +176,8 @@ async def create_rollback(
             f"a rollback of {app.slug} in {environment.name} is in progress ({workflow_id}); "
             "wait for it or cancel it",
         ) from None
-    except BaseException:
-        _forget(session, deployment)  # not started: no record may claim it did
+    except BaseException as exc:
+        mark_not_started(session, deployment, exc)  # see create_deployment
         raise
     deployment.run_id = handle.result_run_id
     session.add(deployment)

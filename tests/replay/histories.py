@@ -11,6 +11,7 @@ from temporalio.worker import Replayer
 
 from workflows.bootstrap import BootstrapApp
 from workflows.deploy import DeployRelease
+from workflows.disconnect import DisconnectRepository
 from workflows.promote import Promote
 from workflows.retention import Retention
 from workflows.rollback import Rollback
@@ -19,7 +20,7 @@ from workflows.sandbox import workflow_runner
 HISTORIES = Path(__file__).resolve().parent / "histories"
 # `SHIPYARD_RECORD_HISTORIES=1 make test` refreshes the recorded files from this run.
 RECORDING = os.environ.get("SHIPYARD_RECORD_HISTORIES") == "1"
-WORKFLOWS = [BootstrapApp, DeployRelease, Promote, Retention, Rollback]
+WORKFLOWS = [BootstrapApp, DeployRelease, DisconnectRepository, Promote, Retention, Rollback]
 
 
 def replayer() -> Replayer:

@@ -20,6 +20,7 @@ REQUIRED = {
     "deploy-succeeded", "deploy-failed", "deploy-cancelled",
     "rollback-succeeded", "rollback-failed", "rollback-cancelled",
     "retention-succeeded", "retention-dry-run", "retention-scheduled",
+    "disconnect-done",
 }  # fmt: skip
 
 

@@ -137,6 +137,7 @@ async def test_base_image_missing(stack: Stack):
         assert deployment is not None and deployment.status == "failed"
     client = stack.temporal.client
     await check_and_record(client, failed["workflow_id"], "bootstrap-failed")
+    await check_and_record(client, failed["workflow_id"], "bootstrap-failed-slug-last")
     await check_and_record(client, f"deploy:{failed['app_id']}:dev", "deploy-failed")
 
 

@@ -485,6 +485,7 @@ async def test_a_release_rejected_while_its_promotion_waits_ends_it_rejected(
     assert late.status_code == 409, late.text
     assert promoting.release(1).lifecycle == "REJECTED"
     assert promoting.running_in("qa") is None
+    await check_and_record(stack.temporal.client, promotion["workflow_id"], "promote-rejected")
 
 
 async def test_an_approval_names_the_digest_it_approves(promoting: Promoting, stack: Stack):
@@ -552,6 +553,7 @@ async def test_an_approved_promotion_waits_for_the_environment_lock(
     assert promoting.running_in("staging") == promoting.release(1).image_ref
     after = await stack.environment(promoting.app.id, "staging")
     assert after["lock"] is None and after["waiting"] == []
+    await check_and_record(stack.temporal.client, promotion["workflow_id"], "promote-waited")
 
 
 async def test_a_stale_promotion_record_never_reaches_the_live_run(

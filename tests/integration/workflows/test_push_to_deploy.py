@@ -20,6 +20,7 @@ from activities.source import SourceFile
 from core.models import Deployment, Release
 from core.naming import namespace_for
 from tests.fixtures.stack import Stack
+from tests.replay.histories import check_and_record
 
 AUTHOR = "Dev <dev@example.com>"
 
@@ -244,6 +245,7 @@ async def test_disconnecting_stops_push_to_deploy_and_keeps_history(stack: Stack
     assert response.status_code == 202
     handle = stack.temporal.client.get_workflow_handle(response.json()["workflow_id"])
     await handle.result()
+    await check_and_record(stack.temporal.client, handle.id, "disconnect-done")
     installation = stack.github.installation_id
     assert await stack.github_client.list_webhooks(installation, app.full_name) == []
     before = len(app.deployments())
@@ -367,6 +369,7 @@ async def test_five_pushes_while_locked_deploy_the_newest_once(stack: Stack, app
         ).all()
     assert set(released) == {app.deployments()[0].commit_sha, commits[-1]}
     assert any("locked by rollback" in line for line in pushed[0].log_lines)
+    await check_and_record(stack.temporal.client, pushed[0].workflow_id, "deploy-waited")
 
 
 async def test_a_stale_deployment_record_never_reaches_the_live_run(stack: Stack, app: App):

@@ -367,5 +367,6 @@ async def test_a_rollback_applies_the_configuration_of_today(stack: Stack, app: 
     core = stack.kube_client._core  # read-only look at what the cluster holds
     secret: Any = core.read_namespaced_secret(f"{app.slug}-config", app.namespace)
     assert base64.b64decode(secret.data["TOKEN"]).decode() == secret_value
-    handle = stack.temporal.client.get_workflow_handle(started.json()["workflow_id"])
-    assert secret_value not in (await handle.fetch_history()).to_json()
+    history = await check_and_record(stack.temporal.client, started.json()["workflow_id"],
+                                     "rollback-with-config")  # fmt: skip
+    assert secret_value not in history.to_json()
