@@ -5,21 +5,27 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from temporalio.client import Client
+from temporalio.client import Client, RetryConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from core.settings import Settings
 
 CONNECT_TIMEOUT = timedelta(seconds=5)
+# A request waits this long at most for an unreachable Temporal before the API says so (503);
+# a worker keeps the client's own, longer, retries.
+API_RETRIES = RetryConfig(max_elapsed_time_millis=2_000, max_retries=4)
 
 
-async def connect(settings: Settings, *, identity: str | None = None) -> Client:
+async def connect(
+    settings: Settings, *, identity: str | None = None, retry_config: RetryConfig | None = None
+) -> Client:
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
         connect_timeout=CONNECT_TIMEOUT,
         identity=identity,
+        retry_config=retry_config,
     )
 
 
@@ -34,7 +40,9 @@ class TemporalGateway:
     async def client(self) -> Client:
         async with self._lock:
             if self._client is None:
-                self._client = await connect(self._settings, identity="shipyard-api")
+                self._client = await connect(
+                    self._settings, identity="shipyard-api", retry_config=API_RETRIES
+                )
             return self._client
 
     async def problem(self) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from sandbox.net import free_port, wait_for_port
@@ -52,6 +53,19 @@ class DevServer:
     def start(self) -> None:
         self.process = subprocess.Popen(self.command, stdout=self._log, stderr=self._log)
         wait_for_port("127.0.0.1", self.port, timeout=60, what="Temporal")
+        self._wait_until_serving()
+
+    def _wait_until_serving(self) -> None:
+        """The port opens before the frontend serves; clients connecting in between fail."""
+        check = [str(TEMPORAL_CLI), "operator", "cluster", "health",
+                 "--address", f"127.0.0.1:{self.port}"]  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            answer = subprocess.run(check, capture_output=True, text=True, timeout=30)
+            if answer.returncode == 0 and "NOT_SERVING" not in answer.stdout:
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"Temporal on port {self.port} did not start serving within 60 s")
 
     def kill(self) -> None:
         assert self.process is not None
