@@ -101,7 +101,11 @@ def promote_workflow_id(app_id: str, environment: str) -> str:
 
 @workflow.defn(name="Promote")
 class Promote:
-    def __init__(self) -> None:
+    @workflow.init
+    def __init__(self, request: PromoteInput) -> None:
+        # Set before any handler runs: an approval can arrive with the run's very first task.
+        self._request = request
+        self._cluster = Cluster(request.kube_task_queue, request.timeouts)
         self._status = "pending_approval"
         self._approvers: list[str] = []
         self._rejected_by: str | None = None
@@ -195,8 +199,6 @@ class Promote:
 
     @workflow.run
     async def run(self, request: PromoteInput) -> PromoteResult:
-        self._request = request
-        self._cluster = Cluster(request.kube_task_queue, request.timeouts)
         workflow.upsert_search_attributes(
             [
                 search.TENANT.value_set(request.tenant_slug),

@@ -16,6 +16,7 @@ from sqlmodel import Session, select
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus
 
+import worker
 from activities.locks import lock_holder
 from core.clock import utcnow
 from core.models import Environment, FreezeWindow, Promotion, Release, ReleaseActivation
@@ -581,3 +582,44 @@ async def test_a_stale_promotion_record_never_reaches_the_live_run(
     assert described.status == WorkflowExecutionStatus.RUNNING
     state = await promoting.state(live)
     assert state["status"] == "pending_approval" and state["approvals"] == []
+
+
+async def test_an_approval_sent_before_the_run_began_is_judged_by_it(
+    stack_without_worker: Stack,
+):
+    """The approval reaches the run with its very first task, before `run` has begun: the
+    validator must already know the request (it did not, and the approval was a 500)."""
+    stack = stack_without_worker
+
+    async def serving() -> tuple[asyncio.Event, asyncio.Task[None]]:
+        stop = asyncio.Event()
+        return stop, asyncio.create_task(worker.run(stack.settings, stop))
+
+    stop, running = await serving()
+    done = await stack.bootstrap_and_wait()
+    assert done["status"] == "done", done
+    promoting = Promoting(stack, App(stack, done))
+    promoting.set_lifecycle(1, "STABLE")
+    promoting.set_policy("prod", required_approvals=1, soak_seconds=0)
+    approver = await promoting.key("al", ["approve"])
+    stop.set()
+    await asyncio.wait_for(running, timeout=30)
+
+    promotion = await promoting.request(1, "prod")  # started, but no worker has taken it yet
+    approving = asyncio.create_task(promoting.act(promotion, "approve", approver))
+    await asyncio.sleep(0.5)  # the update is with the server, waiting for the run's first task
+    assert not approving.done()
+    stop, running = await serving()
+    try:
+        approved = await asyncio.wait_for(approving, timeout=30)
+        assert approved.status_code == 200, approved.text
+        assert (await promoting.wait(promotion))["status"] == "succeeded"
+        handle = stack.temporal.client.get_workflow_handle(promotion["workflow_id"])
+        kinds = [event.event_type async for event in handle.fetch_history_events()]
+        # Taken with the first task: accepted before the run scheduled anything.
+        assert kinds.index(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED) < kinds.index(
+            EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        )
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, timeout=30)
