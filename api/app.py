@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from activities.github import GitHubClient
+from api import idempotency
 from api.deps import ClusterAccess
 from api.errors import install_error_handlers
+from api.idempotency import IdempotencyMiddleware
 from api.observability import ApiMetrics, install_observability
 from api.ratelimit import RateLimiter
 from api.routers import (
@@ -74,6 +77,10 @@ def create_app(
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
 
     install_error_handlers(app)
+    # Inside the request-id middleware, so its refusals carry the request's id.
+    app.add_middleware(
+        IdempotencyMiddleware, engine=engine, secret_key=settings.secret_key.get_secret_value()
+    )
     install_observability(app, app.state.metrics)
 
     for router in (
@@ -97,4 +104,17 @@ def create_app(
         health.router,
     ):
         app.include_router(router)
+    _document_with(app, idempotency.document)
     return app
+
+
+def _document_with(app: FastAPI, add: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    """The generated OpenAPI schema, completed by what middleware adds to operations."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = add(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

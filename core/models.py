@@ -156,9 +156,6 @@ class AppBootstrap(SQLModel, table=True):
     """One bootstrap request and where its workflow stands (a mirror of the workflow's state)."""
 
     __tablename__ = "app_bootstraps"
-    __table_args__ = (
-        sa.UniqueConstraint("tenant_id", "idempotency_key", name="uq_bootstraps_idempotency"),
-    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     tenant_id: uuid.UUID = Field(foreign_key="tenants.id", index=True)
@@ -166,7 +163,6 @@ class AppBootstrap(SQLModel, table=True):
     workflow_id: str = Field(max_length=200, index=True)
     # The run this record follows: a cancel addresses it, never a later run of the same id.
     run_id: str | None = Field(default=None, max_length=64)
-    idempotency_key: str | None = Field(default=None, max_length=200)
     request_fingerprint: str = Field(max_length=64)
     request: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
     requested_by: str = Field(max_length=120)
@@ -375,6 +371,24 @@ class Deployment(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """A caller's Idempotency-Key: the request it was first used for, and its answer."""
+
+    __tablename__ = "idempotency_keys"
+
+    # Whose key: the API key's id, or a digest of the credential presented.
+    owner: str = Field(max_length=100, primary_key=True)
+    key: str = Field(max_length=200, primary_key=True)
+    fingerprint: str = Field(max_length=64)
+    # Set once the first request answered; a key without one is still in progress.
+    response_status: int | None = Field(default=None)
+    # Sealed with SHIPYARD_SECRET_KEY: an answer may carry a new API key.
+    response_body: str | None = Field(default=None, sa_type=sa.Text)
+    response_content_type: str = Field(default="application/json", max_length=100)
+    created_at: datetime = _created()
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
 
 
 class WebhookDelivery(SQLModel, table=True):

@@ -1,4 +1,5 @@
-"""Encrypting environment secret values at rest, keyed by SHIPYARD_SECRET_KEY.
+"""Encrypting values at rest (environment secrets, kept idempotent answers), keyed by
+SHIPYARD_SECRET_KEY.
 
 Values are sealed with Fernet (AES-128-CBC with an HMAC, from `cryptography`). The Fernet key
 is derived from the configured string with SHA-256, so any string works as a key; production

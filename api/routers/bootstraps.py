@@ -5,10 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Header, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from temporalio.common import WorkflowIDConflictPolicy
@@ -35,7 +34,6 @@ from workflows.bootstrap import BootstrapApp, BootstrapInput, bootstrap_workflow
 router = APIRouter(prefix=f"{API_PREFIX}/tenants/{{tenant}}/app-bootstraps", tags=["bootstraps"])
 
 DEFAULT_PIPELINE = ["dev", "qa", "staging", "prod"]
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
 def workflow_url(settings: Settings, workflow_id: str) -> str:
@@ -79,7 +77,6 @@ async def start_bootstrap(
     session: SessionDep,
     settings: SettingsDep,
     temporal: TemporalDep,
-    idempotency_key: IdempotencyKey = None,
 ) -> BootstrapPublic:
     """Create an app from a template: repository, first commit, push-to-deploy and a first
     deploy. Answers at once; follow `status_url` (or the workflow in the Web UI)."""
@@ -89,7 +86,7 @@ async def start_bootstrap(
     installation_id = _bound_installation(session, found, body.github_installation_id)
     print_ = fingerprint(body, installation_id)
 
-    earlier = _same_request(session, found, body.slug, print_, idempotency_key)
+    earlier = _same_request(session, found, body.slug, print_)
     if earlier is not None:
         response.status_code = status.HTTP_200_OK
         return public(earlier, found, settings)
@@ -108,7 +105,6 @@ async def start_bootstrap(
         tenant_id=found.id,
         app_id=app.id,
         workflow_id=bootstrap_workflow_id(found.slug, body.slug),
-        idempotency_key=idempotency_key,
         request_fingerprint=print_,
         request=body.model_dump(),
         requested_by=principal.subject,
@@ -281,25 +277,9 @@ def _bound_installation(session: Session, tenant: Tenant, wanted: int | None) ->
     raise ApiError(422, "INSTALLATION_NOT_BOUND", detail, errors=field)
 
 
-def _same_request(
-    session: Session, tenant: Tenant, slug: str, print_: str, idempotency_key: str | None
-) -> AppBootstrap | None:
-    """The bootstrap this request repeats, if any; a conflicting request is refused."""
-    if idempotency_key:
-        earlier = session.exec(
-            select(AppBootstrap).where(
-                AppBootstrap.tenant_id == tenant.id,
-                AppBootstrap.idempotency_key == idempotency_key,
-            )
-        ).first()
-        if earlier is not None:
-            if earlier.request_fingerprint != print_:
-                raise ApiError(
-                    422,
-                    "IDEMPOTENCY_KEY_REUSED",
-                    "this Idempotency-Key was used for a different request",
-                )
-            return earlier
+def _same_request(session: Session, tenant: Tenant, slug: str, print_: str) -> AppBootstrap | None:
+    """The running bootstrap this request repeats (same slug, same request), if any; another
+    request for a slug in use is refused."""
     live = session.exec(
         select(App).where(App.tenant_id == tenant.id, App.slug == slug, App.status != "failed")
     ).first()
