@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from activities.github import GitHubClient
-from api import idempotency
+from api import contract, idempotency
 from api.deps import ClusterAccess
 from api.errors import install_error_handlers
 from api.idempotency import IdempotencyMiddleware
@@ -104,17 +104,21 @@ def create_app(
         health.router,
     ):
         app.include_router(router)
-    _document_with(app, idempotency.document)
+    _document_with(app, idempotency.document, contract.document)
     return app
 
 
-def _document_with(app: FastAPI, add: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
-    """The generated OpenAPI schema, completed by what middleware adds to operations."""
+def _document_with(app: FastAPI, *additions: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    """The generated OpenAPI schema, completed with what routes cannot say of themselves: the
+    header the idempotency middleware reads, the problem answers every operation can give."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = add(generate())
+            schema = generate()
+            for add in additions:
+                schema = add(schema)
+            app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
