@@ -291,4 +291,5 @@ def document(schema: dict[str, Any]) -> dict[str, Any]:
         if post is None or not path.startswith(API_PREFIX) or path in EXEMPT:
             continue
         post.setdefault("parameters", []).append(header)
+        post.setdefault("responses", {}).setdefault("409", {"description": "Conflict"})
     return schema

@@ -14,6 +14,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.auth import Principal, require_scope, visible_tenant
+from api.contract import problems
 from api.deploys import step_timeouts
 from api.deps import PrincipalDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import ApiError, not_found
@@ -67,7 +68,12 @@ def fingerprint(body: BootstrapCreate, installation_id: int) -> str:
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
 
-@router.post("", response_model=BootstrapPublic, status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "",
+    response_model=BootstrapPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problems(409, 503),
+)
 async def start_bootstrap(
     tenant: str,
     body: BootstrapCreate,
@@ -200,7 +206,10 @@ def get_bootstrap(
 
 
 @router.post(
-    "/{bootstrap_id}/cancel", response_model=BootstrapPublic, status_code=status.HTTP_202_ACCEPTED
+    "/{bootstrap_id}/cancel",
+    response_model=BootstrapPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problems(409, 503),
 )
 async def cancel_bootstrap(
     tenant: str,

@@ -12,6 +12,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.auth import Principal, require_scope, visible_tenant
+from api.contract import problems
 from api.deploys import deploy_input, mark_not_started, run_labels
 from api.deps import PageDep, PrincipalDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import ApiError, not_found
@@ -63,6 +64,7 @@ def list_deployments(
     "/apps/{app_id}/deployments",
     response_model=DeploymentPublic,
     status_code=status.HTTP_202_ACCEPTED,
+    responses=problems(409, 412, 503),
 )
 async def create_deployment(
     app_id: uuid.UUID,
@@ -166,7 +168,9 @@ def get_deployment(
 
 
 @router.post(
-    "/apps/{app_id}/deployments/{deployment_id}/cancel", status_code=status.HTTP_204_NO_CONTENT
+    "/apps/{app_id}/deployments/{deployment_id}/cancel",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problems(409, 503),
 )
 async def cancel_deployment(
     app_id: uuid.UUID,

@@ -11,6 +11,7 @@ from sqlmodel import Session
 from temporalio.common import WorkflowIDConflictPolicy
 
 from api.auth import require_scope
+from api.contract import problems
 from api.deps import PrincipalDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import ApiError
 from api.routers import API_PREFIX
@@ -99,7 +100,7 @@ def replace_connection(
     return _set_branch(session, app, body.branch, principal.subject, request.state.request_id)
 
 
-@router.delete("", status_code=status.HTTP_202_ACCEPTED)
+@router.delete("", status_code=status.HTTP_202_ACCEPTED, responses=problems(503))
 async def disconnect(
     app_id: uuid.UUID,
     request: Request,

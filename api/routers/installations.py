@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Request, Response, status
 
 from activities.github import GitHubError, InstallationNotFound
 from api.auth import require_platform_admin, require_scope, visible_tenant
+from api.contract import problems
 from api.deps import GitHubDep, PageDep, PrincipalDep, SessionDep
 from api.errors import ApiError, not_found
 from api.pagination import Page, newest_first
@@ -22,7 +23,12 @@ router = APIRouter(
 )
 
 
-@router.post("", response_model=InstallationPublic, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=InstallationPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses=problems(409, 503),
+)
 async def bind_installation(
     tenant: str,
     body: InstallationBind,

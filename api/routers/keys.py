@@ -7,6 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from api.auth import Principal, require_scope, visible_tenant
+from api.contract import problems
 from api.deps import PageDep, PrincipalDep, SessionDep
 from api.errors import ApiError, not_found
 from api.pagination import Page, newest_first
@@ -63,7 +64,9 @@ def _authorize_key_management(session: Session, principal: Principal, tenant: Te
         raise ApiError(403, "FORBIDDEN", "only a tenant admin key may manage keys")
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=KeyCreated)
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=KeyCreated, responses=problems(409)
+)
 def create_key(
     tenant: str, body: KeyCreate, request: Request, principal: PrincipalDep, session: SessionDep
 ) -> KeyCreated:

@@ -15,6 +15,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.registry import ImageRef, RegistryClient, RegistryError
 from api.auth import Principal, require_scope, visible_tenant
+from api.contract import problems
 from api.deps import PageDep, PrincipalDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import ApiError, not_found
 from api.pagination import newest_first
@@ -128,7 +129,9 @@ async def preflight(
     }
 
 
-@router.post("/apps/{app_id}/promotions", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/apps/{app_id}/promotions", status_code=status.HTTP_202_ACCEPTED, responses=problems(409, 503)
+)
 async def create_promotion(
     app_id: uuid.UUID,
     body: PromotionCreate,
@@ -170,7 +173,7 @@ def get_promotion(
     return {**promotion_public(promotion), "approvals": _approvals(session, promotion)}
 
 
-@router.post("/apps/{app_id}/promotions/{promotion_id}/approve")
+@router.post("/apps/{app_id}/promotions/{promotion_id}/approve", responses=problems(409, 503))
 async def approve(
     app_id: uuid.UUID,
     promotion_id: uuid.UUID,
@@ -186,7 +189,7 @@ async def approve(
     return await _decide(APPROVE, app_id, promotion_id, body, request, principal, session, temporal)
 
 
-@router.post("/apps/{app_id}/promotions/{promotion_id}/reject")
+@router.post("/apps/{app_id}/promotions/{promotion_id}/reject", responses=problems(409, 503))
 async def reject(
     app_id: uuid.UUID,
     promotion_id: uuid.UUID,
@@ -199,7 +202,9 @@ async def reject(
     return await _decide(REJECT, app_id, promotion_id, body, request, principal, session, temporal)
 
 
-@router.post("/apps/{app_id}/promotions/{promotion_id}/override-freeze")
+@router.post(
+    "/apps/{app_id}/promotions/{promotion_id}/override-freeze", responses=problems(409, 503)
+)
 async def override_freeze(
     app_id: uuid.UUID,
     promotion_id: uuid.UUID,
@@ -225,7 +230,9 @@ async def override_freeze(
     return promotion_public(promotion)
 
 
-@router.post("/apps/{app_id}/promotions/{promotion_id}/cancel", status_code=202)
+@router.post(
+    "/apps/{app_id}/promotions/{promotion_id}/cancel", status_code=202, responses=problems(409, 503)
+)
 async def cancel(
     app_id: uuid.UUID,
     promotion_id: uuid.UUID,

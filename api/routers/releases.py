@@ -17,6 +17,7 @@ from sqlalchemy.engine import CursorResult
 from sqlmodel import Session, col, select
 
 from api.auth import Principal, require_scope
+from api.contract import problems
 from api.deps import PageDep, PrincipalDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import ApiError, not_found
 from api.pagination import Page, newest_first
@@ -104,6 +105,7 @@ def get_release(
     responses={
         202: {"model": LifecycleStarted, "description": "a deploying action started a promotion"},
         409: {"description": "LIFECYCLE_TRANSITION_INVALID, with `allowed_actions`"},
+        **problems(503),
     },
 )
 async def lifecycle_action(

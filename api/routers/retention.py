@@ -16,6 +16,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
 from api.auth import require_scope, visible_tenant
+from api.contract import problems
 from api.deploys import step_timeouts
 from api.deps import PageDep, PrincipalDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import ApiError, not_found
@@ -217,6 +218,7 @@ def _public(run: RetentionRun, tenant: Tenant, settings: Settings) -> dict[str, 
     "/tenants/{tenant}/retention-runs",
     response_model=RunPublic,
     status_code=status.HTTP_202_ACCEPTED,
+    responses=problems(409, 503),
 )
 async def create_run(
     tenant: str,
@@ -399,7 +401,9 @@ async def _handle_for(temporal: Any, tenant: Tenant, settings: Settings) -> Any:
         ) from None
 
 
-@router.get("/tenants/{tenant}/retention-schedule", response_model=SchedulePublic)
+@router.get(
+    "/tenants/{tenant}/retention-schedule", response_model=SchedulePublic, responses=problems(503)
+)
 async def get_schedule(
     tenant: str,
     principal: PrincipalDep,
@@ -414,7 +418,9 @@ async def get_schedule(
     return _schedule_public(await handle.describe(), found, settings)
 
 
-@router.put("/tenants/{tenant}/retention-schedule", response_model=SchedulePublic)
+@router.put(
+    "/tenants/{tenant}/retention-schedule", response_model=SchedulePublic, responses=problems(503)
+)
 async def put_schedule(
     tenant: str,
     body: ScheduleIn,

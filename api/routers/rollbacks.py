@@ -17,6 +17,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from activities.locks import holder_is_running, lock_holder, locked_message
 from api.auth import require_scope
+from api.contract import problems
 from api.deploys import mark_not_started, step_timeouts
 from api.deps import PrincipalDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import ApiError, not_found
@@ -75,6 +76,7 @@ class RollbackPublic(BaseModel):
     "/apps/{app_id}/environments/{env}/rollback",
     response_model=RollbackPublic,
     status_code=status.HTTP_202_ACCEPTED,
+    responses=problems(409, 503),
 )
 async def create_rollback(
     app_id: uuid.UUID,

@@ -26,6 +26,7 @@ from sqlmodel import Session, col, select
 
 from activities.kube import Diagnosis, KubeClient, KubeError, KubeRejected, LogLine
 from api.auth import require_scope
+from api.contract import problems
 from api.deps import KubeDep, PrincipalDep, SessionDep, cluster_unavailable
 from api.errors import ApiError
 from api.pagination import LogLimit
@@ -144,7 +145,7 @@ class RuntimeLogPage(BaseModel):
 # -- endpoints -------------------------------------------------------------------------------
 
 
-@router.get("/apps/{app_id}/diagnosis", response_model=DiagnosisPublic)
+@router.get("/apps/{app_id}/diagnosis", response_model=DiagnosisPublic, responses=problems(503))
 async def diagnosis(
     app_id: uuid.UUID,
     principal: PrincipalDep,
@@ -166,7 +167,7 @@ async def diagnosis(
     return _public_diagnosis(app, env, found, lines, logs_error)
 
 
-@router.get("/apps/{app_id}/logs", response_model=RuntimeLogPage)
+@router.get("/apps/{app_id}/logs", response_model=RuntimeLogPage, responses=problems(503))
 async def runtime_logs(
     app_id: uuid.UUID,
     principal: PrincipalDep,

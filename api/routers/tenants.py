@@ -7,6 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from api.auth import require_platform_admin, visible_tenant
+from api.contract import problems
 from api.deps import PrincipalDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import ApiError
 from api.retention import create_with_tenant
@@ -19,7 +20,9 @@ from core.models import Tenant
 router = APIRouter(prefix=f"{API_PREFIX}/tenants", tags=["tenants"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=TenantCreated)
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=TenantCreated, responses=problems(409)
+)
 async def create_tenant(
     body: TenantCreate,
     request: Request,

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from api.contract import problems
 from api.deploys import deploy_input, run_labels
 from api.deps import SessionDep, SettingsDep, TemporalDep
 from api.errors import ApiError
@@ -31,7 +32,12 @@ def signature_matches(secret: str, body: bytes, presented: str) -> bool:
     return hmac.compare_digest(expected.encode(), presented.encode())
 
 
-@router.post("/github", status_code=status.HTTP_202_ACCEPTED, summary="GitHub webhook deliveries")
+@router.post(
+    "/github",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="GitHub webhook deliveries",
+    responses=problems(503),
+)
 async def github_webhook(
     request: Request, session: SessionDep, settings: SettingsDep, temporal: TemporalDep
 ) -> JSONResponse:
