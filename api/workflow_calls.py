@@ -1,5 +1,6 @@
-"""Reaching Temporal from a route: one way to say that the workflow engine could not be reached,
-so a client knows to try again and nothing the route wrote claims otherwise."""
+"""Reaching Temporal from a route, the one way every route does it: an unreachable Temporal is a
+503 with Retry-After; a signal, update or cancel addresses exactly the run a record follows, and a
+record whose run has closed answers 409; a start waits for a run that is only closing."""
 
 from __future__ import annotations
 
