@@ -376,6 +376,13 @@ async def test_a_stale_deployment_record_never_reaches_the_live_run(stack: Stack
     stack.kube.set_rollout_delay(30)
 
     async def deploy() -> str:
+        """A manual deploy whose rollout takes its time: a changed variable changes the spec."""
+        configured = await stack.api.put(
+            f"/api/v1/apps/{app.id}/environments/dev/config",
+            json={"variables": {"ROUND": uuid.uuid4().hex}},
+            headers=stack.tenant.headers,
+        )
+        assert configured.status_code == 200, configured.text
         started = await stack.api.post(
             f"/api/v1/apps/{app.id}/deployments", json={}, headers=stack.tenant.headers
         )
