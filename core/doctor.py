@@ -7,8 +7,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from cryptography.hazmat.primitives import serialization
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 
@@ -16,7 +14,7 @@ from activities.github import GitHubClient
 from activities.kube import KubeClient
 from activities.registry import RegistryClient
 from core.db import make_engine
-from core.migrate import alembic_config
+from core.migrate import head_revision, schema_problem
 from core.settings import Settings
 from core.temporal import connect
 from workflows import search
@@ -38,16 +36,12 @@ async def check_database(settings: Settings) -> str:
         try:
             with engine.connect() as connection:
                 connection.execute(sa.text("SELECT 1"))
-                current = MigrationContext.configure(connection).get_current_revision()
+                problem = schema_problem(connection)
         finally:
             engine.dispose()
-        head = ScriptDirectory.from_config(alembic_config(settings.database_url)).get_current_head()
-        if current != head:
-            raise RuntimeError(
-                f"schema is at {current or 'nothing'}, this version needs {head}: "
-                "run `shipyard migrate`"
-            )
-        return f"{engine.url.get_backend_name()} reachable, schema at {head}"
+        if problem:
+            raise RuntimeError(problem)
+        return f"{engine.url.get_backend_name()} reachable, schema at {head_revision()}"
 
     return await asyncio.to_thread(probe)
 
