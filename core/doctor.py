@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import httpx
 import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
@@ -15,6 +16,7 @@ from activities.kube import KubeClient
 from activities.registry import RegistryClient
 from core.db import make_engine
 from core.migrate import head_revision, schema_problem
+from core.service import SERVICE_NAME
 from core.settings import Settings
 from core.temporal import connect
 from workflows import search
@@ -121,12 +123,54 @@ async def check_kubernetes(settings: Settings) -> str:
     return await asyncio.to_thread(probe)
 
 
+async def check_public_url(settings: Settings) -> str:
+    """GitHub delivers webhooks to SHIPYARD_PUBLIC_URL; pointing elsewhere fails silently (the
+    deliveries fail on GitHub's side, nothing deploys), so /healthz must answer there as this
+    API does. From this machine only: whether GitHub itself can reach it is not checked."""
+    public_url = settings.public_url
+    wrong = f"webhooks sent to SHIPYARD_PUBLIC_URL {public_url} never reach Shipyard"
+    try:
+        # No redirects: GitHub does not follow them for webhook deliveries either.
+        async with httpx.AsyncClient(timeout=5, follow_redirects=False) as client:
+            response = await client.get(f"{public_url}/healthz")
+    except httpx.HTTPError as exc:
+        raise RuntimeError(
+            f"SHIPYARD_PUBLIC_URL {public_url} cannot be reached ({type(exc).__name__}): "
+            f"{wrong}; set it to the address this API is served at"
+        ) from None
+    if response.is_redirect:
+        raise RuntimeError(
+            f"SHIPYARD_PUBLIC_URL {public_url} answers with a redirect to "
+            f"{response.headers.get('location', '?')}, which GitHub does not follow: "
+            f"set it to the address redirected to"
+        )
+    if not _is_this_api(response):
+        raise RuntimeError(
+            f"SHIPYARD_PUBLIC_URL {public_url} answers, but not Shipyard's API (GET /healthz "
+            f"gave {response.status_code}): {wrong}; set it to the address this API is served at"
+        )
+    return f"{public_url} answers as Shipyard's API"
+
+
+def _is_this_api(response: httpx.Response) -> bool:
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return (
+        response.status_code == 200
+        and isinstance(body, dict)
+        and body.get("service") == SERVICE_NAME
+    )
+
+
 CHECKS: dict[str, Check] = {
     "database": check_database,
     "temporal": check_temporal,
     "github": check_github,
     "registry": check_registry,
     "kubernetes": check_kubernetes,
+    "public_url": check_public_url,
 }
 
 

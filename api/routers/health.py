@@ -13,13 +13,15 @@ from sqlalchemy.engine import Engine
 from api.deps import TemporalDep
 from api.errors import problem
 from core.migrate import schema_problem
+from core.service import SERVICE_NAME
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", summary="The process is alive")
 async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+    # `service` lets `shipyard doctor` tell this API from another server at the public URL.
+    return {"status": "ok", "service": SERVICE_NAME}
 
 
 def _database_problem(engine: Engine) -> str | None:
