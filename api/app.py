@@ -36,6 +36,7 @@ from api.routers import (
     tenants,
     webhooks,
 )
+from core.counters import Counters
 from core.db import make_engine
 from core.settings import Settings
 from core.temporal import TemporalGateway
@@ -51,8 +52,11 @@ def create_app(
     owns_engine = engine is None
     engine = engine or make_engine(settings.database_url)
 
+    counters = Counters(settings.redis_url)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        counters.announce()
         yield
         app.state.kube.close()
         if owns_engine:
@@ -74,7 +78,7 @@ def create_app(
     # Read-only live reads of the cluster (diagnosis, pod logs), made when first asked for.
     app.state.kube = ClusterAccess(settings)
     app.state.metrics = ApiMetrics()
-    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, counters)
 
     install_error_handlers(app)
     # Inside the request-id middleware, so its refusals carry the request's id.

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
+import redis
 import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
@@ -14,6 +15,7 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from activities.github import GitHubClient
 from activities.kube import KubeClient
 from activities.registry import RegistryClient
+from core.counters import Counters, redis_address
 from core.db import make_engine
 from core.migrate import head_revision, schema_problem
 from core.service import SERVICE_NAME
@@ -164,6 +166,30 @@ def _is_this_api(response: httpx.Response) -> bool:
     )
 
 
+async def check_rate_limits(settings: Settings) -> str:
+    """Where the API counts its limits; per process is a working setup for one replica."""
+    counters = Counters(settings.redis_url)
+    if not counters.shared:
+        return counters.describe()
+
+    def ping() -> None:
+        url = settings.redis_url.replace("redis+unix://", "unix://")
+        client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+        try:
+            client.ping()
+        finally:
+            client.close()
+
+    try:
+        await asyncio.to_thread(ping)
+    except redis.RedisError as exc:
+        raise RuntimeError(
+            f"cannot reach Redis at {redis_address(settings.redis_url)} (SHIPYARD_REDIS_URL): "
+            f"{exc}; until it answers, each API process counts rate limits on its own"
+        ) from None
+    return counters.describe()
+
+
 CHECKS: dict[str, Check] = {
     "database": check_database,
     "temporal": check_temporal,
@@ -171,6 +197,7 @@ CHECKS: dict[str, Check] = {
     "registry": check_registry,
     "kubernetes": check_kubernetes,
     "public_url": check_public_url,
+    "rate_limits": check_rate_limits,
 }
 
 

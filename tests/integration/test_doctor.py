@@ -42,7 +42,7 @@ async def test_all_good(
         results = {result.name: result for result in await run_checks(settings)}
     app.state.engine.dispose()
     assert set(results) == {
-        "database", "temporal", "github", "registry", "kubernetes", "public_url",
+        "database", "temporal", "github", "registry", "kubernetes", "public_url", "rate_limits",
     }  # fmt: skip
     for result in results.values():
         assert result.ok, f"{result.name}: {result.message}"
@@ -70,6 +70,7 @@ async def test_reports_what_is_wrong(tmp_path, fake_github: FakeGitHub, kube_san
             kube_sandbox.kubeconfig_path, f"https://127.0.0.1:{port}", tmp_path / "kubeconfig"
         ),
         public_url=f"http://127.0.0.1:{port}",
+        redis_url=f"redis://127.0.0.1:{port}/0",
     )
     results = {result.name: result for result in await run_checks(settings, per_check_seconds=10)}
     assert not any(result.ok for result in results.values())
@@ -85,6 +86,7 @@ async def test_reports_what_is_wrong(tmp_path, fake_github: FakeGitHub, kube_san
         f"SHIPYARD_PUBLIC_URL http://127.0.0.1:{port} cannot be reached"
         in results["public_url"].message
     )
+    assert f"cannot reach Redis at redis://127.0.0.1:{port}" in results["rate_limits"].message
 
 
 async def test_reports_missing_or_wrong_configuration(tmp_path, fake_github: FakeGitHub):
