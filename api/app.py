@@ -13,6 +13,7 @@ from activities.github import GitHubClient
 from api import idempotency
 from api.deps import ClusterAccess
 from api.errors import install_error_handlers
+from api.failed_auth import FailedAuthGuard
 from api.idempotency import IdempotencyMiddleware
 from api.observability import ApiMetrics, install_observability
 from api.ratelimit import RateLimiter
@@ -79,6 +80,9 @@ def create_app(
     app.state.kube = ClusterAccess(settings)
     app.state.metrics = ApiMetrics()
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, counters)
+    app.state.failed_auth = FailedAuthGuard(
+        counters, settings.failed_auth_per_minute, settings.failed_auth_per_key_per_minute
+    )
 
     install_error_handlers(app)
     # Inside the request-id middleware, so its refusals carry the request's id.

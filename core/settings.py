@@ -35,6 +35,10 @@ class Settings(BaseSettings):
 
     # Requests per minute and API key (or admin token) before 429 with Retry-After.
     rate_limit_per_minute: int = Field(default=600, ge=1)
+    # Failed authentications per minute from one client address, and with one key id from one
+    # address, before 429 with Retry-After (api.failed_auth says why both).
+    failed_auth_per_minute: int = Field(default=30, ge=1)
+    failed_auth_per_key_per_minute: int = Field(default=10, ge=1)
     # Where the API replicas count rate limits together; empty: each process on its own.
     redis_url: str = ""
 
