@@ -13,6 +13,7 @@ from activities.github import GitHubClient
 from api import contract, idempotency
 from api.deps import ClusterAccess
 from api.errors import install_error_handlers
+from api.failed_auth import FailedAuthGuard
 from api.idempotency import IdempotencyMiddleware
 from api.observability import ApiMetrics, install_observability
 from api.ratelimit import RateLimiter
@@ -36,6 +37,7 @@ from api.routers import (
     tenants,
     webhooks,
 )
+from core.counters import Counters
 from core.db import make_engine
 from core.settings import Settings
 from core.temporal import TemporalGateway
@@ -51,8 +53,11 @@ def create_app(
     owns_engine = engine is None
     engine = engine or make_engine(settings.database_url)
 
+    counters = Counters(settings.redis_url)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        counters.announce()
         yield
         app.state.kube.close()
         if owns_engine:
@@ -74,7 +79,10 @@ def create_app(
     # Read-only live reads of the cluster (diagnosis, pod logs), made when first asked for.
     app.state.kube = ClusterAccess(settings)
     app.state.metrics = ApiMetrics()
-    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, counters)
+    app.state.failed_auth = FailedAuthGuard(
+        counters, settings.failed_auth_per_minute, settings.failed_auth_per_key_per_minute
+    )
 
     install_error_handlers(app)
     # Inside the request-id middleware, so its refusals carry the request's id.

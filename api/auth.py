@@ -48,6 +48,16 @@ def unauthenticated(detail: str) -> ApiError:
     return ApiError(401, "UNAUTHENTICATED", detail, headers={"WWW-Authenticate": "Bearer"})
 
 
+def key_refusal(key: ApiKey | None) -> str | None:
+    """Why a key whose secret was right no longer authenticates, or None. One rule for each
+    request and for streams that re-check the key they were opened with."""
+    if key is None:
+        return "the API key no longer exists"
+    if key.revoked_at is not None:
+        return "the API key has been revoked"
+    return None
+
+
 def authenticate(request: Request, session: Session, settings: Settings) -> Principal:
     credential = presented_credential(request)
     if credential is None:
@@ -62,8 +72,9 @@ def authenticate(request: Request, session: Session, settings: Settings) -> Prin
     key = session.get(ApiKey, key_id)
     if key is None or not secret_matches(secret, key.secret_hash):
         raise unauthenticated("the API key is not valid")
-    if key.revoked_at is not None:
-        raise unauthenticated("the API key has been revoked")
+    refusal = key_refusal(key)
+    if refusal is not None:
+        raise unauthenticated(refusal)
     now = utcnow()
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_GRANULARITY:
         key.last_used_at = now

@@ -94,6 +94,10 @@ HINTS: dict[str, str] = {
         ".shipyard/demo-key is used when none is set"
     ),
     "FORBIDDEN": "your key lacks the scope this needs; ask a tenant admin for one that has it",
+    "AUTH_RATE_LIMITED": (
+        "this address failed to authenticate too often: check SHIPYARD_API_KEY (or --api-key) "
+        "and try again after the minute has passed"
+    ),
     "WORKFLOW_ENGINE_UNAVAILABLE": "Temporal is down or unreachable; `shipyard doctor` says more",
     "APPROVER_IS_REQUESTER": (
         "whoever asked for a promotion may not approve it here: another person approves with "

@@ -13,8 +13,9 @@ from sqlmodel import Session
 
 from activities.github import GitHubClient
 from activities.kube import KubeClient, KubeError
-from api.auth import Principal, authenticate
+from api.auth import Principal, authenticate, presented_credential
 from api.errors import ApiError
+from api.failed_auth import FailedAuthGuard, client_address
 from api.pagination import PageParams
 from api.ratelimit import RateLimiter
 from core.settings import Settings
@@ -56,7 +57,18 @@ GitHubDep = Annotated[GitHubClient, Depends(get_github)]
 
 
 def get_principal(request: Request, session: SessionDep, settings: SettingsDep) -> Principal:
-    principal = authenticate(request, session, settings)
+    guard: FailedAuthGuard = request.app.state.failed_auth
+    credential = presented_credential(request)
+    address = client_address(request)
+    if credential is not None:
+        guard.refuse_if_limited(address, credential)
+    try:
+        principal = authenticate(request, session, settings)
+    except ApiError as exc:
+        # No credential at all guesses nothing, and is not counted.
+        if exc.status == 401 and credential is not None:
+            guard.failed(address, credential)
+        raise
     request.state.principal = principal
     limiter: RateLimiter = request.app.state.rate_limiter
     allowance = limiter.take(principal.key_id or principal.subject)

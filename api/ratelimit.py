@@ -1,13 +1,13 @@
-"""Per-key request limits in fixed one-minute windows, announced in X-RateLimit-* headers."""
+"""Per-key request limits in fixed one-minute windows, announced in X-RateLimit-* headers.
+
+The windows are core.counters': shared by the API replicas through Redis when
+SHIPYARD_REDIS_URL is set, per process otherwise."""
 
 from __future__ import annotations
 
-import math
-import threading
-import time
 from dataclasses import dataclass
 
-WINDOW_SECONDS = 60
+from core.counters import Counters
 
 
 @dataclass(frozen=True)
@@ -26,25 +26,12 @@ class Allowance:
 
 
 class RateLimiter:
-    """Counts each key's requests in the current minute. Per API process: with several API
-    replicas each enforces the limit on its own share of the traffic."""
+    """Counts each key's requests in the current minute."""
 
-    def __init__(self, per_minute: int, clock: object = time.monotonic) -> None:
+    def __init__(self, per_minute: int, counters: Counters) -> None:
         self._limit = per_minute
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._window = -1
-        self._counts: dict[str, int] = {}
+        self._counters = counters
 
     def take(self, key: str) -> Allowance:
-        now = self._clock()  # type: ignore[operator]
-        window = math.floor(now / WINDOW_SECONDS)
-        reset = max(1, math.ceil((window + 1) * WINDOW_SECONDS - now))
-        with self._lock:
-            if window != self._window:
-                self._window, self._counts = window, {}
-            used = self._counts.get(key, 0)
-            if used >= self._limit:
-                return Allowance(False, self._limit, 0, reset)
-            self._counts[key] = used + 1
-            return Allowance(True, self._limit, self._limit - used - 1, reset)
+        window = self._counters.hit(self._limit, "requests", key)
+        return Allowance(window.allowed, self._limit, window.remaining, window.reset_seconds)

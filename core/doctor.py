@@ -6,17 +6,19 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import httpx
+import redis
 import sqlalchemy as sa
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from cryptography.hazmat.primitives import serialization
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 
 from activities.github import GitHubClient
 from activities.kube import KubeClient
 from activities.registry import RegistryClient
+from core.counters import Counters, redis_address
 from core.db import make_engine
-from core.migrate import alembic_config
+from core.migrate import head_revision, schema_problem
+from core.service import SERVICE_NAME
 from core.settings import Settings
 from core.temporal import connect
 from workflows import search
@@ -38,16 +40,12 @@ async def check_database(settings: Settings) -> str:
         try:
             with engine.connect() as connection:
                 connection.execute(sa.text("SELECT 1"))
-                current = MigrationContext.configure(connection).get_current_revision()
+                problem = schema_problem(connection)
         finally:
             engine.dispose()
-        head = ScriptDirectory.from_config(alembic_config(settings.database_url)).get_current_head()
-        if current != head:
-            raise RuntimeError(
-                f"schema is at {current or 'nothing'}, this version needs {head}: "
-                "run `shipyard migrate`"
-            )
-        return f"{engine.url.get_backend_name()} reachable, schema at {head}"
+        if problem:
+            raise RuntimeError(problem)
+        return f"{engine.url.get_backend_name()} reachable, schema at {head_revision()}"
 
     return await asyncio.to_thread(probe)
 
@@ -127,12 +125,79 @@ async def check_kubernetes(settings: Settings) -> str:
     return await asyncio.to_thread(probe)
 
 
+async def check_public_url(settings: Settings) -> str:
+    """GitHub delivers webhooks to SHIPYARD_PUBLIC_URL; pointing elsewhere fails silently (the
+    deliveries fail on GitHub's side, nothing deploys), so /healthz must answer there as this
+    API does. From this machine only: whether GitHub itself can reach it is not checked."""
+    public_url = settings.public_url
+    wrong = f"webhooks sent to SHIPYARD_PUBLIC_URL {public_url} never reach Shipyard"
+    try:
+        # No redirects: GitHub does not follow them for webhook deliveries either.
+        async with httpx.AsyncClient(timeout=5, follow_redirects=False) as client:
+            response = await client.get(f"{public_url}/healthz")
+    except httpx.HTTPError as exc:
+        raise RuntimeError(
+            f"SHIPYARD_PUBLIC_URL {public_url} cannot be reached ({type(exc).__name__}): "
+            f"{wrong}; set it to the address this API is served at"
+        ) from None
+    if response.is_redirect:
+        raise RuntimeError(
+            f"SHIPYARD_PUBLIC_URL {public_url} answers with a redirect to "
+            f"{response.headers.get('location', '?')}, which GitHub does not follow: "
+            f"set it to the address redirected to"
+        )
+    if not _is_this_api(response):
+        raise RuntimeError(
+            f"SHIPYARD_PUBLIC_URL {public_url} answers, but not Shipyard's API (GET /healthz "
+            f"gave {response.status_code}): {wrong}; set it to the address this API is served at"
+        )
+    return f"{public_url} answers as Shipyard's API"
+
+
+def _is_this_api(response: httpx.Response) -> bool:
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return (
+        response.status_code == 200
+        and isinstance(body, dict)
+        and body.get("service") == SERVICE_NAME
+    )
+
+
+async def check_rate_limits(settings: Settings) -> str:
+    """Where the API counts its limits; per process is a working setup for one replica."""
+    counters = Counters(settings.redis_url)
+    if not counters.shared:
+        return counters.describe()
+
+    def ping() -> None:
+        url = settings.redis_url.replace("redis+unix://", "unix://")
+        client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+        try:
+            client.ping()
+        finally:
+            client.close()
+
+    try:
+        await asyncio.to_thread(ping)
+    except redis.RedisError as exc:
+        raise RuntimeError(
+            f"cannot reach Redis at {redis_address(settings.redis_url)} (SHIPYARD_REDIS_URL): "
+            f"{exc}; until it answers, each API process counts rate limits on its own"
+        ) from None
+    return counters.describe()
+
+
 CHECKS: dict[str, Check] = {
     "database": check_database,
     "temporal": check_temporal,
     "github": check_github,
     "registry": check_registry,
     "kubernetes": check_kubernetes,
+    "public_url": check_public_url,
+    "rate_limits": check_rate_limits,
 }
 
 

@@ -1,11 +1,16 @@
-"""Bring a database to the newest schema with Alembic (used by `shipyard migrate` and tests)."""
+"""Bring a database to the newest schema with Alembic (used by `shipyard migrate` and tests),
+and say whether a database is there yet (used by /readyz and `shipyard doctor`)."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -15,6 +20,39 @@ def alembic_config(database_url: str) -> Config:
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     return config
+
+
+@functools.cache
+def _revisions() -> tuple[str, frozenset[str]]:
+    """This version's head and every revision it knows; read once, as they ship with the code."""
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    head = script.get_current_head()
+    assert head is not None, "the migrations directory has no revisions"
+    return head, frozenset(revision.revision for revision in script.walk_revisions())
+
+
+def head_revision() -> str:
+    return _revisions()[0]
+
+
+def schema_problem(connection: Connection) -> str | None:
+    """What keeps the database from serving this version, or None when it is at head.
+
+    A schema behind head (or ahead of it, written by a newer version) answers some requests
+    with 500s, so it is a reason not to be ready, named with both revisions."""
+    head, known = _revisions()
+    current = MigrationContext.configure(connection).get_current_revision()
+    if current == head:
+        return None
+    fix = "run `shipyard migrate`"
+    if current is None:
+        return f"database schema is not migrated (no revision; head is {head}): {fix}"
+    if current not in known:
+        return (
+            f"database schema is at revision {current}, which this version does not know "
+            f"(head is {head}): it was migrated by a newer Shipyard"
+        )
+    return f"database schema is at revision {current}, head is {head}: {fix}"
 
 
 def upgrade(database_url: str) -> None:

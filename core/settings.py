@@ -35,6 +35,12 @@ class Settings(BaseSettings):
 
     # Requests per minute and API key (or admin token) before 429 with Retry-After.
     rate_limit_per_minute: int = Field(default=600, ge=1)
+    # Failed authentications per minute from one client address, and with one key id from one
+    # address, before 429 with Retry-After (api.failed_auth says why both).
+    failed_auth_per_minute: int = Field(default=30, ge=1)
+    failed_auth_per_key_per_minute: int = Field(default=10, ge=1)
+    # Where the API replicas count rate limits together; empty: each process on its own.
+    redis_url: str = ""
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
@@ -77,6 +83,13 @@ class Settings(BaseSettings):
     def _known_database(cls, value: str) -> str:
         if not value.startswith(("sqlite", "postgresql")):
             raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "redis+unix://")):
+            raise ValueError("must be a redis://, rediss:// or redis+unix:// URL, or empty")
         return value
 
     @field_validator("public_url", "github_api_url", "registry_url", "temporal_ui_url")

@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "tests.fixtures.database",
+    "tests.fixtures.redis",
     "tests.fixtures.github",
     "tests.fixtures.temporal",
     "tests.fixtures.registry",

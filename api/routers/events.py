@@ -4,6 +4,9 @@ The database is the durable source: the stream polls the app's `AppEvent` rows a
 once, in id order, with its id as the SSE `id`. A client that reconnects with `Last-Event-ID`
 (browsers do it by themselves) gets exactly the rows it has not seen, whether the connection
 dropped or the API restarted in between.
+
+A stream outlives the authentication of the request that opened it, so it re-reads its key
+and ends when the key has been revoked.
 """
 
 from __future__ import annotations
@@ -21,17 +24,20 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from api.auth import require_scope
+from api.auth import key_refusal, require_scope
 from api.deps import PrincipalDep, SessionDep
 from api.errors import ApiError
 from api.routers import API_PREFIX
 from api.routers.apps import app_for
 from core.clock import utcnow
-from core.models import AppEvent
+from core.models import ApiKey, AppEvent
 
 router = APIRouter(prefix=API_PREFIX, tags=["events"])
 
 POLL_SECONDS = 0.3
+# An open stream re-reads its key at least this often (and before sending anything), and ends
+# once the key is revoked: a revoked key stops receiving everywhere within these seconds.
+KEY_RECHECK_SECONDS = 2.0
 DEFAULT_KEEPALIVE_SECONDS = 15.0
 BATCH = 200
 # Browsers wait this long before reconnecting by themselves.
@@ -95,7 +101,7 @@ def app_events(
     engine: Engine = request.app.state.engine
     settle = 0.0 if engine.dialect.name == "sqlite" else SETTLE_SECONDS
     return StreamingResponse(
-        _stream(request, engine, app.id, after, keepalive, settle),
+        _stream(request, engine, app.id, principal.key_id, after, keepalive, settle),
         media_type="text/event-stream",
         headers=STREAM_HEADERS,
     )
@@ -123,19 +129,30 @@ async def _stream(
     request: Request,
     engine: Engine,
     app_id: uuid.UUID,
+    key_id: str | None,
     after: int,
     keepalive: float,
     settle: float,
 ) -> AsyncIterator[str]:
     yield f"retry: {RETRY_MILLISECONDS}\n\n"
-    quiet_since = time.monotonic()
+    quiet_since = checked_at = time.monotonic()
     while not await request.is_disconnected():
-        rows = await asyncio.to_thread(_rows_after, engine, app_id, after, settle)
+        recheck = key_id is not None and time.monotonic() - checked_at >= KEY_RECHECK_SECONDS
+        rows, refusal = await asyncio.to_thread(
+            _poll, engine, app_id, after, settle, key_id, recheck
+        )
+        if refusal is not None:
+            # A comment, so clients that parse events see none; the 401 that their reconnect
+            # gets says the rest.
+            yield f": {refusal}; this stream ends\n\n"
+            return
+        now = time.monotonic()
+        if recheck or rows:
+            checked_at = now
         for row in rows:
             assert row.id is not None
             after = row.id
             yield _format(row)
-        now = time.monotonic()
         if rows:
             quiet_since = now
         elif now - quiet_since >= keepalive:
@@ -143,6 +160,27 @@ async def _stream(
             yield ": keep-alive\n\n"
         if len(rows) < BATCH:
             await asyncio.sleep(POLL_SECONDS)
+
+
+def _poll(
+    engine: Engine,
+    app_id: uuid.UUID,
+    after: int,
+    settle: float,
+    key_id: str | None,
+    recheck: bool,
+) -> tuple[list[AppEvent], str | None]:
+    """The next rows, and why the key no longer authenticates (None while it does).
+
+    The key is read after the rows and whenever there are rows to send: a row written after
+    the revocation was committed is then never sent, as the read that found it is followed by
+    one that sees the revocation."""
+    rows = _rows_after(engine, app_id, after, settle)
+    if key_id is None or not (rows or recheck):
+        return rows, None
+    with Session(engine) as session:
+        refusal = key_refusal(session.get(ApiKey, key_id))
+    return ([] if refusal else rows), refusal
 
 
 def _rows_after(engine: Engine, app_id: uuid.UUID, after: int, settle: float) -> list[AppEvent]:

@@ -12,22 +12,27 @@ from sqlalchemy.engine import Engine
 
 from api.deps import TemporalDep
 from api.errors import problem
+from core.migrate import schema_problem
+from core.service import SERVICE_NAME
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", summary="The process is alive")
 async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+    # `service` lets `shipyard doctor` tell this API from another server at the public URL.
+    return {"status": "ok", "service": SERVICE_NAME}
 
 
 def _database_problem(engine: Engine) -> str | None:
+    """Reachable and at this version's schema head: a database behind it would turn the first
+    request touching a new table or column into a 500."""
     try:
         with engine.connect() as connection:
             connection.execute(sa.text("SELECT 1"))
+            return schema_problem(connection)
     except Exception as exc:
         return f"database is unreachable ({type(exc).__name__})"
-    return None
 
 
 @router.get("/readyz", summary="Every dependency answers")

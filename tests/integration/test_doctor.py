@@ -9,11 +9,12 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
+from api.app import create_app
 from core.doctor import CHECKS, run_checks
 from core.settings import Settings
 from sandbox.github import FakeGitHub
 from sandbox.kube import FakeKubernetes
-from sandbox.net import free_port
+from sandbox.net import free_port, serve
 from sandbox.registry import RegistryProcess
 from tests.fixtures.temporal import temporal_address
 
@@ -34,9 +35,15 @@ async def test_all_good(
         registry_url=registry_server.url,
         kubeconfig=kube_sandbox.kubeconfig_path,
         kube_context=kube_sandbox.context,
+        public_url=f"http://127.0.0.1:{free_port()}",
     )
-    results = {result.name: result for result in await run_checks(settings)}
-    assert set(results) == {"database", "temporal", "github", "registry", "kubernetes"}
+    app = create_app(settings)
+    async with serve(app, settings.public_url):
+        results = {result.name: result for result in await run_checks(settings)}
+    app.state.engine.dispose()
+    assert set(results) == {
+        "database", "temporal", "github", "registry", "kubernetes", "public_url", "rate_limits",
+    }  # fmt: skip
     for result in results.values():
         assert result.ok, f"{result.name}: {result.message}"
     assert str(fake_github.app_id) in results["github"].message
@@ -62,6 +69,8 @@ async def test_reports_what_is_wrong(tmp_path, fake_github: FakeGitHub, kube_san
         kubeconfig=kubeconfig_pointing_at(
             kube_sandbox.kubeconfig_path, f"https://127.0.0.1:{port}", tmp_path / "kubeconfig"
         ),
+        public_url=f"http://127.0.0.1:{port}",
+        redis_url=f"redis://127.0.0.1:{port}/0",
     )
     results = {result.name: result for result in await run_checks(settings, per_check_seconds=10)}
     assert not any(result.ok for result in results.values())
@@ -73,6 +82,11 @@ async def test_reports_what_is_wrong(tmp_path, fake_github: FakeGitHub, kube_san
         f"cannot reach the Kubernetes API at https://127.0.0.1:{port}"
         in results["kubernetes"].message
     )
+    assert (
+        f"SHIPYARD_PUBLIC_URL http://127.0.0.1:{port} cannot be reached"
+        in results["public_url"].message
+    )
+    assert f"cannot reach Redis at redis://127.0.0.1:{port}" in results["rate_limits"].message
 
 
 async def test_reports_missing_or_wrong_configuration(tmp_path, fake_github: FakeGitHub):

@@ -69,7 +69,7 @@ async def test_readyz_names_a_stopped_temporal(sqlite_database_url):
 
 
 async def test_healthz_and_metrics(api):
-    assert (await api.get("/healthz")).json() == {"status": "ok"}
+    assert (await api.get("/healthz")).json() == {"status": "ok", "service": "shipyard"}
     await api.get("/api/v1/templates")
     metrics = await api.get("/metrics")
     assert metrics.status_code == 200

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
+import pytest
 
 from api.app import create_app
-from api.ratelimit import RateLimiter
+from core.counters import Counters
 
 
-def test_limiter_counts_per_key_and_window():
-    now = [120.0]
-    limiter = RateLimiter(2, clock=lambda: now[0])
-    assert [limiter.take("a").allowed for _ in range(3)] == [True, True, False]
-    assert limiter.take("b").allowed
-    assert limiter.take("a").reset_seconds == 60
-    now[0] = 180.0  # the next minute
-    assert limiter.take("a").remaining == 1
+@pytest.fixture(params=["process", "redis"])
+def counters(request: pytest.FixtureRequest) -> Counters:
+    if request.param == "redis":
+        return Counters(request.getfixturevalue("redis_url"))
+    return Counters()
+
+
+def test_counters_count_per_name_in_one_minute_windows(counters: Counters):
+    run = uuid.uuid4().hex  # Redis outlives test runs: each run counts under names of its own
+    assert [counters.hit(2, run, "a").allowed for _ in range(3)] == [True, True, False]
+    assert counters.peek(2, run, "a").allowed is False
+    assert 1 <= counters.peek(2, run, "a").reset_seconds <= 60
+    # Another name has its own window, and peeking does not count.
+    assert counters.peek(2, run, "b").remaining == 2
+    assert counters.hit(2, run, "b").remaining == 1
 
 
 async def test_the_api_announces_and_enforces_limits(api, api_settings, engine, make_tenant):
