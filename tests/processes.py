@@ -1,4 +1,5 @@
-"""Processes tests start and may kill: `python worker.py`, and their own Temporal dev server."""
+"""Processes tests start and may kill: `python worker.py`, and their own Temporal dev server;
+and the one way to wait for what a process prints."""
 
 from __future__ import annotations
 
@@ -8,11 +9,26 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from sandbox.net import free_port, wait_for_port
 from tests.fixtures.temporal import TEMPORAL_CLI
 from workflows import search
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def wait_for_text(output: Path, text: str, process: subprocess.Popen[bytes], timeout: float) -> str:
+    """The process's output once it holds `text`; fails at once if the process ends first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        content = output.read_text(errors="replace")
+        if text in content:
+            return content
+        if process.poll() is not None:
+            pytest.fail(f"{process.args} exited early ({process.returncode}):\n{content}")
+        time.sleep(0.2)
+    pytest.fail(f"{process.args} did not print {text!r} within {timeout}s:\n{output.read_text()}")
 
 
 class WorkerProcess:
