@@ -33,7 +33,7 @@ from activities.retention import RetentionActivities
 from core.db import make_engine
 from core.logging import configure_logging
 from core.settings import Settings, load_settings
-from core.temporal import connect
+from core.temporal import connect_when_reachable
 from workflows.bootstrap import BootstrapApp
 from workflows.deploy import DeployRelease
 from workflows.disconnect import DisconnectRepository
@@ -60,7 +60,10 @@ def has_cluster_credentials(settings: Settings) -> bool:
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
-    client = await connect(settings, identity=f"shipyard-worker@{os.getpid()}")
+    client = await connect_when_reachable(settings, stop, identity=f"shipyard-worker@{os.getpid()}")
+    if client is None:
+        log.info("worker stopped before Temporal was reachable")
+        return
     engine = make_engine(settings.database_url)
     github = GitHubClient(
         settings.github_api_url, settings.github_app_id, settings.github_private_key

@@ -26,13 +26,14 @@ def wait_for_text(output: Path, text: str, process: subprocess.Popen[bytes], tim
         if text in content:
             return content
         if process.poll() is not None:
-            pytest.fail(f"{process.args} exited early ({process.returncode}):\n{content}")
+            pytest.fail(f"{process.args!r} exited early ({process.returncode}):\n{content}")
         time.sleep(0.2)
-    pytest.fail(f"{process.args} did not print {text!r} within {timeout}s:\n{output.read_text()}")
+    pytest.fail(f"{process.args!r} did not print {text!r} within {timeout}s:\n{output.read_text()}")
 
 
 class WorkerProcess:
     def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.log = log
         self._log = log.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "worker.py"], cwd=ROOT, env=env, stdout=self._log, stderr=self._log
