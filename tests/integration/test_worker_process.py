@@ -159,3 +159,55 @@ async def test_worker_waits_for_its_namespace(temporal_client, sqlite_database_u
     finally:
         worker.stop()
     assert worker.process.returncode == 0
+
+
+def health_check(health_file: Path) -> subprocess.CompletedProcess[str]:
+    """What the container healthcheck runs."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")},
+        "SHIPYARD_WORKER_HEALTH_FILE": str(health_file),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "core.liveness"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+async def test_health_check_passes_only_while_the_worker_serves(
+    temporal_client, sqlite_database_url, tmp_path
+):
+    health_file = tmp_path / "worker.alive"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")},
+        "SHIPYARD_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+        "SHIPYARD_TASK_QUEUE": f"worker-proc-{uuid.uuid4().hex[:8]}",
+        "SHIPYARD_DATABASE_URL": sqlite_database_url,
+        "SHIPYARD_WORKER_HEALTH_FILE": str(health_file),
+    }
+    waiting = WorkerProcess(env, tmp_path / "waiting.log")
+    try:
+        waits_logged(waiting, until=bool)
+        checked = health_check(health_file)
+        assert checked.returncode == 1
+        assert "waiting for Temporal" in checked.stdout
+    finally:
+        waiting.stop()
+
+    env["SHIPYARD_TEMPORAL_ADDRESS"] = temporal_address(temporal_client)
+    serving = WorkerProcess(env, tmp_path / "serving.log")
+    try:
+        deadline = time.monotonic() + 60
+        while (checked := health_check(health_file)).returncode != 0:
+            assert serving.process.poll() is None, serving.log.read_text()
+            assert time.monotonic() < deadline, checked.stdout
+            await asyncio.sleep(0.2)
+        assert checked.stdout.strip() == "worker healthy"
+        serving.process.send_signal(signal.SIGTERM)
+        assert serving.process.wait(timeout=30) == 0
+    finally:
+        serving.stop()
+    assert health_check(health_file).returncode == 1
