@@ -54,15 +54,16 @@ class WorkerProcess:
 
 
 class DevServer:
-    """A Temporal dev server of the test's own, on a file, that the test may kill."""
+    """A Temporal dev server of the test's own, on a file, that the test may kill; with
+    Shipyard's search attributes unless a test is to register them itself."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, search_attributes: bool = True) -> None:
         self.port = free_port()
         self.command = [
             str(TEMPORAL_CLI), "server", "start-dev", "--headless",
             "--ip", "127.0.0.1", "--port", str(self.port),
             "--db-filename", str(directory / "temporal.db"), "--log-level", "error",
-            *search.dev_server_flags(),
+            *(search.dev_server_flags() if search_attributes else []),
         ]  # fmt: skip
         self._log = (directory / "temporal.log").open("ab")
         self.process: subprocess.Popen[bytes] | None = None
