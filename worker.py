@@ -7,15 +7,19 @@ only that queue, so the control plane never needs the cluster's credentials."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import structlog
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.build import ImageBuilder
@@ -30,10 +34,11 @@ from activities.records import RecordsActivities
 from activities.registry import RegistryClient
 from activities.repositories import RepositoryActivities
 from activities.retention import RetentionActivities
+from core import liveness
 from core.db import make_engine
 from core.logging import configure_logging
 from core.settings import Settings, load_settings
-from core.temporal import connect
+from core.temporal import connect_when_reachable
 from workflows.bootstrap import BootstrapApp
 from workflows.deploy import DeployRelease
 from workflows.disconnect import DisconnectRepository
@@ -60,7 +65,10 @@ def has_cluster_credentials(settings: Settings) -> bool:
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
-    client = await connect(settings, identity=f"shipyard-worker@{os.getpid()}")
+    client = await connect_when_reachable(settings, stop, identity=f"shipyard-worker@{os.getpid()}")
+    if client is None:
+        log.info("worker stopped before Temporal was reachable")
+        return
     engine = make_engine(settings.database_url)
     github = GitHubClient(
         settings.github_api_url, settings.github_app_id, settings.github_private_key
@@ -152,6 +160,11 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
                         "no Kubernetes credentials: cluster work is left to a worker that has them",
                         kube_task_queue=settings.kube_task_queue,
                     )
+                if settings.worker_health_file is not None:
+                    # Entered last, so left first: a stopping worker is unhealthy at once.
+                    await workers.enter_async_context(
+                        _heartbeat(client, settings.worker_health_file)
+                    )
                 log.info(
                     "worker started",
                     task_queue=settings.task_queue,
@@ -167,6 +180,28 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             await base_registry.aclose()
         engine.dispose()
     log.info("worker stopped")
+
+
+@asynccontextmanager
+async def _heartbeat(client: Client, path: Path) -> AsyncIterator[None]:
+    """Touch `path` every few seconds while Temporal answers this worker's connection, for the
+    container healthcheck (`python -m core.liveness`); remove it when the worker stops."""
+
+    async def beat_while_answered() -> None:
+        while True:
+            with contextlib.suppress(RPCError):
+                if await client.service_client.check_health(timeout=timedelta(seconds=5)):
+                    liveness.beat(path)
+            await asyncio.sleep(liveness.BEAT_SECONDS)
+
+    beating = asyncio.create_task(beat_while_answered())
+    try:
+        yield
+    finally:
+        beating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beating
+        liveness.clear(path)
 
 
 def _worker(

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     # How long a run's next task waits for the worker that ran it last before any worker may
     # take it: after that worker died, the run is stalled this long (Temporal's default is 10s).
     sticky_queue_timeout_seconds: float = Field(default=10, gt=0)
+    # The worker touches this file while it serves and Temporal answers; a container healthcheck
+    # reads it with `python -m core.liveness`. Unset: the worker keeps no heartbeat.
+    worker_health_file: Path | None = None
     # Retention never deletes the last this-many rollback targets of any environment.
     retention_rollback_targets: int = Field(default=3, ge=0, le=100)
 

@@ -1,4 +1,5 @@
-"""`make dev`: Temporal, the stand-ins, the worker and the API here, all stopped by Ctrl-C."""
+"""`make dev`: Temporal, the stand-ins, the worker and the API here, each started again if it
+dies, all stopped by Ctrl-C."""
 
 from __future__ import annotations
 
@@ -6,10 +7,8 @@ import json
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from urllib.parse import quote, urlparse
@@ -20,84 +19,14 @@ from api.cli import DEFAULT_API_URL, DEFAULT_STATE_DIR
 from core.migrate import prepare_database
 from core.settings import Settings, load_settings
 from sandbox.base_image import BASE_IMAGE
+from sandbox.children import Child, Children, DevError
 from sandbox.net import port_is_open, wait_for_port
 from sandbox.stack import READY_LINE, SANDBOX_HOST, SandboxError, SandboxPorts, read_env_file
 from workflows import search
 
-ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 DEMO_TENANT = "demo"
-STOP_GRACE_SECONDS = 15
 SANDBOX_START_SECONDS = 60
-
-
-class DevError(Exception):
-    """Something that stops `make dev`, said in words."""
-
-
-@dataclass
-class Child:
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-
-@dataclass
-class DevStack:
-    settings: Settings
-    state: Path
-    children: list[Child] = field(default_factory=list)
-
-    @property
-    def logs(self) -> Path:
-        return self.state / "logs"
-
-    def start(self, name: str, command: list[str], env: dict[str, str]) -> Child:
-        self.logs.mkdir(parents=True, exist_ok=True)
-        log_path = self.logs / f"{name}.log"
-        with log_path.open("ab") as log_file:
-            # A session of its own: the terminal's Ctrl-C reaches only this runner, which then
-            # stops every child in order.
-            process = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env=env,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        child = Child(name, process, log_path)
-        self.children.append(child)
-        self._write_pids()
-        return child
-
-    def _write_pids(self) -> None:
-        pids = {child.name: child.process.pid for child in self.children}
-        (self.state / "dev-processes.json").write_text(json.dumps(pids))
-
-    def check_alive(self) -> None:
-        for child in self.children:
-            code = child.process.poll()
-            if code is not None:
-                tail = child.log_path.read_text(errors="replace").splitlines()[-15:]
-                raise DevError(
-                    f"{child.name} exited with code {code}; last lines of {child.log_path}:\n"
-                    + "\n".join(f"    {line}" for line in tail)
-                )
-
-    def stop(self) -> None:
-        for child in reversed(self.children):
-            if child.process.poll() is None:
-                os.killpg(child.process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for child in reversed(self.children):
-            try:
-                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(child.process.pid, signal.SIGKILL)
-                child.process.wait()
-        self.children.clear()
-        (self.state / "dev-processes.json").unlink(missing_ok=True)
 
 
 def _host_port(address: str) -> tuple[str, int]:
@@ -206,11 +135,11 @@ def bind_sandbox_installation(api_url: str, token: str, settings: Settings) -> i
     return installation_id
 
 
-def wait_for_sandbox(stack: DevStack, sandbox: Child, log_offset: int) -> dict[str, str]:
+def wait_for_sandbox(stack: Children, sandbox: Child, log_offset: int) -> dict[str, str]:
     """The settings of `sandbox.env` once this run's sandbox has said it is ready."""
     deadline = time.monotonic() + SANDBOX_START_SECONDS
     while time.monotonic() < deadline:
-        stack.check_alive()
+        stack.keep_alive()
         # Only this run's lines count: the log keeps earlier runs' `Sandbox ready.` too.
         with sandbox.log_path.open("rb") as log:
             log.seek(log_offset)
@@ -222,11 +151,11 @@ def wait_for_sandbox(stack: DevStack, sandbox: Child, log_offset: int) -> dict[s
     )
 
 
-def wait_until_ready(stack: DevStack, api_url: str, timeout: float = 60) -> None:
+def wait_until_ready(stack: Children, api_url: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:
-        stack.check_alive()
+        stack.keep_alive()
         try:
             response = httpx.get(f"{api_url}/readyz", timeout=3)
             if response.status_code == 200:
@@ -258,7 +187,7 @@ def run(settings: Settings) -> None:
         "PYTHONUNBUFFERED": "1",
     }
 
-    stack = DevStack(settings, state)
+    stack = Children(state)
     stopping = False
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
@@ -309,7 +238,7 @@ def run(settings: Settings) -> None:
         bind_sandbox_installation(api_url, token, settings)
         print_welcome(settings, ports, api_url, token, demo_key, stack)
         while not stopping:
-            stack.check_alive()
+            stack.keep_alive()
             time.sleep(0.5)
         print("\nStopping Shipyard...", flush=True)
     finally:
@@ -323,7 +252,7 @@ def print_welcome(
     api_url: str,
     token: str,
     key: str,
-    stack: DevStack,
+    stack: Children,
 ) -> None:
     lines = [
         "",

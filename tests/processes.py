@@ -1,4 +1,5 @@
-"""Processes tests start and may kill: `python worker.py`, and their own Temporal dev server."""
+"""Processes tests start and may kill: `python worker.py`, and their own Temporal dev server;
+and the one way to wait for what a process prints."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from sandbox.net import free_port, wait_for_port
 from tests.fixtures.temporal import TEMPORAL_CLI
 from workflows import search
@@ -15,8 +18,22 @@ from workflows import search
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def wait_for_text(output: Path, text: str, process: subprocess.Popen[bytes], timeout: float) -> str:
+    """The process's output once it holds `text`; fails at once if the process ends first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        content = output.read_text(errors="replace")
+        if text in content:
+            return content
+        if process.poll() is not None:
+            pytest.fail(f"{process.args!r} exited early ({process.returncode}):\n{content}")
+        time.sleep(0.2)
+    pytest.fail(f"{process.args!r} did not print {text!r} within {timeout}s:\n{output.read_text()}")
+
+
 class WorkerProcess:
     def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.log = log
         self._log = log.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "worker.py"], cwd=ROOT, env=env, stdout=self._log, stderr=self._log
@@ -37,15 +54,16 @@ class WorkerProcess:
 
 
 class DevServer:
-    """A Temporal dev server of the test's own, on a file, that the test may kill."""
+    """A Temporal dev server of the test's own, on a file, that the test may kill; with
+    Shipyard's search attributes unless a test is to register them itself."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, search_attributes: bool = True) -> None:
         self.port = free_port()
         self.command = [
             str(TEMPORAL_CLI), "server", "start-dev", "--headless",
             "--ip", "127.0.0.1", "--port", str(self.port),
             "--db-filename", str(directory / "temporal.db"), "--log-level", "error",
-            *search.dev_server_flags(),
+            *(search.dev_server_flags() if search_attributes else []),
         ]  # fmt: skip
         self._log = (directory / "temporal.log").open("ab")
         self.process: subprocess.Popen[bytes] | None = None

@@ -23,8 +23,8 @@ from tests.e2e.test_make_dev import (
     free_ports,
     start_dev,
     stop_and_check_nothing_left,
-    wait_for_text,
 )
+from tests.processes import wait_for_text
 
 STAGES = ("app", "repo", "push", "connect", "deploy")
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"

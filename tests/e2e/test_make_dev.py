@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -18,6 +17,7 @@ import pytest
 from activities.github import GitHubClient
 from sandbox.net import free_port
 from sandbox.stack import read_env_file
+from tests.processes import wait_for_text
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_LINE = "Press Ctrl-C to stop everything."
@@ -73,18 +73,6 @@ def start_dev(env: dict[str, str], output: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             [sys.executable, "-m", "sandbox.dev"], cwd=ROOT, env=env, stdout=sink, stderr=sink
         )
-
-
-def wait_for_text(output: Path, text: str, process: subprocess.Popen[bytes], timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        content = output.read_text(errors="replace")
-        if text in content:
-            return content
-        if process.poll() is not None:
-            pytest.fail(f"make dev exited early ({process.returncode}):\n{content}")
-        time.sleep(0.2)
-    pytest.fail(f"make dev did not print {text!r} within {timeout}s:\n{output.read_text()}")
 
 
 def stop_and_check_nothing_left(process: subprocess.Popen[bytes], state: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+# Where temporalio/admin-tools keeps the PostgreSQL 12+ schemas of its Temporal version.
+SCHEMAS = "/etc/temporal/schema/postgresql/v12"
 
 
 def shipyard_variables() -> set[str]:
@@ -62,3 +65,77 @@ def test_search_attributes_are_registered_at_init():
     command = " ".join(COMPOSE["services"]["temporal-init"]["command"])
     for attribute in ("ShipyardTenant", "ShipyardApp", "ShipyardEnv", "ShipyardStage"):
         assert attribute in command
+
+
+def one_shots() -> set[str]:
+    """Services others wait to have finished: they run once, and must not be restarted."""
+    return {
+        dependency
+        for service in COMPOSE["services"].values()
+        for dependency, rule in (service.get("depends_on") or {}).items()
+        if rule["condition"] == "service_completed_successfully"
+    }
+
+
+def test_long_running_services_come_back_after_a_crash():
+    services = COMPOSE["services"]
+    assert {"shipyard-migrate", "temporal-init"} <= one_shots()
+    for name, service in services.items():
+        restart = str(service.get("restart", "no"))
+        if name in one_shots():
+            assert not restart.startswith("always") and restart != "unless-stopped", name
+        else:
+            assert restart == "unless-stopped" or restart.startswith("on-failure"), name
+
+
+def test_worker_healthcheck_reads_its_heartbeat():
+    worker = COMPOSE["services"]["shipyard-worker"]
+    assert worker["environment"]["SHIPYARD_WORKER_HEALTH_FILE"]
+    test = worker["healthcheck"]["test"]
+    assert test[0] == "CMD" and test[1:] == ["python", "-m", "core.liveness"]
+    assert importlib.util.find_spec("core.liveness") is not None
+    # A worker that has not reached Temporal yet is not counted unhealthy too soon.
+    assert worker["healthcheck"]["start_period"]
+
+
+def test_temporal_server_schema_is_set_up_by_admin_tools():
+    services = COMPOSE["services"]
+    assert not [name for name, s in services.items() if "auto-setup" in s.get("image", "")]
+    temporal = services["temporal"]
+    assert temporal["image"].startswith("temporalio/server:")
+    setups = [
+        name
+        for name, rule in temporal["depends_on"].items()
+        if rule["condition"] == "service_completed_successfully"
+        and services[name]["image"].startswith("temporalio/admin-tools:")
+    ]
+    assert len(setups) == 1, temporal["depends_on"]
+    setup = services[setups[0]]
+    assert setup["depends_on"]["postgres"]["condition"] == "service_healthy"
+    # The schema tools match the server's version.
+    server_version = temporal["image"].split(":")[1].split(".")[:2]
+    assert setup["image"].split(":")[1].split(".")[:2] == server_version
+
+    # The same PostgreSQL as Shipyard's, and the databases the server reads are the ones set up.
+    environment = setup["environment"]
+    assert (environment["SQL_PLUGIN"], environment["SQL_HOST"]) == ("postgres12", "postgres")
+    assert temporal["environment"]["DB"] == "postgres12"
+    assert temporal["environment"]["POSTGRES_SEEDS"] == "postgres"
+    command = " ".join(setup["command"])
+    schemas = {
+        temporal["environment"]["DBNAME"]: "temporal",
+        temporal["environment"]["VISIBILITY_DBNAME"]: "visibility",
+    }
+    for database, schema in schemas.items():
+        steps = [
+            f"--db {database} create-database",
+            f"--db {database} setup-schema -v 0.0",
+            f"--db {database} update-schema -d {SCHEMAS}/{schema}/versioned",
+        ]
+        places = [command.find(step) for step in steps]
+        assert -1 not in places and places == sorted(places), (database, command)
+
+
+def test_default_namespace_is_created_at_init():
+    command = " ".join(COMPOSE["services"]["temporal-init"]["command"])
+    assert "operator namespace create --namespace default" in command

@@ -25,7 +25,7 @@ SCHEMATHESIS = Path(sys.executable).parent / "st"
 CHECKS = "not_a_server_error,status_code_conformance,response_schema_conformance"
 
 
-async def fuzz(stack: Stack, credential: str, seconds: int) -> str:
+async def fuzz(stack: Stack, credential: str, seconds: int, workdir: Path) -> str:
     """One schemathesis run (the API it calls is served on this event loop, so the run must
     not block it); its figures: operations tested, cases generated, failures."""
     process = await asyncio.create_subprocess_exec(
@@ -58,6 +58,7 @@ async def fuzz(stack: Stack, credential: str, seconds: int) -> str:
         ],
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        cwd=workdir,  # where schemathesis keeps its cache
     )
     raw, _ = await asyncio.wait_for(process.communicate(), timeout=seconds + 120)
     output = raw.decode(errors="replace")
@@ -70,7 +71,7 @@ async def fuzz(stack: Stack, credential: str, seconds: int) -> str:
     )
 
 
-async def test_no_5xx_and_no_schema_violation(stack: Stack):
+async def test_no_5xx_and_no_schema_violation(stack: Stack, tmp_path: Path):
     done = await stack.bootstrap_and_wait()  # something real for the reads to find
     assert done["status"] == "done", done
     token = stack.admin_headers["Authorization"].removeprefix("Bearer ")
@@ -78,4 +79,4 @@ async def test_no_5xx_and_no_schema_violation(stack: Stack):
         ("tenant", stack.tenant.key, SECONDS * 2 // 3),
         ("admin", token, SECONDS // 3),
     ):
-        print(f"fuzz as {name}: {await fuzz(stack, credential, seconds)}")
+        print(f"fuzz as {name}: {await fuzz(stack, credential, seconds, tmp_path)}")
