@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.records import NOT_STARTED
+from activities.records import learn_run
 from core import freeze
 from core.clock import utcnow
 from core.db import session_scope
@@ -58,11 +58,7 @@ def record_promotion(session: Session, start: PromotionStart) -> Promotion:
             required_approvals=request.required_approvals,
             expires_at=request.expires_at,
         )
-    if promotion.run_id is None and start.run_id is not None:
-        promotion.run_id = start.run_id
-        if (promotion.failure_reason or "").startswith(NOT_STARTED):
-            promotion.status, promotion.failure_reason = "pending_approval", None
-            promotion.completed_at = None
+    learn_run(promotion, start.run_id, "pending_approval")
     session.add(promotion)
     return promotion
 

@@ -4,6 +4,8 @@ retried activity leaves the same rows as one that ran once."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -46,6 +48,23 @@ MAX_LOG_LINES = 2000
 # The reason on a record the API marked failed because its run could not be started; the
 # run's first step takes such a record up again, should the start have gone through after all.
 NOT_STARTED = "NOT_STARTED"
+
+
+class FollowsARun(Protocol):
+    run_id: str | None
+    status: str
+    failure_reason: str | None
+    completed_at: datetime | None
+
+
+def learn_run(record: FollowsARun, run_id: str | None, open_status: str) -> None:
+    """The run's first step tells the record which run it follows; a record the API marked
+    not started is taken up again, since its run did start after all."""
+    if record.run_id is not None or run_id is None:
+        return
+    record.run_id = run_id
+    if (record.failure_reason or "").startswith(NOT_STARTED):
+        record.status, record.failure_reason, record.completed_at = open_status, None, None
 
 
 def not_started(what: str, error: BaseException) -> str:
@@ -170,14 +189,9 @@ class RecordsActivities:
         deployment_id = uuid.UUID(start.deployment_id)
         with session_scope(self._engine) as session:
             existing = session.get(Deployment, deployment_id)
-            if existing is not None:
-                # Written by the API before the run started: it learns its run here too.
-                if existing.run_id is None and start.run_id is not None:
-                    existing.run_id = start.run_id
-                    if (existing.failure_reason or "").startswith(NOT_STARTED):
-                        existing.status, existing.failure_reason = "pending", None
-                        existing.completed_at = None
-                    session.add(existing)
+            if existing is not None:  # written by the API before the run started
+                learn_run(existing, start.run_id, "pending")
+                session.add(existing)
                 return
             session.add(
                 Deployment(

@@ -39,17 +39,36 @@ class Cluster:
         self,
         app_id: str,
         target: steps.EnvironmentTarget,
-        spec: steps.ApplyEnvironmentInput,
+        *,
+        image_ref: str,
+        port: int,
+        health_path: str,
+        host: str,
+        replicas: int,
+        variables: dict[str, str],
     ) -> None:
-        """The environment's secrets, then its Deployment, Service and Ingress running `spec`'s
-        image; the Deployment reads the secrets by reference, never their values."""
+        """The environment's secrets, then its Deployment, Service and Ingress running the image
+        (by digest) with the environment's variables; the Deployment reads the secrets by
+        reference, never their values. Deploys, promotions and rollbacks all apply this way."""
+        secret_name = steps.config_secret_name(target.app)
+        spec = steps.ApplyEnvironmentInput(
+            target=target,
+            image_ref=image_ref,
+            port=port,
+            health_path=health_path,
+            host=host,
+            replicas=replicas,
+            env=variables,
+            secret_name=secret_name,
+            progress_deadline_seconds=int(self.timeouts.rollout_seconds),
+        )
         await self.call(
             config_steps.APPLY_SECRETS,
             config_steps.EnvironmentRef(
                 app_id=app_id,
                 environment=target.environment,
                 namespace=target.namespace,
-                secret_name=spec.secret_name or steps.config_secret_name(target.app),
+                secret_name=secret_name,
             ),
             list,
             "write the environment's secrets",

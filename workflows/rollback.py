@@ -252,17 +252,12 @@ class Rollback:
         await self._cluster.apply(
             request.app_id,
             target,
-            steps.ApplyEnvironmentInput(
-                target=target,
-                image_ref=request.image_ref,
-                port=image.port,
-                health_path=image.health_path,
-                host=request.host,
-                replicas=request.replicas,
-                env=request.variables,
-                secret_name=steps.config_secret_name(request.app_slug),
-                progress_deadline_seconds=int(request.timeouts.rollout_seconds),
-            ),
+            image_ref=request.image_ref,
+            port=image.port,
+            health_path=image.health_path,
+            host=request.host,
+            replicas=request.replicas,
+            variables=request.variables,
         )
 
     async def _restore(

@@ -114,6 +114,16 @@ class Promoting:
                 pytest.fail(f"promotion still {state['status']}: {state}")
             await asyncio.sleep(0.2)
 
+    async def push_and_deploy(self, text: str) -> None:
+        """A new commit pushed, built and running in dev: the app's next release."""
+        commit = await self.app.push(text)
+        await self.app.wait_until(
+            lambda: any(
+                d.commit_sha == commit and d.status == "succeeded" for d in self.app.deployments()
+            ),
+            what=f"{commit[:8]} deployed",
+        )
+
     def running_in(self, env: str) -> str | None:
         namespace = namespace_for(self.stack.tenant.slug, self.app.slug, env)
         return self.stack.kube_client.current_image(namespace, self.app.slug)
@@ -248,13 +258,7 @@ async def test_failed_verification_rolls_back(promoting: Promoting):
     first = await promoting.request(1, "prod")
     assert (await promoting.wait(first))["status"] == "succeeded"
     v1_image = promoting.running_in("prod")
-    commit = await promoting.app.push("v2")
-    await promoting.app.wait_until(
-        lambda: any(
-            d.commit_sha == commit and d.status == "succeeded" for d in promoting.app.deployments()
-        ),
-        what="v2 built",
-    )
+    await promoting.push_and_deploy("v2")
     promoting.set_lifecycle(2, "STABLE")
     promoting.stack.kube.set_failing_images([promoting.release(2).image_ref])
     second = await promoting.request(2, "prod")
@@ -276,13 +280,7 @@ async def test_an_image_that_fails_during_the_soak_is_rolled_back(promoting: Pro
     first = await promoting.request(1, "prod")
     assert (await promoting.wait(first))["status"] == "succeeded"
     v1_image = promoting.running_in("prod")
-    commit = await promoting.app.push("v2")
-    await promoting.app.wait_until(
-        lambda: any(
-            d.commit_sha == commit and d.status == "succeeded" for d in promoting.app.deployments()
-        ),
-        what="v2 built",
-    )
+    await promoting.push_and_deploy("v2")
     promoting.set_lifecycle(2, "STABLE")
     v2 = promoting.release(2)
     # Checks at the start and at the end of the soak: the failure comes once the promotion is
