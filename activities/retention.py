@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from temporalio import activity
 
 from activities.failures import as_activity_failures
+from activities.records import NOT_STARTED
 from activities.registry import ManifestNotFound, RegistryClient
 from core import retention
 from core.clock import utcnow
@@ -48,10 +49,17 @@ class RetentionActivities:
 
     @activity.defn(name=names.START_RUN)
     def start_run(self, start: RunStart) -> None:
-        """Record the run, unless the API (or an earlier attempt) already did."""
+        """Record the run, unless the API (or an earlier attempt) already did; a record the API
+        marked not started is taken up again, since the run did start after all."""
         try:
             with session_scope(self._engine) as session:
-                if session.get(RetentionRun, uuid.UUID(start.run_id)) is not None:
+                existing = session.get(RetentionRun, uuid.UUID(start.run_id))
+                if existing is not None:
+                    if (existing.error or "").startswith(NOT_STARTED):
+                        existing.status, existing.error, existing.completed_at = (
+                            "running", None, None,
+                        )  # fmt: skip
+                        session.add(existing)
                     return
                 session.add(
                     RetentionRun(

@@ -15,6 +15,7 @@ from temporalio.client import ScheduleDescription, ScheduleSpec, ScheduleState, 
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
+from activities.records import not_started
 from api.auth import require_scope, visible_tenant
 from api.contract import problems
 from api.deploys import step_timeouts
@@ -30,6 +31,7 @@ from api.retention import (
 from api.routers import API_PREFIX
 from api.routers.apps import app_for
 from api.routers.bootstraps import workflow_url
+from api.workflow_calls import reaching_temporal
 from core import lifecycle, retention
 from core.audit import record_audit
 from core.clock import utcnow
@@ -248,32 +250,35 @@ async def create_run(
     session.commit()
     what = f"{found.slug}/{app.slug}" if app else found.slug
     try:
-        client = await temporal.client()
-        await client.start_workflow(
-            Retention.run,
-            RetentionInput(
-                tenant_id=str(found.id),
-                tenant_slug=found.slug,
-                run_id=str(run.id),
-                app_id=str(app.id) if app else None,
-                app_slug=app.slug if app else None,
-                dry_run=body.dry_run,
-                trigger="api",
-                requested_by=principal.subject,
-                timeouts=step_timeouts(settings),
-            ),
-            id=run.workflow_id,
-            task_queue=settings.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            static_summary=f"{'Dry run of r' if body.dry_run else 'R'}etention for {what}",
-            search_attributes=search.for_app(found.slug, app.slug if app else "", "", "plan"),
-        )
-    except (RPCError, RuntimeError):
-        session.delete(run)
+        async with reaching_temporal("start the retention run"):
+            client = await temporal.client()
+            await client.start_workflow(
+                Retention.run,
+                RetentionInput(
+                    tenant_id=str(found.id),
+                    tenant_slug=found.slug,
+                    run_id=str(run.id),
+                    app_id=str(app.id) if app else None,
+                    app_slug=app.slug if app else None,
+                    dry_run=body.dry_run,
+                    trigger="api",
+                    requested_by=principal.subject,
+                    timeouts=step_timeouts(settings),
+                ),
+                id=run.workflow_id,
+                task_queue=settings.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                static_summary=f"{'Dry run of r' if body.dry_run else 'R'}etention for {what}",
+                search_attributes=search.for_app(found.slug, app.slug if app else "", "", "plan"),
+            )
+    except BaseException as exc:
+        # Not started, as far as this request can tell: the record says so. Should the start
+        # have gone through after all, the run's first step takes the record up again.
+        run.status, run.error = "failed", not_started("retention run", exc)
+        run.completed_at = utcnow()
+        session.add(run)
         session.commit()
-        raise ApiError(
-            503, "WORKFLOW_ENGINE_UNAVAILABLE", "Temporal did not accept the run; try again"
-        ) from None
+        raise
     record_audit(
         session,
         tenant_id=found.id,
@@ -392,13 +397,9 @@ def _cron_of(described: ScheduleDescription) -> str | None:
 
 
 async def _handle_for(temporal: Any, tenant: Tenant, settings: Settings) -> Any:
-    try:
+    async with reaching_temporal("read the retention schedule"):
         client = await temporal.client()
         return await ensure_schedule(client, tenant, settings)
-    except (RPCError, RuntimeError):
-        raise ApiError(
-            503, "WORKFLOW_ENGINE_UNAVAILABLE", "Temporal did not answer; try again"
-        ) from None
 
 
 @router.get(
@@ -448,11 +449,12 @@ async def put_schedule(
         return ScheduleUpdate(schedule=new)
 
     try:
-        await handle.update(replace)
-        if body.paused is True:
-            await handle.pause(note=note)
-        elif body.paused is False:
-            await handle.unpause(note=note)
+        async with reaching_temporal("change the retention schedule"):
+            await handle.update(replace)
+            if body.paused is True:
+                await handle.pause(note=note)
+            elif body.paused is False:
+                await handle.unpause(note=note)
     except RPCError as exc:
         raise ApiError(
             422, "SCHEDULE_INVALID", f"Temporal refused the schedule: {exc.message}"

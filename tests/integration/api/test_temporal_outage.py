@@ -126,13 +126,26 @@ async def test_every_start_path_during_an_outage(outage: Outage):
         )
     )
     assert_unavailable(await outage.call("DELETE", f"{base}/git-connection"))
+    runs = f"/tenants/{stack.tenant.slug}/retention-runs"
+    assert_unavailable(await outage.call("POST", runs, json={"dry_run": True, "app_id": app.id}))
+    schedule = f"/tenants/{stack.tenant.slug}/retention-schedule"
+    assert_unavailable(await outage.call("GET", schedule))
+    assert_unavailable(await outage.call("PUT", schedule, json={"paused": True}))
+    accept = await outage.call("POST", f"{base}/releases/2/lifecycle", json={"action": "accept-rc"})
+    assert_unavailable(accept)
+    assert (await outage.call("GET", f"{base}/releases/2")).json()["lifecycle"] == "RC"
 
     # Nothing lies: what did not start says so, what was running still is, nothing was removed.
     failed = app.deployments()[before:]
     assert [(d.trigger, d.status) for d in failed] == [("manual", "failed"), ("rollback", "failed")]
     assert all(d.failure_reason.startswith("NOT_STARTED") for d in failed if d.failure_reason)
     listed = (await outage.call("GET", f"{base}/promotions")).json()["items"]
-    assert [(p["version"], p["status"]) for p in listed] == [(2, "failed"), (1, "pending_approval")]
+    # The promotion and the accept-rc's promotion were not started; the waiting one still waits.
+    assert [(p["version"], p["status"]) for p in listed] == [
+        (2, "failed"),
+        (2, "failed"),
+        (1, "pending_approval"),
+    ]
     assert (await outage.call("GET", f"{base}/git-connection")).status_code == 200
     with Session(stack.engine) as session:
         refused = session.exec(select(AppRow).where(AppRow.slug == slug)).one()
@@ -174,3 +187,10 @@ async def test_every_start_path_during_an_outage(outage: Outage):
     )
     made = await stack.wait_for(again.json()["id"], within=120)
     assert made["status"] == "done", made
+    listed_runs = (await outage.call("GET", runs)).json()["items"]
+    assert [run["status"] for run in listed_runs if run["app_id"] == app.id] == ["failed"]
+    dry = await outage.call("POST", runs, json={"dry_run": True, "app_id": app.id})
+    assert dry.status_code == 202, dry.text
+    assert (await outage.until_ended(dry.json()["status_url"].removeprefix("/api/v1")))[
+        "status"
+    ] == ("succeeded")
