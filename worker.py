@@ -22,18 +22,18 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
-from activities.build import ImageBuilder
 from activities.cluster import ClusterActivities
 from activities.config import ConfigActivities
-from activities.github import GitHubClient
 from activities.images import ImageActivities
-from activities.kube import KubeClient
 from activities.locks import LockActivities
 from activities.promotions import PromotionActivities
 from activities.records import RecordsActivities
-from activities.registry import RegistryClient
 from activities.repositories import RepositoryActivities
 from activities.retention import RetentionActivities
+from clients.github import GitHubClient
+from clients.image_build import ImageBuilder
+from clients.kube import KubeClient
+from clients.registry import RegistryClient
 from core import liveness
 from core.db import make_engine
 from core.logging import configure_logging

@@ -5,7 +5,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.failures import as_activity_failures
-from activities.kube import AppEnvironmentSpec, KubeClient, RolloutProgress
+from clients.kube import AppEnvironmentSpec, KubeClient, RolloutProgress
 from workflows import promotion_steps, steps
 
 

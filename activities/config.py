@@ -14,7 +14,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.failures import as_activity_failures
-from activities.kube import LABEL_ENVIRONMENT, LABEL_MANAGED_BY, KubeClient
+from clients.kube import LABEL_ENVIRONMENT, LABEL_MANAGED_BY, KubeClient
 from core.models import Environment, EnvironmentSecret
 from core.secrets import SecretKeyError, decrypt
 from workflows.config_steps import APPLY_SECRETS, EnvironmentRef

@@ -7,12 +7,12 @@ import asyncio
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import git
-from activities.build import BuildSettings, ImageBuilder, assemble_image
 from activities.failures import as_activity_failures
-from activities.github import GitHubClient
-from activities.registry import OCI_MANIFEST
-from activities.source import SourceTree
+from clients import git
+from clients.github import GitHubClient
+from clients.image_build import BuildSettings, ImageBuilder, assemble_image
+from clients.registry import OCI_MANIFEST
+from clients.source import SourceTree
 from core.templates import MANIFEST, RepoBuildSettings, TemplateError, parse_build_settings
 from workflows import steps
 

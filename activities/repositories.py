@@ -8,9 +8,9 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import git
 from activities.failures import as_activity_failures
-from activities.github import GitHubClient, NotFound, RepoExists, Repository
+from clients import git
+from clients.github import GitHubClient, NotFound, RepoExists, Repository
 from core.templates import builtin_catalog, render
 from workflows import steps
 

@@ -12,7 +12,7 @@ from temporalio import activity
 
 from activities.failures import as_activity_failures
 from activities.records import NOT_STARTED
-from activities.registry import ManifestNotFound, RegistryClient
+from clients.registry import ManifestNotFound, RegistryClient
 from core import retention
 from core.clock import utcnow
 from core.db import session_scope

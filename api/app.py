@@ -9,7 +9,6 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
-from activities.github import GitHubClient
 from api import contract, idempotency
 from api.deps import ClusterAccess
 from api.errors import install_error_handlers
@@ -37,6 +36,7 @@ from api.routers import (
     tenants,
     webhooks,
 )
+from clients.github import GitHubClient
 from core.counters import Counters
 from core.db import make_engine
 from core.settings import Settings

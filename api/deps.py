@@ -11,13 +11,13 @@ from fastapi import Depends, Query, Request
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from activities.github import GitHubClient
-from activities.kube import KubeClient, KubeError
 from api.auth import Principal, authenticate, presented_credential
 from api.errors import ApiError
 from api.failed_auth import FailedAuthGuard, client_address
 from api.pagination import PageParams
 from api.ratelimit import RateLimiter
+from clients.github import GitHubClient
+from clients.kube import KubeClient, KubeError
 from core.settings import Settings
 from core.temporal import TemporalGateway
 

@@ -15,15 +15,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from activities.build import (
+from clients.image_build import (
     GZIP_LEVEL,
     BaseImage,
     BuildSettings,
     ImageBuilder,
     assemble_image,
 )
-from activities.registry import RegistryClient
-from activities.source import SourceFile, SourceTree
+from clients.registry import RegistryClient
+from clients.source import SourceFile, SourceTree
 from sandbox.base_image import (
     BASE_IMAGE,
     BASE_IMAGE_REPOSITORY,

@@ -6,7 +6,7 @@ a child process, a Temporal dev server, a SQLite database, and in this process t
 worker (`worker.run`) and the API, served over a socket at the public URL so the fake GitHub's
 signed push webhooks reach it. It bootstraps one app, then N rounds of:
 
-- webhook path: a real git push of a new commit to the app's branch (`activities.git.push_commit`),
+- webhook path: a real git push of a new commit to the app's branch (`clients.git.push_commit`),
   timed until the deployment of that commit has succeeded, that is until the fake cluster runs
   the new image (checked by digest against `KubeClient.current_image`);
 - baseline: a new commit pushed, untimed, to another branch (which deploys nothing), then
@@ -40,12 +40,12 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from activities import git
-from activities.github import GitHubClient
-from activities.kube import KubeClient
-from activities.source import SourceFile
 from api.app import create_app
 from api.deploys import deploy_input, run_labels
+from clients import git
+from clients.github import GitHubClient
+from clients.kube import KubeClient
+from clients.source import SourceFile
 from core.db import make_engine
 from core.logging import configure_logging
 from core.migrate import prepare_database

@@ -22,7 +22,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, col, select
 
-from activities.registry import OCI_CONFIG, OCI_MANIFEST, RegistryClient
+from clients.registry import OCI_CONFIG, OCI_MANIFEST, RegistryClient
 from core import lifecycle
 from core.clock import utcnow
 from core.db import make_engine, session_scope

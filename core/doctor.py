@@ -12,9 +12,9 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 
-from activities.github import GitHubClient
-from activities.kube import KubeClient
-from activities.registry import RegistryClient
+from clients.github import GitHubClient
+from clients.kube import KubeClient
+from clients.registry import RegistryClient
 from core.counters import Counters, redis_address
 from core.db import make_engine
 from core.migrate import head_revision, schema_problem

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from activities.source import SourceFile, SourceTree
+from clients.source import SourceFile, SourceTree
 from core.clock import utcnow
 from core.models import Template
 

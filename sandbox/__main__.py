@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 
-from activities.registry import RegistryError
+from clients.registry import RegistryError
 from core.settings import load_settings
 from sandbox.stack import READY_LINE, Sandbox, SandboxError, SandboxPorts
 

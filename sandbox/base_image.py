@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from activities.build import (
+from clients.image_build import (
     EPOCH,
     Layer,
     TarEntry,
@@ -23,7 +23,7 @@ from activities.build import (
     make_layer,
     symlink_entry,
 )
-from activities.registry import OCI_CONFIG, OCI_MANIFEST, RegistryClient, sha256_digest
+from clients.registry import OCI_CONFIG, OCI_MANIFEST, RegistryClient, sha256_digest
 
 BUSYBOX_BINARY = Path("/bin/busybox")
 BASE_IMAGE_REPOSITORY = "base/busybox"

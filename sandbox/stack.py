@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from activities.registry import RegistryClient
+from clients.registry import RegistryClient
 from sandbox.base_image import BASE_IMAGE, push_base_image
 from sandbox.github import FakeGitHub
 from sandbox.kube import CONTEXT_NAME, FakeKubernetes

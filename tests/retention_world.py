@@ -16,7 +16,7 @@ import httpx
 import pytest
 from sqlmodel import Session, select
 
-from activities.registry import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, RegistryClient
+from clients.registry import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, RegistryClient
 from core.clock import utcnow
 from core.models import App, Environment, Release, ReleaseActivation, Tenant
 from core.naming import namespace_for

@@ -8,7 +8,6 @@ from pydantic import BaseModel, Field
 # GitHub
 CREATE_REPOSITORY = "github.create_repository"
 GENERATE_REPOSITORY = "github.generate_repository"
-WAIT_FOR_BRANCH = "github.wait_for_branch"
 DELETE_REPOSITORY_IF_OURS = "github.delete_repository_if_ours"
 ENSURE_WEBHOOK = "github.ensure_webhook"
 REMOVE_WEBHOOK = "github.remove_webhook"

@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response, status
 
-from activities.github import GitHubError, InstallationNotFound
 from api.auth import require_platform_admin, require_scope, visible_tenant
 from api.contract import problems
 from api.deps import GitHubDep, PageDep, PrincipalDep, SessionDep
@@ -15,6 +14,7 @@ from api.errors import ApiError, not_found
 from api.pagination import Page, newest_first
 from api.routers import API_PREFIX
 from api.schemas import MAX_INSTALLATION_ID, InstallationBind, InstallationPublic
+from clients.github import GitHubError, InstallationNotFound
 from core.audit import record_audit
 from core.models import GitHubInstallation
 

@@ -13,7 +13,6 @@ from sqlmodel import Session, col, select
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from activities.registry import ImageRef, RegistryClient, RegistryError
 from api.auth import Principal, require_scope, visible_tenant
 from api.contract import problems
 from api.deps import PageDep, PrincipalDep, SessionDep, SettingsDep, TemporalDep
@@ -30,6 +29,7 @@ from api.routers import API_PREFIX
 from api.routers.apps import app_for
 from api.schemas import MAX_VERSION, Strict, Version
 from api.workflow_calls import addressing_run, cancel_run, run_handle
+from clients.registry import ImageRef, RegistryClient, RegistryError
 from core import freeze
 from core.audit import record_audit
 from core.clock import utcnow

@@ -24,7 +24,6 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
-from activities.kube import Diagnosis, KubeClient, KubeError, KubeRejected, LogLine
 from api.auth import require_scope
 from api.contract import problems
 from api.deps import KubeDep, PrincipalDep, SessionDep, cluster_unavailable
@@ -32,6 +31,7 @@ from api.errors import ApiError
 from api.pagination import LogLimit
 from api.routers import API_PREFIX
 from api.routers.apps import app_for
+from clients.kube import Diagnosis, KubeClient, KubeError, KubeRejected, LogLine
 from core.clock import utcnow
 from core.models import App, Environment
 

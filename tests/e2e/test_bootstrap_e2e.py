@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
-from activities import git
+from clients import git
 from core.models import App, Deployment, GitConnection, Release
 from core.naming import namespace_for
 from tests.fixtures.stack import Stack

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from activities.github import GitHubClient
+from clients.github import GitHubClient
 from sandbox.net import free_port
 from sandbox.stack import read_env_file
 from tests.processes import wait_for_text

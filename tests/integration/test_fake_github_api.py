@@ -10,9 +10,9 @@ import httpx
 import jwt
 from openapi_core import OpenAPI
 
-from activities import git
-from activities.github import GitHubClient
-from activities.source import SourceFile
+from clients import git
+from clients.github import GitHubClient
+from clients.source import SourceFile
 from sandbox.github import FakeGitHub
 from tests.github_openapi import check_response
 

@@ -14,7 +14,7 @@ from typing import TypeVar
 import pytest
 from kubernetes import client, config, watch
 
-from activities.kube import KubeClient
+from clients.kube import KubeClient
 from sandbox.kube import FakeKubernetes
 from tests.integration.test_kube_client import digest_image, environment
 

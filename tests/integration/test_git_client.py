@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from activities import git
-from activities.github import GitHubClient, Repository
-from activities.source import SourceFile, SourceTree
+from clients import git
+from clients.github import GitHubClient, Repository
+from clients.source import SourceFile, SourceTree
 from sandbox.github import FakeGitHub
 
 AUTHOR = "Shipyard <shipyard@example.com>"

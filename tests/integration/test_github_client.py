@@ -12,8 +12,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from activities import git
-from activities.github import (
+from clients import git
+from clients.github import (
     GitHubClient,
     GitHubUnavailable,
     InstallationNotFound,
@@ -22,7 +22,7 @@ from activities.github import (
     RepoExists,
     UserAccountNotSupported,
 )
-from activities.source import SourceFile
+from clients.source import SourceFile
 from sandbox.github import FakeGitHub
 from tests.fixtures.github import WebhookReceiver
 from tests.github_openapi import ResponseRecorder, check_webhook

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from activities.build import (
+from clients.image_build import (
     REVISION_LABEL,
     SOURCE_LABEL,
     BaseImageNotFound,
@@ -18,8 +18,8 @@ from activities.build import (
     ImageBuilder,
     host_architecture,
 )
-from activities.registry import OCI_INDEX, OCI_MANIFEST, RegistryClient
-from activities.source import SourceFile, SourceTree
+from clients.registry import OCI_INDEX, OCI_MANIFEST, RegistryClient
+from clients.source import SourceFile, SourceTree
 from sandbox.base_image import (
     BASE_IMAGE,
     BASE_IMAGE_REPOSITORY,

@@ -18,7 +18,7 @@ import yaml
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from activities.kube import (
+from clients.kube import (
     AppEnvironmentSpec,
     KubeAuthError,
     KubeClient,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from activities.kube import AppEnvironmentSpec, KubeClient
+from clients.kube import AppEnvironmentSpec, KubeClient
 from sandbox.kube import FakeKubernetes
 
 KUBECTL = shutil.which("kubectl", path=str(Path(sys.executable).parent))

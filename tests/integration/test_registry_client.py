@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from activities.registry import (
+from clients.registry import (
     OCI_CONFIG,
     OCI_INDEX,
     OCI_MANIFEST,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from activities.registry import RegistryClient
+from clients.registry import RegistryClient
 from sandbox.registry_proxy import RegistryProxy
 from tests.retention_world import push_image
 

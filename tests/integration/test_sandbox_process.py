@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
-from activities.github import GitHubClient
-from activities.kube import KubeClient
-from activities.registry import RegistryClient, sha256_digest
+from clients.github import GitHubClient
+from clients.kube import KubeClient
+from clients.registry import RegistryClient, sha256_digest
 from sandbox.base_image import BASE_IMAGE_REPOSITORY, BASE_IMAGE_TAG, build_base_image
 from sandbox.net import free_port, port_is_open
 from sandbox.stack import read_env_file

@@ -9,7 +9,7 @@ import tarfile
 
 import pytest
 
-from activities.build import (
+from clients.image_build import (
     EPOCH,
     REVISION_LABEL,
     SOURCE_LABEL,
@@ -23,8 +23,8 @@ from activities.build import (
     make_layer,
     source_entries,
 )
-from activities.registry import ImageRef, sha256_digest
-from activities.source import SourceFile, SourceTree
+from clients.registry import ImageRef, sha256_digest
+from clients.source import SourceFile, SourceTree
 from sandbox.base_image import rootfs_entries
 
 DIGEST = "sha256:" + "ab" * 32

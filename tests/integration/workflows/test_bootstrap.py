@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
-from activities.github import NotFound
+from clients.github import NotFound
 from core.models import App, AuditEvent, Deployment, GitConnection, Release, Template, Tenant
 from core.naming import namespace_for
 from tests.fixtures.stack import Stack

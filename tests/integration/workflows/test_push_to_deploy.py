@@ -15,8 +15,8 @@ import httpx
 import pytest
 from sqlmodel import Session, col, select
 
-from activities import git
-from activities.source import SourceFile
+from clients import git
+from clients.source import SourceFile
 from core.models import Deployment, Release
 from core.naming import namespace_for
 from tests.fixtures.stack import Stack

@@ -18,10 +18,10 @@ from sqlmodel import Session, col, select
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from activities import git
 from activities.locks import lock_holder
-from activities.source import SourceFile
 from api.deploys import step_timeouts
+from clients import git
+from clients.source import SourceFile
 from core.models import App as AppRow
 from core.models import (
     AuditEvent,

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from sqlmodel import Session, select
 
-from activities import git
-from activities.source import SourceFile
 from api.app import create_app
+from clients import git
+from clients.source import SourceFile
 from core.models import App, Environment, Tenant
 from core.temporal import TemporalGateway
 from sandbox.net import free_port

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from activities.registry import (
+from clients.registry import (
     DOCKER_CONFIG,
     DOCKER_LAYER_GZIP,
     OCI_CONFIG,
@@ -30,7 +30,7 @@ from activities.registry import (
     RegistryClient,
     sha256_digest,
 )
-from activities.source import SourceTree
+from clients.source import SourceTree
 
 # Fixed so that every machine, whatever its defaults, compresses a layer to the same bytes.
 GZIP_LEVEL = 6
