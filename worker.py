@@ -70,16 +70,10 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         log.info("worker stopped before Temporal was reachable")
         return
     engine = make_engine(settings.database_url)
-    github = GitHubClient(
-        settings.github_api_url, settings.github_app_id, settings.github_private_key
-    )
-    registry = RegistryClient(
-        settings.registry_url,
-        settings.registry_username or None,
-        settings.registry_password.get_secret_value() or None,
-    )
+    github = GitHubClient.from_settings(settings)
+    registry = RegistryClient.from_settings(settings)
     base_registry = (
-        RegistryClient(settings.base_images_at)
+        RegistryClient.from_settings(settings, url=settings.base_images_at)
         if settings.base_images_at != settings.registry_url
         else registry
     )
@@ -132,7 +126,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
                     )
                 )
                 if has_cluster_credentials(settings):
-                    kube = KubeClient.from_config(settings.kubeconfig, settings.kube_context)
+                    kube = KubeClient.from_settings(settings)
                     workers.callback(kube.close)
                     cluster = ClusterActivities(kube, settings.base_domain)
                     config = ConfigActivities(engine, kube, settings.secret_key.get_secret_value())

@@ -73,9 +73,7 @@ def create_app(
     app.state.engine = engine
     app.state.temporal = temporal or TemporalGateway(settings)
     # Read-only lookups a user waits for (an installation's owner); changes go through workflows.
-    app.state.github = github or GitHubClient(
-        settings.github_api_url, settings.github_app_id, settings.github_private_key, timeout=5
-    )
+    app.state.github = github or GitHubClient.from_settings(settings, timeout=5)
     # Read-only live reads of the cluster (diagnosis, pod logs), made when first asked for.
     app.state.kube = ClusterAccess(settings)
     app.state.metrics = ApiMetrics()

@@ -113,10 +113,8 @@ class ClusterAccess:
         with self._lock:
             if self._client is None:
                 try:
-                    self._client = KubeClient.from_config(
-                        self._settings.kubeconfig,
-                        self._settings.kube_context,
-                        request_timeout=self._timeout,
+                    self._client = KubeClient.from_settings(
+                        self._settings, request_timeout=self._timeout
                     )
                 except KubeError as exc:
                     # Not kept: a fixed kubeconfig is picked up by the next request.

@@ -24,6 +24,8 @@ from githubkit.cache import MemCacheStrategy
 from githubkit.exception import GitHubException, RequestError, RequestFailed
 from githubkit.response import Response
 
+from core.settings import Settings
+
 T = TypeVar("T")
 
 # A token is replaced this long before GitHub's expiry, so a git push started with it finishes.
@@ -109,6 +111,16 @@ class _Token:
 
 class GitHubClient:
     """Talks to GitHub (or the sandbox fake at `base_url`) as a GitHub App."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, timeout: float = 15.0) -> GitHubClient:
+        """GitHub (or a stand-in) as SHIPYARD_GITHUB_API_URL, _APP_ID and the App's key say."""
+        return cls(
+            settings.github_api_url,
+            settings.github_app_id,
+            settings.github_private_key,
+            timeout=timeout,
+        )
 
     def __init__(
         self,

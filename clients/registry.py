@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 
+from core.settings import Settings
+
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -151,6 +153,25 @@ class _Token:
 
 class RegistryClient:
     """Async client for one registry. Credentials never appear in errors or logs."""
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        url: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    ) -> RegistryClient:
+        """The registry of SHIPYARD_REGISTRY_URL with its credentials; `url` names another
+        registry read without them (where the base images are, when that is elsewhere)."""
+        if url is not None and url != settings.registry_url:
+            return cls(url, timeout=timeout)
+        return cls(
+            settings.registry_url,
+            settings.registry_username or None,
+            settings.registry_password.get_secret_value() or None,
+            timeout=timeout,
+        )
 
     def __init__(
         self,

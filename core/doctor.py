@@ -77,7 +77,8 @@ async def check_github(settings: Settings) -> str:
             "not configured: SHIPYARD_GITHUB_APP_ID is empty; set it and the App's private key "
             "(SHIPYARD_GITHUB_APP_PRIVATE_KEY or SHIPYARD_GITHUB_APP_PRIVATE_KEY_FILE)"
         )
-    await GitHubClient(settings.github_api_url, settings.github_app_id, _app_key(settings)).check()
+    _app_key(settings)  # refused in words when missing or not a key, before anything is sent
+    await GitHubClient.from_settings(settings).check()
     return f"{settings.github_api_url} accepts GitHub App {settings.github_app_id}"
 
 
@@ -108,17 +109,14 @@ def _app_key(settings: Settings) -> str:
 
 
 async def check_registry(settings: Settings) -> str:
-    password = settings.registry_password.get_secret_value()
-    async with RegistryClient(
-        settings.registry_url, settings.registry_username or None, password or None
-    ) as registry:
+    async with RegistryClient.from_settings(settings) as registry:
         await registry.check()
     return f"{settings.registry_url} answers the distribution API"
 
 
 async def check_kubernetes(settings: Settings) -> str:
     def probe() -> str:
-        with KubeClient.from_config(settings.kubeconfig, settings.kube_context) as kube:
+        with KubeClient.from_settings(settings) as kube:
             info = kube.check()
         return f"{info.server} answers, Kubernetes {info.version}"
 

@@ -445,12 +445,7 @@ async def _image_present(settings: Any, app: App, release: Any) -> bool | None:
     """A live, read-only look at the registry; None when it cannot be asked."""
     repository = ImageRef.parse(release.image_ref).repository
     try:
-        async with RegistryClient(
-            settings.registry_url,
-            settings.registry_username or None,
-            settings.registry_password.get_secret_value() or None,
-            timeout=5,
-        ) as registry:
+        async with RegistryClient.from_settings(settings, timeout=5) as registry:
             return await registry.head_manifest(repository, release.image_digest) is not None
     except RegistryError:
         return None

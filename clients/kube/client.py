@@ -58,6 +58,7 @@ from clients.kube.manifests import (
     ingress_manifest,
     service_manifest,
 )
+from core.settings import Settings
 
 FIELD_MANAGER = "shipyard"
 
@@ -98,6 +99,13 @@ class KubeClient:
         self._core = client.CoreV1Api(api_client)
         self._apps = client.AppsV1Api(api_client)
         self._networking = client.NetworkingV1Api(api_client)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+    ) -> KubeClient:
+        """The cluster the settings name (SHIPYARD_KUBECONFIG and SHIPYARD_KUBE_CONTEXT)."""
+        return cls.from_config(settings.kubeconfig, settings.kube_context, request_timeout)
 
     @classmethod
     def from_config(
