@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -22,13 +23,15 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
-from activities.cluster import ClusterActivities
 from activities.config import ConfigActivities
-from activities.images import ImageActivities
+from activities.git import GitActivities
+from activities.github import GitHubActivities
+from activities.image import ImageActivities
+from activities.kube import KubeActivities
 from activities.locks import LockActivities
 from activities.promotions import PromotionActivities
 from activities.records import RecordsActivities
-from activities.repositories import RepositoryActivities
+from activities.registry import RegistryActivities
 from activities.retention import RetentionActivities
 from clients.github import GitHubClient
 from clients.image_build import ImageBuilder
@@ -60,6 +63,20 @@ WORKFLOWS: list[type] = [
 GRACEFUL_SHUTDOWN = timedelta(seconds=20)
 
 
+def activities_of(*holders: object) -> list[Any]:
+    """Every activity the classes define, bound to their instances: none can be left out."""
+    return [
+        method
+        for holder in holders
+        for _, method in inspect.getmembers(holder, inspect.ismethod)
+        if activity_definition(method) is not None
+    ]
+
+
+def activity_definition(method: Any) -> Any:
+    return getattr(method, "__temporal_activity_definition", None)
+
+
 def has_cluster_credentials(settings: Settings) -> bool:
     return settings.kubeconfig is not None or "KUBERNETES_SERVICE_HOST" in os.environ
 
@@ -77,46 +94,16 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         if settings.base_images_at != settings.registry_url
         else registry
     )
-    records = RecordsActivities(engine)
-    promotion_records = PromotionActivities(engine)
-    repositories = RepositoryActivities(github, settings.github_webhook_secret.get_secret_value())
-    images = ImageActivities(github, ImageBuilder(registry, base_registry))
-    locks = LockActivities(engine, client)
-    retention = RetentionActivities(engine, registry, settings.retention_rollback_targets)
-    control_plane: list[Any] = [
-        records.record_audit_event,
-        records.update_bootstrap,
-        records.prepare_app,
-        records.set_app_status,
-        records.save_git_connection,
-        records.delete_git_connection,
-        records.start_deployment,
-        records.update_deployment,
-        records.record_release,
-        repositories.create_repository,
-        repositories.generate_repository,
-        repositories.delete_repository_if_ours,
-        repositories.ensure_webhook,
-        repositories.remove_webhook,
-        repositories.push_template,
-        repositories.resolve_commit,
-        promotion_records.record,
-        promotion_records.check_gates,
-        promotion_records.update_promotion,
-        promotion_records.record_decision,
-        promotion_records.activate_release,
-        images.find_image,
-        images.build_image,
-        images.push_image,
-        locks.acquire,
-        locks.release,
-        retention.start_run,
-        retention.plan,
-        retention.claim_batch,
-        retention.delete_manifests,
-        retention.record_batch,
-        retention.finish_run,
-    ]
+    control_plane = activities_of(
+        RecordsActivities(engine),
+        PromotionActivities(engine),
+        GitHubActivities(github, settings.github_webhook_secret.get_secret_value()),
+        GitActivities(github),
+        ImageActivities(github, ImageBuilder(registry, base_registry)),
+        LockActivities(engine, client),
+        RetentionActivities(engine, settings.retention_rollback_targets),
+        RegistryActivities(registry),
+    )
     try:
         with ThreadPoolExecutor(max_workers=16, thread_name_prefix="activity") as executor:
             async with AsyncExitStack() as workers:
@@ -128,17 +115,10 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
                 if has_cluster_credentials(settings):
                     kube = KubeClient.from_settings(settings)
                     workers.callback(kube.close)
-                    cluster = ClusterActivities(kube, settings.base_domain)
-                    config = ConfigActivities(engine, kube, settings.secret_key.get_secret_value())
-                    cluster_activities = [
-                        cluster.apply_environment,
-                        cluster.wait_for_rollout,
-                        cluster.current_image,
-                        cluster.set_image,
-                        cluster.check_health,
-                        config.apply_secrets,
-                        cluster.delete_environment,
-                    ]
+                    cluster_activities = activities_of(
+                        KubeActivities(kube, settings.base_domain),
+                        ConfigActivities(engine, kube, settings.secret_key.get_secret_value()),
+                    )
                     await workers.enter_async_context(
                         _worker(
                             client,

@@ -17,7 +17,7 @@ from activities.failures import as_activity_failures
 from clients.kube import LABEL_ENVIRONMENT, LABEL_MANAGED_BY, KubeClient
 from core.models import Environment, EnvironmentSecret
 from core.secrets import SecretKeyError, decrypt
-from workflows.config_steps import APPLY_SECRETS, EnvironmentRef
+from workflows.contracts.config import APPLY_SECRETS, EnvironmentRef
 
 
 class ConfigActivities:
@@ -28,7 +28,7 @@ class ConfigActivities:
         self._kube = kube
         self._secret_key = secret_key
 
-    @activity.defn(name=APPLY_SECRETS)
+    @activity.defn(name=APPLY_SECRETS.name)
     def apply_secrets(self, ref: EnvironmentRef) -> list[str]:
         """Apply the Secret `ref.secret_name` holding exactly the environment's secrets (an
         empty one if it has none, so a Deployment that refers to it still starts); returns

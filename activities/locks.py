@@ -24,8 +24,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from core.clock import utcnow
 from core.db import session_scope
 from core.models import Environment, EnvironmentLock, EnvironmentLockWaiter
-from workflows import locks as names
-from workflows.locks import LockGrant, LockInput
+from workflows.contracts import locks as names
+from workflows.contracts.locks import LockGrant, LockInput
 
 # Each takeover can lose a race to another acquirer; after this many rounds the activity fails
 # and its retry policy tries again later.
@@ -69,7 +69,7 @@ class LockActivities:
         self._engine = engine
         self._temporal = temporal_client
 
-    @activity.defn(name=names.ACQUIRE)
+    @activity.defn(name=names.ACQUIRE.name)
     async def acquire(self, lock: LockInput) -> LockGrant:
         replacing: str | None = None
         for _round in range(CLAIM_ROUNDS):
@@ -99,7 +99,7 @@ class LockActivities:
             replacing = holder.workflow_id
         raise RuntimeError(f"the lock of {lock.environment} kept changing hands")
 
-    @activity.defn(name=names.RELEASE)
+    @activity.defn(name=names.RELEASE.name)
     def release(self, lock: LockInput) -> None:
         """Lets go of the lock, or stops waiting for it: whichever this workflow has."""
         with session_scope(self._engine) as session:

@@ -25,12 +25,12 @@ from core.models import (
     Release,
     ReleaseActivation,
 )
-from workflows import promotion_steps as names
-from workflows.promote import PromotionStart
-from workflows.promotion_steps import (
+from workflows.contracts import promotions as names
+from workflows.contracts.promotions import (
     ActivateRelease,
     DecisionRecord,
     GateReport,
+    PromotionStart,
     PromotionUpdate,
 )
 
@@ -67,7 +67,7 @@ class PromotionActivities:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    @activity.defn(name=names.RECORD_PROMOTION)
+    @activity.defn(name=names.RECORD_PROMOTION.name)
     def record(self, start: PromotionStart) -> None:
         try:
             with session_scope(self._engine) as session:
@@ -77,7 +77,7 @@ class PromotionActivities:
             with session_scope(self._engine) as session:
                 record_promotion(session, start)
 
-    @activity.defn(name=names.CHECK_GATES)
+    @activity.defn(name=names.CHECK_GATES.name)
     def check_gates(self, promotion_id: str) -> GateReport:
         """Read fresh each time: a release can be rejected and windows added while it waits."""
         with session_scope(self._engine) as session:
@@ -117,7 +117,7 @@ class PromotionActivities:
         )
         return GateReport(frozen_until=until, freeze_reason=reasons, results=results)
 
-    @activity.defn(name=names.UPDATE_PROMOTION)
+    @activity.defn(name=names.UPDATE_PROMOTION.name)
     def update_promotion(self, update: PromotionUpdate) -> None:
         with session_scope(self._engine) as session:
             promotion = session.get(Promotion, uuid.UUID(update.promotion_id))
@@ -137,7 +137,7 @@ class PromotionActivities:
             promotion.updated_at = utcnow()
             session.add(promotion)
 
-    @activity.defn(name=names.RECORD_DECISION)
+    @activity.defn(name=names.RECORD_DECISION.name)
     def record_decision(self, decision: DecisionRecord) -> None:
         promotion_id = uuid.UUID(decision.promotion_id)
         try:
@@ -160,7 +160,7 @@ class PromotionActivities:
         except IntegrityError:
             return  # a retried activity: the decision is already recorded
 
-    @activity.defn(name=names.ACTIVATE_RELEASE)
+    @activity.defn(name=names.ACTIVATE_RELEASE.name)
     def activate_release(self, request: ActivateRelease) -> None:
         """The release now runs in the environment: current release, ledger, lifecycle. A
         release rejected meanwhile is refused: nothing moves a REJECTED release."""

@@ -27,8 +27,8 @@ from core.models import (
     Release,
     ReleaseActivation,
 )
-from workflows import records as names
-from workflows.records import (
+from workflows.contracts import records as names
+from workflows.contracts.records import (
     AppStatusInput,
     AuditEventInput,
     BootstrapProgress,
@@ -80,7 +80,7 @@ class RecordsActivities:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    @activity.defn(name=names.RECORD_AUDIT_EVENT)
+    @activity.defn(name=names.RECORD_AUDIT_EVENT.name)
     def record_audit_event(self, event: AuditEventInput) -> None:
         event_id = uuid.uuid5(AUDIT_NAMESPACE, event.event_key)
         with session_scope(self._engine) as session:
@@ -97,7 +97,7 @@ class RecordsActivities:
             )
             row.id = event_id
 
-    @activity.defn(name=names.UPDATE_BOOTSTRAP)
+    @activity.defn(name=names.UPDATE_BOOTSTRAP.name)
     def update_bootstrap(self, progress: BootstrapProgress) -> None:
         with session_scope(self._engine) as session:
             row = session.get(AppBootstrap, uuid.UUID(progress.bootstrap_id))
@@ -132,7 +132,7 @@ class RecordsActivities:
                     )
                 )
 
-    @activity.defn(name=names.PREPARE_APP)
+    @activity.defn(name=names.PREPARE_APP.name)
     def prepare_app(self, request: PrepareAppInput) -> None:
         app_id = uuid.UUID(request.app_id)
         with session_scope(self._engine) as session:
@@ -151,7 +151,7 @@ class RecordsActivities:
                         )
                     )
 
-    @activity.defn(name=names.SET_APP_STATUS)
+    @activity.defn(name=names.SET_APP_STATUS.name)
     def set_app_status(self, request: AppStatusInput) -> None:
         with session_scope(self._engine) as session:
             app = session.get(App, uuid.UUID(request.app_id))
@@ -161,7 +161,7 @@ class RecordsActivities:
             app.updated_at = utcnow()
             session.add(app)
 
-    @activity.defn(name=names.SAVE_GIT_CONNECTION)
+    @activity.defn(name=names.SAVE_GIT_CONNECTION.name)
     def save_git_connection(self, request: GitConnectionInput) -> None:
         app_id = uuid.UUID(request.app_id)
         with session_scope(self._engine) as session:
@@ -177,14 +177,14 @@ class RecordsActivities:
             row.updated_at = utcnow()
             session.add(row)
 
-    @activity.defn(name=names.DELETE_GIT_CONNECTION)
+    @activity.defn(name=names.DELETE_GIT_CONNECTION.name)
     def delete_git_connection(self, app_id: str) -> None:
         with session_scope(self._engine) as session:
             row = session.get(GitConnection, uuid.UUID(app_id))
             if row is not None:
                 session.delete(row)
 
-    @activity.defn(name=names.START_DEPLOYMENT)
+    @activity.defn(name=names.START_DEPLOYMENT.name)
     def start_deployment(self, start: DeploymentStart) -> None:
         deployment_id = uuid.UUID(start.deployment_id)
         with session_scope(self._engine) as session:
@@ -210,7 +210,7 @@ class RecordsActivities:
                 )
             )
 
-    @activity.defn(name=names.UPDATE_DEPLOYMENT)
+    @activity.defn(name=names.UPDATE_DEPLOYMENT.name)
     def update_deployment(self, progress: DeploymentProgress) -> None:
         with session_scope(self._engine) as session:
             row = session.get(Deployment, uuid.UUID(progress.deployment_id))
@@ -248,7 +248,7 @@ class RecordsActivities:
                 row.completed_at = utcnow()
             session.add(row)
 
-    @activity.defn(name=names.RECORD_RELEASE)
+    @activity.defn(name=names.RECORD_RELEASE.name)
     def record_release(self, request: ReleaseInput) -> ReleaseResult:
         app_id = uuid.UUID(request.app_id)
         for _attempt in range(3):

@@ -1,5 +1,5 @@
-"""Activities of a retention run: its record and plan (database), claims (database) and the
-manifest deletes (registry), each with one external effect and safe to repeat."""
+"""Activities of a retention run's records: the run, its plan, its claims and what each batch
+freed; the manifest deletes are the registry's (activities/registry.py). Each is safe to repeat."""
 
 from __future__ import annotations
 
@@ -10,21 +10,16 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from temporalio import activity
 
-from activities.failures import as_activity_failures
 from activities.records import NOT_STARTED
-from clients.registry import ManifestNotFound, RegistryClient
 from core import retention
 from core.clock import utcnow
 from core.db import session_scope
 from core.models import RetentionRun, Tenant
-from workflows import retention_steps as names
-from workflows.retention_steps import (
+from workflows.contracts import retention as names
+from workflows.contracts.retention import (
     BatchOutcome,
     BatchRef,
     ClaimedBatch,
-    DeletedImage,
-    DeletedImages,
-    DeleteManifests,
     Image,
     PlanSummary,
     RunEnd,
@@ -40,14 +35,13 @@ SPARED = "spared"
 
 
 class RetentionActivities:
-    """Given the database, the registry, and how many rollback targets each environment keeps."""
+    """Given the database, and how many rollback targets each environment keeps."""
 
-    def __init__(self, engine: Engine, registry: RegistryClient, rollback_targets: int) -> None:
+    def __init__(self, engine: Engine, rollback_targets: int) -> None:
         self._engine = engine
-        self._registry = registry
         self._rollback_targets = rollback_targets
 
-    @activity.defn(name=names.START_RUN)
+    @activity.defn(name=names.START_RUN.name)
     def start_run(self, start: RunStart) -> None:
         """Record the run, unless the API (or an earlier attempt) already did; a record the API
         marked not started is taken up again, since the run did start after all."""
@@ -76,7 +70,7 @@ class RetentionActivities:
         except IntegrityError:
             return  # recorded by a concurrent attempt
 
-    @activity.defn(name=names.PLAN)
+    @activity.defn(name=names.PLAN.name)
     def plan(self, run_id: str) -> PlanSummary:
         """Decide once and keep the decision as the report: a retried plan returns the stored
         one, so the deletes that follow are exactly the plan a reader (or a dry run) saw."""
@@ -103,7 +97,7 @@ class RetentionActivities:
             to_delete = sum(1 for item in run.items if item["action"] == retention.DELETE)
             return PlanSummary(kept=len(run.items) - to_delete, to_delete=to_delete)
 
-    @activity.defn(name=names.CLAIM_BATCH)
+    @activity.defn(name=names.CLAIM_BATCH.name)
     def claim_batch(self, batch: BatchRef) -> ClaimedBatch:
         """Re-check and mark each planned delete, one transaction per release (see
         core.retention): what something needs now is spared, the rest is marked deleted."""
@@ -130,37 +124,7 @@ class RetentionActivities:
                 result.spared[item["release_id"]] = spared
         return result
 
-    @activity.defn(name=names.DELETE_MANIFESTS)
-    async def delete_manifests(self, request: DeleteManifests) -> DeletedImages:
-        """Delete each manifest by digest; one already gone counts as deleted. Progress is in
-        the heartbeat, so a retry after a crash goes on where the last attempt was."""
-        details = activity.info().heartbeat_details
-        done = DeletedImages.model_validate(details[0]) if details else DeletedImages()
-        finished = {image.release_id for image in done.deleted}
-        with as_activity_failures():
-            for image in request.images:
-                if image.release_id in finished:
-                    continue
-                size = await self._size(image)
-                existed = await self._registry.delete_manifest(image.repository, image.digest)
-                done.deleted.append(
-                    DeletedImage(release_id=image.release_id, already_gone=not existed, bytes=size)
-                )
-                activity.heartbeat(done.model_dump(mode="json"))
-        return done
-
-    async def _size(self, image: Image) -> int | None:
-        """What the registry says the image weighs: manifest, config and layers."""
-        try:
-            manifest = await self._registry.get_manifest(image.repository, image.digest)
-        except ManifestNotFound:
-            return None
-        body = manifest.parsed()
-        parts = [body.get("config") or {}, *(body.get("layers") or [])]
-        sizes = [part.get("size") for part in parts if isinstance(part, dict)]
-        return len(manifest.body) + sum(size for size in sizes if isinstance(size, int))
-
-    @activity.defn(name=names.RECORD_BATCH)
+    @activity.defn(name=names.RECORD_BATCH.name)
     def record_batch(self, outcome: BatchOutcome) -> None:
         with session_scope(self._engine) as session:
             run = _run(session, outcome.run_id)
@@ -183,7 +147,7 @@ class RetentionActivities:
             run.summary = summarize(items)
             session.add(run)
 
-    @activity.defn(name=names.FINISH_RUN)
+    @activity.defn(name=names.FINISH_RUN.name)
     def finish_run(self, end: RunEnd) -> None:
         with session_scope(self._engine) as session:
             run = _run(session, end.run_id)

@@ -27,13 +27,8 @@ from core.naming import host_for
 from core.settings import Settings
 from core.temporal import TemporalGateway
 from workflows import search
-from workflows.promote import (
-    RECHECK_GATES,
-    Promote,
-    PromoteInput,
-    PromotionStart,
-    promote_workflow_id,
-)
+from workflows.contracts.promotions import PromotionStart
+from workflows.promote import RECHECK_GATES, Promote, PromoteInput, promote_workflow_id
 
 log = structlog.get_logger("shipyard.api")
 # A promotion in one of these has not ended; its workflow may still be told things.

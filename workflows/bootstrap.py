@@ -3,16 +3,16 @@ that either finishes or undoes every step it took, whatever fails or is cancelle
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
-from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import policies, records, search, steps
+    from workflows import policies, search
+    from workflows.calls import Steps, execute
+    from workflows.contracts import git, github, kube, records
     from workflows.deploy import DeployInput, DeployRelease, deploy_workflow_id
     from workflows.errors import code_and_message, is_cancellation, stop_if_cancelled
     from workflows.policies import StepTimeouts
@@ -76,14 +76,15 @@ class BootstrapApp:
     @workflow.run
     async def run(self, request: BootstrapInput) -> BootstrapResult:
         self._request = request
+        self._steps = Steps(request.timeouts)
         first_env = request.pipeline[0]
-        repo = steps.RepositoryRef(
+        repo = github.RepositoryRef(
             full_name=f"{request.repo_owner}/{request.repo_name}",
             installation_id=request.installation_id,
         )
         marker = f"shipyard-bootstrap:{request.bootstrap_id}"
         deployment_id = str(workflow.uuid4())
-        target = steps.EnvironmentTarget(
+        target = kube.EnvironmentTarget(
             tenant=request.tenant_slug,
             app=request.app_slug,
             environment=first_env,
@@ -105,7 +106,7 @@ class BootstrapApp:
             await self._enter("app", "Recording the app and its environments")
             if not free_slug_last:
                 saga.register("mark the app failed and free its slug", self._mark_app_failed)
-            await self._record(
+            await self._steps.record(
                 records.PREPARE_APP,
                 records.PrepareAppInput(
                     app_id=request.app_id,
@@ -121,9 +122,9 @@ class BootstrapApp:
             await self._enter("repo", f"Creating the repository {repo.full_name}")
             saga.register(
                 f"delete {repo.full_name} if this bootstrap created it",
-                lambda: self._github(
-                    steps.DELETE_REPOSITORY_IF_OURS,
-                    steps.DeleteRepositoryInput(repository=repo, marker=marker),
+                lambda: self._steps.github(
+                    github.DELETE_REPOSITORY_IF_OURS,
+                    github.DeleteRepositoryInput(repository=repo, marker=marker),
                     compensation=True,
                 ),
             )
@@ -131,9 +132,9 @@ class BootstrapApp:
 
             if request.template_source.startswith("builtin:"):
                 await self._enter("push", f"Pushing the {request.template_id} template")
-                await self._github(
-                    steps.PUSH_TEMPLATE,
-                    steps.PushTemplateInput(
+                await self._steps.github(
+                    git.PUSH_TEMPLATE,
+                    git.PushTemplateInput(
                         repository=repo,
                         template_id=request.template_id,
                         values={
@@ -144,16 +145,15 @@ class BootstrapApp:
                             "port": str(request.template_port),
                         },
                     ),
-                    result_type=steps.CommitResult,
                 )
 
             await self._enter("connect", "Connecting the repository for push-to-deploy")
-            webhook = steps.WebhookInput(repository=repo, url=request.webhook_url)
+            webhook = github.WebhookInput(repository=repo, url=request.webhook_url)
             saga.register(
                 "remove the webhook and the git connection", lambda: self._disconnect(webhook)
             )
-            hook_id = await self._github(steps.ENSURE_WEBHOOK, webhook, result_type=int)
-            await self._record(
+            hook_id = await self._steps.github(github.ENSURE_WEBHOOK, webhook)
+            await self._steps.record(
                 records.SAVE_GIT_CONNECTION,
                 records.GitConnectionInput(
                     app_id=request.app_id,
@@ -190,7 +190,7 @@ class BootstrapApp:
                 static_summary=f"Deploy {request.tenant_slug}/{request.app_slug} to {first_env}",
             )
 
-            await self._record(
+            await self._steps.record(
                 records.SET_APP_STATUS,
                 records.AppStatusInput(app_id=request.app_id, status="active"),
             )
@@ -225,11 +225,11 @@ class BootstrapApp:
                 # Audited first; then the record says it ended and the slug is free, together,
                 # as the last step: whoever sees the end can bootstrap the slug again.
                 await self._audit(status, {"error_code": code, "stage": failed_stage})
-                await self._record(
+                await self._steps.record(
                     records.UPDATE_BOOTSTRAP, ended.model_copy(update={"app_status": "failed"})
                 )
             else:
-                await self._record(records.UPDATE_BOOTSTRAP, ended)
+                await self._steps.record(records.UPDATE_BOOTSTRAP, ended)
                 await self._audit(status, {"error_code": code, "stage": failed_stage})
             if cancelled:
                 raise
@@ -246,56 +246,33 @@ class BootstrapApp:
             "description": f"{request.app_name}, deployed by Shipyard",
         }
         if request.template_source.startswith("github:"):
-            await self._github(
-                steps.GENERATE_REPOSITORY,
-                steps.GenerateRepositoryInput(
+            await self._steps.github(
+                github.GENERATE_REPOSITORY,
+                github.GenerateRepositoryInput(
                     template_full_name=request.template_source.removeprefix("github:"), **common
                 ),
-                result_type=steps.RepositoryResult,
             )
             return
-        await self._github(
-            steps.CREATE_REPOSITORY,
-            steps.CreateRepositoryInput(**common),
-            result_type=steps.RepositoryResult,
-        )
+        await self._steps.github(github.CREATE_REPOSITORY, github.CreateRepositoryInput(**common))
 
-    async def _disconnect(self, webhook: steps.WebhookInput) -> None:
-        await self._github(steps.REMOVE_WEBHOOK, webhook, compensation=True)
-        await self._record(records.DELETE_GIT_CONNECTION, self._request.app_id)
+    async def _disconnect(self, webhook: github.WebhookInput) -> None:
+        await self._steps.github(github.REMOVE_WEBHOOK, webhook, compensation=True)
+        await self._steps.record(records.DELETE_GIT_CONNECTION, self._request.app_id)
 
     async def _mark_app_failed(self) -> None:
-        await self._record(
+        await self._steps.record(
             records.SET_APP_STATUS,
             records.AppStatusInput(app_id=self._request.app_id, status="failed"),
         )
 
-    async def _kube_compensation(self, target: steps.EnvironmentTarget) -> None:
-        await workflow.execute_activity(
-            steps.DELETE_ENVIRONMENT,
+    async def _kube_compensation(self, target: kube.EnvironmentTarget) -> None:
+        await execute(
+            kube.DELETE_ENVIRONMENT,
             target,
-            start_to_close_timeout=self._request.timeouts.call,
-            retry_policy=policies.COMPENSATION,
+            start_to_close=self._request.timeouts.call,
+            retry=policies.COMPENSATION,
             task_queue=self._request.kube_task_queue,
             summary=f"delete namespace {target.namespace}",
-        )
-
-    async def _github(
-        self,
-        name: str,
-        arg: Any,
-        *,
-        result_type: type | None = None,
-        compensation: bool = False,
-    ) -> Any:
-        return await workflow.execute_activity(
-            name,
-            arg,
-            result_type=result_type,
-            start_to_close_timeout=self._request.timeouts.call,
-            retry_policy=policies.COMPENSATION if compensation else policies.GITHUB,
-            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            summary=name,
         )
 
     async def _enter(
@@ -305,7 +282,7 @@ class BootstrapApp:
         self._stage = stage
         workflow.upsert_search_attributes([search.STAGE.value_set(stage)])
         workflow.set_current_details(details)
-        await self._record(
+        await self._steps.record(
             records.UPDATE_BOOTSTRAP,
             records.BootstrapProgress(
                 bootstrap_id=self._request.bootstrap_id,
@@ -315,18 +292,9 @@ class BootstrapApp:
             ),
         )
 
-    async def _record(self, name: str, arg: Any) -> None:
-        await workflow.execute_activity(
-            name,
-            arg,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=policies.DATABASE,
-            summary=name,
-        )
-
     async def _audit(self, result: str, detail: dict[str, Any]) -> None:
         request = self._request
-        await self._record(
+        await self._steps.record(
             records.RECORD_AUDIT_EVENT,
             records.AuditEventInput(
                 event_key=f"{workflow.info().workflow_id}:{workflow.info().run_id}:outcome",

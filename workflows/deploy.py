@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -16,8 +16,11 @@ from temporalio.exceptions import ApplicationError
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import policies, records, search, steps
+    from workflows import policies, search
+    from workflows.calls import Steps, execute
     from workflows.cluster import Cluster
+    from workflows.contracts import git, github, kube, records
+    from workflows.contracts import image as images
     from workflows.errors import code_and_message, is_cancellation, stop_if_cancelled
     from workflows.locks import LockHolder, environment_lock
     from workflows.policies import StepTimeouts
@@ -148,6 +151,7 @@ class DeployRelease:
     async def run(self, request: DeployInput) -> DeployResult:
         self._request = request
         self._cluster = Cluster(request.kube_task_queue, request.timeouts)
+        self._steps = Steps(request.timeouts)
         workflow.upsert_search_attributes(
             [
                 search.TENANT.value_set(request.tenant_slug),
@@ -216,7 +220,7 @@ class DeployRelease:
 
     async def _deploy(self, round_: Round) -> DeployResult:
         request = self._request
-        await self._record(
+        await self._steps.record(
             records.START_DEPLOYMENT,
             records.DeploymentStart(
                 deployment_id=round_.deployment_id,
@@ -230,7 +234,7 @@ class DeployRelease:
                 run_id=workflow.info().run_id,
             ),
         )
-        target = steps.EnvironmentTarget(
+        target = kube.EnvironmentTarget(
             tenant=request.tenant_slug,
             app=request.app_slug,
             environment=request.environment,
@@ -262,10 +266,7 @@ class DeployRelease:
                 # without holding the environment.
                 await lock.aclose()
             await self._move(round_, "deploying", "deploy", f"Rolling out {image.image_ref}")
-            current = await self._cluster.call(
-                steps.CURRENT_IMAGE, target, steps.CurrentImageResult, "read the running image"
-            )
-            previous_image = current.image_ref
+            previous_image = await self._cluster.current_image(target)
             rollout_began = True
             await self._cluster.apply(
                 request.app_id,
@@ -279,7 +280,7 @@ class DeployRelease:
             )
             await self._cluster.wait_for_rollout(target)
             stop_if_cancelled()
-            release = await self._record(
+            release = await self._steps.record(
                 records.RECORD_RELEASE,
                 records.ReleaseInput(
                     deployment_id=round_.deployment_id,
@@ -289,7 +290,6 @@ class DeployRelease:
                     image_digest=image.digest,
                     image_ref=image.image_ref,
                 ),
-                result_type=records.ReleaseResult,
             )
             # Free the environment before saying so: whoever reads "succeeded" may act on it.
             await lock.aclose()
@@ -352,14 +352,11 @@ class DeployRelease:
     async def _resolve_commit(self, round_: Round) -> str:
         request = self._request
         await self._move(round_, "pending", "resolve", f"Resolving the head of {request.branch}")
-        result = await workflow.execute_activity(
-            steps.RESOLVE_COMMIT,
-            steps.ResolveCommitInput(
+        result = await self._steps.git(
+            git.RESOLVE_COMMIT,
+            git.ResolveCommitInput(
                 repository=self._repository(), branch=request.branch, commit_sha=round_.commit_sha
             ),
-            result_type=steps.CommitResult,
-            start_to_close_timeout=request.timeouts.call,
-            retry_policy=policies.GIT,
             summary="resolve the commit to deploy",
         )
         return result.sha
@@ -368,17 +365,12 @@ class DeployRelease:
         """The commit's image: the one already built for it (builds are reproducible, so it is
         the same), or a new build unless `force_rebuild` asks for one anyway."""
         request = self._request
-        target = steps.ImageTarget(
+        target = images.ImageTarget(
             repository=f"{request.tenant_slug}/{request.app_slug}", tag=commit
         )
         if not round_.force_rebuild:
-            found = await workflow.execute_activity(
-                steps.FIND_IMAGE,
-                target,
-                result_type=steps.ImageForCommit,
-                start_to_close_timeout=request.timeouts.call,
-                retry_policy=policies.REGISTRY,
-                summary="look for an image already built for this commit",
+            found = await self._steps.registry(
+                images.FIND_IMAGE, target, summary="look for an image already built for this commit"
             )
             if found.image_ref:
                 await self._move(
@@ -387,35 +379,29 @@ class DeployRelease:
                 )  # fmt: skip
                 return Image(found.image_ref, found.digest, found.port, found.health_path)
         await self._move(round_, "building", "build", f"Building {commit[:12]}", commit_sha=commit)
-        built = await workflow.execute_activity(
-            steps.BUILD_IMAGE,
-            steps.BuildImageInput(source=self._repository(), commit_sha=commit, target=target),
-            result_type=steps.BuiltImage,
-            start_to_close_timeout=request.timeouts.build,
-            heartbeat_timeout=request.timeouts.heartbeat,
-            retry_policy=policies.REGISTRY,
-            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        built = await execute(
+            images.BUILD_IMAGE,
+            images.BuildImageInput(source=self._repository(), commit_sha=commit, target=target),
+            start_to_close=request.timeouts.build,
+            heartbeat=request.timeouts.heartbeat,
+            retry=policies.REGISTRY,
+            cancellation=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             summary=f"build the image of {commit[:12]}",
         )
         await self._move(round_, "pushing", "push", f"Pushing {target.repository}:{commit[:12]}")
-        pushed = await workflow.execute_activity(
-            steps.PUSH_IMAGE,
-            built,
-            result_type=steps.PushImageResult,
-            start_to_close_timeout=request.timeouts.call,
-            retry_policy=policies.REGISTRY,
-            summary="push the image manifest",
+        pushed = await self._steps.registry(
+            images.PUSH_IMAGE, built, summary="push the image manifest"
         )
         return Image(pushed.image_ref, pushed.digest, built.port, built.health_path)
 
-    async def _restore(self, target: steps.EnvironmentTarget, previous_image: str | None) -> None:
+    async def _restore(self, target: kube.EnvironmentTarget, previous_image: str | None) -> None:
         """Put back what ran before and wait until it runs again; a first deploy had nothing,
         so there is nothing to restore (the bootstrap's compensation removes the namespace)."""
         if previous_image is not None:
-            await self._cluster.swap_image(target, previous_image)
+            await self._cluster.put_back(target, previous_image)
 
-    def _repository(self) -> steps.RepositoryRef:
-        return steps.RepositoryRef(
+    def _repository(self) -> github.RepositoryRef:
+        return github.RepositoryRef(
             full_name=self._request.repo_full_name, installation_id=self._request.installation_id
         )
 
@@ -434,7 +420,7 @@ class DeployRelease:
         self._status, self._stage = status, stage
         workflow.upsert_search_attributes([search.STAGE.value_set(stage)])
         workflow.set_current_details(details)
-        await self._record(
+        await self._steps.record(
             records.UPDATE_DEPLOYMENT,
             records.DeploymentProgress(
                 deployment_id=round_.deployment_id,
@@ -447,14 +433,4 @@ class DeployRelease:
                 log_line=f"[{workflow.now().isoformat(timespec='seconds')}] {details}",
                 finished=finished,
             ),
-        )
-
-    async def _record(self, name: str, arg: Any, result_type: type | None = None) -> Any:
-        return await workflow.execute_activity(
-            name,
-            arg,
-            result_type=result_type,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=policies.DATABASE,
-            summary=name,
         )

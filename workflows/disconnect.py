@@ -4,13 +4,13 @@ later rather than leaving a webhook nobody knows of."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from pydantic import BaseModel
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import policies, records, steps
+    from workflows.calls import Steps
+    from workflows.contracts import github, records
+    from workflows.policies import StepTimeouts
 
 # Runs recorded before this left the git connection's row to the API.
 THE_RUN_REMOVES_THE_CONNECTION = "the-run-removes-the-connection"
@@ -33,29 +33,23 @@ def disconnect_workflow_id(app_id: str) -> str:
 class DisconnectRepository:
     @workflow.run
     async def run(self, request: DisconnectInput) -> None:
+        steps = Steps(StepTimeouts())
         workflow.set_current_details(f"Removing the webhook from {request.repo_full_name}")
-        await workflow.execute_activity(
-            steps.REMOVE_WEBHOOK,
-            steps.WebhookInput(
-                repository=steps.RepositoryRef(
+        await steps.github(
+            github.REMOVE_WEBHOOK,
+            github.WebhookInput(
+                repository=github.RepositoryRef(
                     full_name=request.repo_full_name, installation_id=request.installation_id
                 ),
                 url=request.webhook_url,
             ),
-            start_to_close_timeout=timedelta(seconds=60),
-            retry_policy=policies.COMPENSATION,
+            compensation=True,
             summary="remove the push webhook",
         )
         if workflow.patched(THE_RUN_REMOVES_THE_CONNECTION):
             workflow.set_current_details("Removing the git connection")
-            await workflow.execute_activity(
-                records.DELETE_GIT_CONNECTION,
-                request.app_id,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=policies.DATABASE,
-                summary="remove the git connection",
-            )
-        await workflow.execute_activity(
+            await steps.record(records.DELETE_GIT_CONNECTION, request.app_id)
+        await steps.record(
             records.RECORD_AUDIT_EVENT,
             records.AuditEventInput(
                 event_key=f"{workflow.info().workflow_id}:{workflow.info().run_id}",
@@ -65,7 +59,4 @@ class DisconnectRepository:
                 target=f"repo:{request.repo_full_name}",
                 result="done",
             ),
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=policies.DATABASE,
-            summary="record the outcome",
         )

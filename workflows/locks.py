@@ -8,51 +8,27 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import policies
+    from workflows.calls import execute
+    from workflows.contracts.locks import (
+        ACQUIRE,
+        ENVIRONMENT_LOCKED,
+        RELEASE,
+        HolderKind,
+        LockGrant,
+        LockHolder,
+        LockInput,
+    )
     from workflows.policies import StepTimeouts
 
-ACQUIRE = "locks.acquire"
-RELEASE = "locks.release"
-ENVIRONMENT_LOCKED = "ENVIRONMENT_LOCKED"
 # Runs recorded before waiting existed ended ENVIRONMENT_LOCKED at once; they replay that way.
 WAIT_FOR_THE_LOCK = "wait-for-the-environment-lock"
-
-HolderKind = Literal["deploy", "promotion", "rollback"]
-
-
-class LockInput(BaseModel):
-    """The environment (by app and name) and who holds, or wants, its lock."""
-
-    app_id: str
-    environment: str
-    holder_workflow_id: str
-    holder_kind: HolderKind
-    # False: a held lock is refused at once (ENVIRONMENT_LOCKED, not retried). True: the
-    # caller is recorded as waiting and the refusal is retried until the lock is free.
-    wait: bool = False
-
-
-class LockHolder(BaseModel):
-    workflow_id: str
-    kind: str
-
-    def waiting_message(self, environment: str) -> str:
-        return f"Waiting for {environment}: locked by {self.kind} {self.workflow_id}"
-
-
-class LockGrant(BaseModel):
-    """The lock is held; `took_over_from` names a holder that had ended without releasing it,
-    `waited_for` the holder this operation waited for before it got the lock."""
-
-    took_over_from: str | None = None
-    waited_for: str | None = None
 
 
 def locked_by(error: BaseException) -> LockHolder | None:
@@ -104,12 +80,11 @@ async def _acquire(
     on_wait: Callable[[LockHolder], Awaitable[None]] | None,
 ) -> LockGrant:
     try:
-        return await workflow.execute_activity(
+        return await execute(
             ACQUIRE,
             lock,
-            result_type=LockGrant,
-            start_to_close_timeout=timeouts.call,
-            retry_policy=policies.DATABASE,
+            start_to_close=timeouts.call,
+            retry=policies.DATABASE,
             summary=f"lock {lock.environment} for this {lock.holder_kind}",
         )
     except ActivityError as error:
@@ -119,12 +94,11 @@ async def _acquire(
     workflow.set_current_details(holder.waiting_message(lock.environment))
     try:
         await on_wait(holder)
-        grant = await workflow.execute_activity(
+        grant = await execute(
             ACQUIRE,
             lock.model_copy(update={"wait": True}),
-            result_type=LockGrant,
-            start_to_close_timeout=timeouts.call,
-            retry_policy=policies.LOCK_WAIT,
+            start_to_close=timeouts.call,
+            retry=policies.LOCK_WAIT,
             summary=f"wait for the lock of {lock.environment} ({holder.kind} holds it)",
         )
     except GeneratorExit:
@@ -139,11 +113,11 @@ async def _release(lock: LockInput, timeouts: StepTimeouts) -> None:
     """Release, shielded: a cancel arriving now comes too late to stop anything, and must not
     leave the lock behind (a cancel of the block itself has already been raised there)."""
     releasing = asyncio.ensure_future(
-        workflow.execute_activity(
+        execute(
             RELEASE,
             lock,
-            start_to_close_timeout=timeouts.call,
-            retry_policy=policies.DATABASE,
+            start_to_close=timeouts.call,
+            retry=policies.DATABASE,
             summary=f"unlock {lock.environment}",
         )
     )

@@ -5,7 +5,7 @@ automatic roll back when verification fails. Waiting costs nothing and survives 
 from __future__ import annotations
 
 import contextlib
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -13,8 +13,11 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import policies, promotion_steps, search, steps
+    from workflows import search
+    from workflows.calls import Steps
     from workflows.cluster import Cluster
+    from workflows.contracts import image as images
+    from workflows.contracts import kube, promotions
     from workflows.errors import code_and_message, is_cancellation, stop_if_cancelled
     from workflows.locks import LockHolder, environment_lock
     from workflows.policies import StepTimeouts
@@ -31,43 +34,24 @@ GATES_HOLD_UNTIL_THE_DEPLOY = "gates-hold-until-the-deploy"
 THE_RUN_RECORDS_ITS_PROMOTION = "the-run-records-its-promotion"
 
 
-class PromoteInput(BaseModel):
-    promotion_id: str
-    tenant_id: str
+class PromoteInput(promotions.PromotionRequest):
+    """The request its record shows, and what the run needs besides to carry it out."""
+
     tenant_slug: str
-    app_id: str
     app_slug: str
-    environment: str
     namespace: str
     host: str
-    release_id: str
-    version: int
     commit_sha: str
-    release_digest: str
     image_ref: str
-    requested_by: str
-    required_approvals: int
     approver_scope: str
     requester_may_approve: bool
     approval_expiry_seconds: float
     soak_seconds: float
     lifecycle_state_after: str | None = None
-    # For the promotion's record, which the run writes if the API could not.
-    note: str = ""
-    lifecycle_action: str | None = None
-    expires_at: datetime | None = None
     replicas: int = 1
     variables: dict[str, str] = Field(default_factory=dict)
     kube_task_queue: str
     timeouts: StepTimeouts = Field(default_factory=StepTimeouts)
-
-
-class PromotionStart(BaseModel):
-    """The promotion's record as its run knows it: its input, and which run it is."""
-
-    request: PromoteInput
-    workflow_id: str
-    run_id: str | None = None
 
 
 class Decision(BaseModel):
@@ -106,6 +90,7 @@ class Promote:
         # Set before any handler runs: an approval can arrive with the run's very first task.
         self._request = request
         self._cluster = Cluster(request.kube_task_queue, request.timeouts)
+        self._steps = Steps(request.timeouts)
         self._status = "pending_approval"
         self._approvers: list[str] = []
         self._rejected_by: str | None = None
@@ -206,7 +191,7 @@ class Promote:
                 search.ENV.value_set(request.environment),
             ]
         )
-        target = steps.EnvironmentTarget(
+        target = kube.EnvironmentTarget(
             tenant=request.tenant_slug,
             app=request.app_slug,
             environment=request.environment,
@@ -219,15 +204,13 @@ class Promote:
         self._gates_hold = workflow.patched(GATES_HOLD_UNTIL_THE_DEPLOY)
         if workflow.patched(THE_RUN_RECORDS_ITS_PROMOTION):
             # Written by the API before the start, unless that start looked failed to it.
-            await self._call(
-                promotion_steps.RECORD_PROMOTION,
-                PromotionStart(
+            await self._steps.database(
+                promotions.RECORD_PROMOTION,
+                promotions.PromotionStart(
                     request=request,
                     workflow_id=workflow.info().workflow_id,
                     run_id=workflow.info().run_id,
                 ),
-                None,
-                policies.DATABASE,
             )
         try:
             gates = await self._check_gates()
@@ -264,13 +247,12 @@ class Promote:
                     break
                 await lock.aclose()  # frozen meanwhile: wait for the window holding nothing
 
-            image = await self._call(
-                steps.FIND_IMAGE,
-                steps.ImageTarget(
+            image = await self._steps.registry(
+                images.FIND_IMAGE,
+                images.ImageTarget(
                     repository=f"{request.tenant_slug}/{request.app_slug}", tag=request.commit_sha
                 ),
-                steps.ImageForCommit,
-                policies.REGISTRY,
+                summary=f"find the image of v{request.version}",
             )
             if image.digest != request.release_digest:
                 raise ApplicationError(
@@ -278,10 +260,7 @@ class Promote:
                     type="IMAGE_MISSING",
                     non_retryable=True,
                 )
-            current = await self._cluster.call(
-                steps.CURRENT_IMAGE, target, steps.CurrentImageResult
-            )
-            previous_image = current.image_ref
+            previous_image = await self._cluster.current_image(target)
             await self._update(status="deploying", previous_image=previous_image)
             deployed = True
             await self._cluster.apply(
@@ -299,17 +278,15 @@ class Promote:
                 "verifying", f"Verifying v{request.version} for {request.soak_seconds:.0f}s"
             )
             await self._soak(target)
-            await self._call(
-                promotion_steps.ACTIVATE_RELEASE,
-                promotion_steps.ActivateRelease(
+            await self._steps.database(
+                promotions.ACTIVATE_RELEASE,
+                promotions.ActivateRelease(
                     promotion_id=request.promotion_id,
                     app_id=request.app_id,
                     environment=request.environment,
                     release_id=request.release_id,
                     lifecycle_state=request.lifecycle_state_after,
                 ),
-                None,
-                policies.DATABASE,
             )
             await lock.aclose()
             return await self._finish("succeeded", None, verified=True)
@@ -317,7 +294,7 @@ class Promote:
             cancelled = is_cancellation(error)
             code, message = code_and_message(error, "PROMOTION_FAILED")
             if isinstance(error, GateBlocked):
-                code, message = promotion_steps.RELEASE_REJECTED, str(error)
+                code, message = promotions.RELEASE_REJECTED, str(error)
             if deployed:
                 try:
                     await self._roll_back(target, previous_image)
@@ -328,7 +305,7 @@ class Promote:
             if cancelled:
                 await self._finish("cancelled", "cancelled by request")
                 raise
-            if self._gates_hold and code == promotion_steps.RELEASE_REJECTED:
+            if self._gates_hold and code == promotions.RELEASE_REJECTED:
                 return await self._finish("rejected", message)
             await self._finish("failed", f"{code}: {message}", verified=False)
             raise ApplicationError(message, type=code, non_retryable=True) from error
@@ -376,7 +353,7 @@ class Promote:
         )
         workflow.set_current_details(holder.waiting_message(self._request.environment))
 
-    async def _wait_for_window(self, gates: promotion_steps.GateReport) -> None:
+    async def _wait_for_window(self, gates: promotions.GateReport) -> None:
         """Hold until the freeze window closes (a durable timer) or a break-glass override."""
         until = gates.frozen_until
         if until is None:
@@ -391,16 +368,14 @@ class Promote:
         except TimeoutError:
             pass  # the window closed: the gates are checked again
 
-    async def _soak(self, target: steps.EnvironmentTarget) -> None:
+    async def _soak(self, target: kube.EnvironmentTarget) -> None:
         """The rollout must stay healthy for the whole soak time."""
         request = self._request
         elapsed = timedelta()
         soak = timedelta(seconds=request.soak_seconds)
         checks = 0
         while True:
-            health = await self._cluster.call(
-                promotion_steps.CHECK_HEALTH, target, promotion_steps.HealthReport
-            )
+            health = await self._cluster.call(kube.CHECK_HEALTH, target)
             checks += 1
             if not health.healthy:
                 await self._update(
@@ -427,19 +402,15 @@ class Promote:
             await workflow.sleep(step)
             elapsed += step
 
-    async def _roll_back(self, target: steps.EnvironmentTarget, previous_image: str | None) -> None:
+    async def _roll_back(self, target: kube.EnvironmentTarget, previous_image: str | None) -> None:
+        """What ran before runs again; where nothing ran before, what the promotion made goes."""
         if previous_image is None:
-            await self._cluster.call(steps.DELETE_ENVIRONMENT, target)
+            await self._cluster.call(kube.DELETE_ENVIRONMENT, target)
             return
-        await self._cluster.swap_image(target, previous_image)
+        await self._cluster.put_back(target, previous_image)
 
-    async def _check_gates(self) -> promotion_steps.GateReport:
-        report = await self._call(
-            promotion_steps.CHECK_GATES,
-            self._request.promotion_id,
-            promotion_steps.GateReport,
-            policies.DATABASE,
-        )
+    async def _check_gates(self) -> promotions.GateReport:
+        report = await self._steps.database(promotions.CHECK_GATES, self._request.promotion_id)
         if report.blocked:
             if self._gates_hold:
                 raise GateBlocked(report.blocked)
@@ -449,17 +420,15 @@ class Promote:
         return report
 
     async def _record_decision(self, decision: Decision, kind: str) -> None:
-        await self._call(
-            promotion_steps.RECORD_DECISION,
-            promotion_steps.DecisionRecord(
+        await self._steps.database(
+            promotions.RECORD_DECISION,
+            promotions.DecisionRecord(
                 promotion_id=self._request.promotion_id,
                 subject=decision.subject,
                 decision=kind,
                 comment=decision.comment,
                 release_digest=decision.release_digest,
             ),
-            None,
-            policies.DATABASE,
         )
 
     async def _note_gate(self, gate: str, passed: bool, detail: str) -> None:
@@ -475,11 +444,9 @@ class Promote:
         await self._update(status=status)
 
     async def _update(self, **fields: Any) -> None:
-        await self._call(
-            promotion_steps.UPDATE_PROMOTION,
-            promotion_steps.PromotionUpdate(promotion_id=self._request.promotion_id, **fields),
-            None,
-            policies.DATABASE,
+        await self._steps.database(
+            promotions.UPDATE_PROMOTION,
+            promotions.PromotionUpdate(promotion_id=self._request.promotion_id, **fields),
         )
 
     async def _finish(
@@ -498,16 +465,6 @@ class Promote:
         if self._status == "rejected":
             return f"rejected by {self._rejected_by}"
         return f"no approval within {_duration(self._request.approval_expiry_seconds)}"
-
-    async def _call(self, name: str, arg: Any, result_type: type | None, retry: Any) -> Any:
-        return await workflow.execute_activity(
-            name,
-            arg,
-            result_type=result_type,
-            start_to_close_timeout=self._request.timeouts.call,
-            retry_policy=retry,
-            summary=name,
-        )
 
 
 def _duration(seconds: float) -> str:

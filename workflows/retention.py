@@ -16,7 +16,9 @@ from pydantic import BaseModel, Field
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import policies, retention_steps, search
+    from workflows import policies, search
+    from workflows.calls import Steps, execute
+    from workflows.contracts import registry, retention
     from workflows.errors import code_and_message
     from workflows.policies import StepTimeouts
 
@@ -66,14 +68,15 @@ class Retention:
 
     @workflow.run
     async def run(self, request: RetentionInput) -> RetentionResult:
+        self._steps = Steps(request.timeouts)
         run_id = request.run_id or str(workflow.uuid4())
         attributes = [search.TENANT.value_set(request.tenant_slug)]
         if request.app_slug:
             attributes.append(search.APP.value_set(request.app_slug))
         workflow.upsert_search_attributes(attributes)
-        await self._call(
-            retention_steps.START_RUN,
-            retention_steps.RunStart(
+        await self._steps.database(
+            retention.START_RUN,
+            retention.RunStart(
                 run_id=run_id,
                 tenant_id=request.tenant_id,
                 app_id=request.app_id,
@@ -82,15 +85,11 @@ class Retention:
                 workflow_id=workflow.info().workflow_id,
                 requested_by=request.requested_by,
             ),
-            None,
-            request,
         )
         deleted = spared = 0
         try:
             self._move("plan", "Computing the keep-set from the release ledger")
-            plan = await self._call(
-                retention_steps.PLAN, run_id, retention_steps.PlanSummary, request
-            )
+            plan = await self._steps.database(retention.PLAN, run_id)
             if request.dry_run:
                 self._move("done", f"Dry run: {plan.to_delete} to delete, {plan.kept} kept")
             else:
@@ -124,54 +123,33 @@ class Retention:
 
     async def _delete_batch(
         self, request: RetentionInput, run_id: str, offset: int
-    ) -> retention_steps.BatchOutcome:
-        claimed = await self._call(
-            retention_steps.CLAIM_BATCH,
-            retention_steps.BatchRef(run_id=run_id, offset=offset, limit=request.batch_size),
-            retention_steps.ClaimedBatch,
-            request,
+    ) -> retention.BatchOutcome:
+        claimed = await self._steps.database(
+            retention.CLAIM_BATCH,
+            retention.BatchRef(run_id=run_id, offset=offset, limit=request.batch_size),
         )
-        gone = retention_steps.DeletedImages()
+        gone = registry.DeletedImages()
         if claimed.claimed:
-            gone = await workflow.execute_activity(
-                retention_steps.DELETE_MANIFESTS,
-                retention_steps.DeleteManifests(images=claimed.claimed),
-                result_type=retention_steps.DeletedImages,
-                start_to_close_timeout=request.timeouts.call
-                + timedelta(seconds=len(claimed.claimed)),
-                heartbeat_timeout=request.timeouts.heartbeat,
-                retry_policy=policies.REGISTRY,
+            gone = await execute(
+                registry.DELETE_MANIFESTS,
+                registry.DeleteManifests(images=claimed.claimed),
+                start_to_close=request.timeouts.call + timedelta(seconds=len(claimed.claimed)),
+                heartbeat=request.timeouts.heartbeat,
+                retry=policies.REGISTRY,
                 summary=f"delete {len(claimed.claimed)} manifests",
             )
-        outcome = retention_steps.BatchOutcome(
-            run_id=run_id, deleted=gone.deleted, spared=claimed.spared
-        )
-        await self._call(retention_steps.RECORD_BATCH, outcome, None, request)
+        outcome = retention.BatchOutcome(run_id=run_id, deleted=gone.deleted, spared=claimed.spared)
+        await self._steps.database(retention.RECORD_BATCH, outcome)
         return outcome
 
     async def _finish(
         self, request: RetentionInput, run_id: str, status: str, error: str | None
     ) -> None:
-        await self._call(
-            retention_steps.FINISH_RUN,
-            retention_steps.RunEnd(run_id=run_id, status=status, error=error),
-            None,
-            request,
+        await self._steps.database(
+            retention.FINISH_RUN, retention.RunEnd(run_id=run_id, status=status, error=error)
         )
 
     def _move(self, stage: str, details: str) -> None:
         self._stage = stage
         workflow.upsert_search_attributes([search.STAGE.value_set(stage)])
         workflow.set_current_details(details)
-
-    async def _call(
-        self, name: str, arg: Any, result_type: type | None, request: RetentionInput
-    ) -> Any:
-        return await workflow.execute_activity(
-            name,
-            arg,
-            result_type=result_type,
-            start_to_close_timeout=request.timeouts.call,
-            retry_policy=policies.DATABASE,
-            summary=name,
-        )

@@ -6,7 +6,6 @@ puts back the image that ran before."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -14,8 +13,11 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import policies, records, search, steps
+    from workflows import search
+    from workflows.calls import Steps
     from workflows.cluster import Cluster
+    from workflows.contracts import image as images
+    from workflows.contracts import kube, records
     from workflows.deploy import CANCEL_DEPLOYMENT_UPDATE
     from workflows.errors import code_and_message, is_cancellation, stop_if_cancelled
     from workflows.locks import environment_lock
@@ -76,6 +78,7 @@ class Rollback:
     def __init__(self, request: RollbackInput) -> None:
         self._request = request
         self._cluster = Cluster(request.kube_task_queue, request.timeouts)
+        self._steps = Steps(request.timeouts)
         self._status = "pending"
         self._stage = "lock"
         self._previous_image: str | None = None
@@ -134,7 +137,7 @@ class Rollback:
 
     async def _rollback(self) -> RollbackResult:
         request = self._request
-        await self._record(
+        await self._steps.record(
             records.START_DEPLOYMENT,
             records.DeploymentStart(
                 deployment_id=request.deployment_id,
@@ -181,21 +184,19 @@ class Rollback:
         request = self._request
         target = self._target()
         await self._move("deploying", "deploy", f"Reading what runs in {request.namespace}")
-        current = await self._cluster.call(
-            steps.CURRENT_IMAGE, target, steps.CurrentImageResult, "read the running image"
-        )
-        if current.image_ref is None:
+        current = await self._cluster.current_image(target)
+        if current is None:
             raise ApplicationError(
                 f"nothing runs in {request.environment} to roll back",
                 type="ROLLBACK_REFUSED",
                 non_retryable=True,
             )
-        self._previous_image = current.image_ref
+        self._previous_image = current
         stop_if_cancelled()
         await self._move(
             "deploying",
             "deploy",
-            f"Rolling back to v{request.version}: {request.image_ref} replaces {current.image_ref}",
+            f"Rolling back to v{request.version}: {request.image_ref} replaces {current}",
             image_ref=request.image_ref,
         )
         try:
@@ -203,14 +204,13 @@ class Rollback:
                 await self._apply_with_config(target)
             else:
                 await self._cluster.call(
-                    steps.SET_IMAGE,
-                    steps.SetImageInput(target=target, image_ref=request.image_ref),
-                    None,
+                    kube.SET_IMAGE,
+                    kube.SetImageInput(target=target, image_ref=request.image_ref),
                     f"swap the image for v{request.version}",
                 )
             await self._cluster.wait_for_rollout(target)
             stop_if_cancelled()
-            await self._record(
+            await self._steps.record(
                 records.RECORD_RELEASE,
                 records.ReleaseInput(
                     deployment_id=request.deployment_id,
@@ -221,26 +221,22 @@ class Rollback:
                     image_ref=request.image_ref,
                     via="rollback",
                 ),
-                result_type=records.ReleaseResult,
             )
         except GeneratorExit:
             raise
         except BaseException as error:
-            await self._restore(target, current.image_ref, error)
+            await self._restore(target, current, error)
             raise
 
-    async def _apply_with_config(self, target: steps.EnvironmentTarget) -> None:
+    async def _apply_with_config(self, target: kube.EnvironmentTarget) -> None:
         """The earlier image with the environment's configuration of today: a variable or a
         secret changed since that release ran is what runs after the rollback."""
         request = self._request
-        image = await workflow.execute_activity(
-            steps.FIND_IMAGE,
-            steps.ImageTarget(
+        image = await self._steps.registry(
+            images.FIND_IMAGE,
+            images.ImageTarget(
                 repository=f"{request.tenant_slug}/{request.app_slug}", tag=request.commit_sha
             ),
-            result_type=steps.ImageForCommit,
-            start_to_close_timeout=request.timeouts.call,
-            retry_policy=policies.REGISTRY,
             summary=f"find the image of v{request.version}",
         )
         if image.digest != request.image_digest:
@@ -261,7 +257,7 @@ class Rollback:
         )
 
     async def _restore(
-        self, target: steps.EnvironmentTarget, previous_image: str, error: BaseException
+        self, target: kube.EnvironmentTarget, previous_image: str, error: BaseException
     ) -> None:
         """Put back the image that ran before and wait until it runs again; a restore that
         fails too is told alongside the original failure, which stays the reason."""
@@ -269,7 +265,7 @@ class Rollback:
             self._status, "restore", f"Restoring the image that ran before: {previous_image}"
         )
         try:
-            await self._cluster.swap_image(target, previous_image)
+            await self._cluster.put_back(target, previous_image)
         except Exception as restore_error:
             code, message = code_and_message(error, "ROLLBACK_FAILED")
             _, restore_message = code_and_message(restore_error, "ROLLBACK_FAILED")
@@ -279,9 +275,9 @@ class Rollback:
                 non_retryable=True,
             ) from error
 
-    def _target(self) -> steps.EnvironmentTarget:
+    def _target(self) -> kube.EnvironmentTarget:
         request = self._request
-        return steps.EnvironmentTarget(
+        return kube.EnvironmentTarget(
             tenant=request.tenant_slug,
             app=request.app_slug,
             environment=request.environment,
@@ -311,7 +307,7 @@ class Rollback:
         self._status, self._stage = status, stage
         workflow.upsert_search_attributes([search.STAGE.value_set(stage)])
         workflow.set_current_details(details)
-        await self._record(
+        await self._steps.record(
             records.UPDATE_DEPLOYMENT,
             records.DeploymentProgress(
                 deployment_id=self._request.deployment_id,
@@ -326,7 +322,7 @@ class Rollback:
 
     async def _audit(self, result: str, detail: dict[str, Any]) -> None:
         request = self._request
-        await self._record(
+        await self._steps.record(
             records.RECORD_AUDIT_EVENT,
             records.AuditEventInput(
                 event_key=f"rollback:{request.deployment_id}",
@@ -344,14 +340,4 @@ class Rollback:
                     **detail,
                 },
             ),
-        )
-
-    async def _record(self, name: str, arg: Any, result_type: type | None = None) -> Any:
-        return await workflow.execute_activity(
-            name,
-            arg,
-            result_type=result_type,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=policies.DATABASE,
-            summary=name,
         )

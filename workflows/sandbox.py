@@ -8,17 +8,14 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 # Deterministic modules only: types, policies, and helpers that call workflow APIs.
 SHARED_MODULES = (
+    "workflows.calls",
     "workflows.cluster",
-    "workflows.config_steps",
+    "workflows.contracts",
     "workflows.errors",
     "workflows.locks",
     "workflows.policies",
-    "workflows.promotion_steps",
-    "workflows.records",
-    "workflows.retention_steps",
     "workflows.saga",
     "workflows.search",
-    "workflows.steps",
 )
 
 

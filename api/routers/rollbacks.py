@@ -32,7 +32,7 @@ from core.models import App, Deployment, Environment, Release, ReleaseActivation
 from core.naming import host_for
 from core.temporal import TemporalGateway
 from workflows import search
-from workflows.locks import ENVIRONMENT_LOCKED
+from workflows.contracts.locks import ENVIRONMENT_LOCKED
 from workflows.rollback import Rollback, RollbackInput, rollback_workflow_id
 
 router = APIRouter(prefix=API_PREFIX, tags=["rollbacks"])

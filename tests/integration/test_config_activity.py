@@ -15,7 +15,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.config import ConfigActivities
 from core.models import App, Environment, EnvironmentSecret, Tenant
 from core.secrets import encrypt
-from workflows.config_steps import EnvironmentRef
+from workflows.contracts.config import EnvironmentRef
 
 KEY = "test-secret-key"
 VALUES = {"DATABASE_URL": "postgres://u:pw-" + uuid.uuid4().hex + "@db/app", "TOKEN": "t-0k3n"}

@@ -13,8 +13,8 @@ from temporalio.testing import ActivityEnvironment
 from activities.promotions import PromotionActivities
 from activities.records import RecordsActivities
 from core.models import App, AuditEvent, Environment, Release, ReleaseActivation, Tenant
-from workflows.promotion_steps import ActivateRelease
-from workflows.records import AuditEventInput
+from workflows.contracts.promotions import ActivateRelease
+from workflows.contracts.records import AuditEventInput
 
 
 async def test_audit_event_written_once(engine):

@@ -24,7 +24,9 @@ def imported_modules(path: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("module", sorted(WORKFLOWS.glob("*.py")), ids=lambda path: path.name)
+@pytest.mark.parametrize(
+    "module", sorted(WORKFLOWS.rglob("*.py")), ids=lambda path: str(path.relative_to(WORKFLOWS))
+)
 def test_workflow_module_imports_no_io(module: Path):
     offending = {name for name in imported_modules(module) if name.split(".")[0] in FORBIDDEN}
     assert offending == set(), f"{module.name} imports {sorted(offending)}"

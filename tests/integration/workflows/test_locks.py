@@ -17,7 +17,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.locks import LockActivities, lock_holder
 from core.models import App, Environment, EnvironmentLock, Tenant
-from workflows.locks import ENVIRONMENT_LOCKED, LockInput
+from workflows.contracts.locks import ENVIRONMENT_LOCKED, LockInput
 
 
 @dataclass

@@ -373,39 +373,32 @@ async def test_five_pushes_while_locked_deploy_the_newest_once(stack: Stack, app
 
 
 async def test_a_stale_deployment_record_never_reaches_the_live_run(stack: Stack, app: App):
-    stack.kube.set_rollout_delay(30)
-
     async def deploy() -> str:
-        """A manual deploy whose rollout takes its time: a changed variable changes the spec."""
-        configured = await stack.api.put(
-            f"/api/v1/apps/{app.id}/environments/dev/config",
-            json={"variables": {"ROUND": uuid.uuid4().hex}},
-            headers=stack.tenant.headers,
-        )
-        assert configured.status_code == 200, configured.text
         started = await stack.api.post(
             f"/api/v1/apps/{app.id}/deployments", json={}, headers=stack.tenant.headers
         )
         assert started.status_code == 202, started.text
         return str(started.json()["id"])
 
+    def status_of(deployment_id: str) -> str:
+        return next(d.status for d in app.deployments() if str(d.id) == deployment_id)
+
+    # A deploy held waiting for the environment, and then its run ended by an operator from
+    # the Web UI: its record still says it is in progress.
+    holder = await stack.hold_environment(app.id, "dev", "rollback")
     stale = await deploy()
-    await app.wait_until(
-        lambda: any(str(d.id) == stale and d.status == "deploying" for d in app.deployments()),
-        what="the first deploy rolling out",
-    )
-    # An operator ends its run from the Web UI: its record still says it is deploying.
-    handle = stack.temporal.client.get_workflow_handle(f"deploy:{app.id}:dev")
-    await handle.terminate("ended by an operator")
+    await wait_for_a_waiting_deploy(stack, app)
+    await stack.temporal.client.get_workflow_handle(f"deploy:{app.id}:dev").terminate("operator")
+    assert status_of(stale) == "pending"
+    # The live run of the same workflow id, held the same way.
     live = await deploy()
-    await app.wait_until(
-        lambda: any(str(d.id) == live and d.status == "deploying" for d in app.deployments()),
-        what="the second deploy rolling out",
-    )
+    await app.wait_until(lambda: any(str(d.id) == live for d in app.deployments()), what="live")
+    await wait_for_a_waiting_deploy(stack, app)
+
     refused = await cancel(stack, app, stale)
     assert (refused.status_code, refused.json()["code"]) == (409, "NOT_RUNNING"), refused.text
-    stack.kube.set_rollout_delay(0.3)
-    await app.wait_until(
-        lambda: any(str(d.id) == live and d.status == "succeeded" for d in app.deployments()),
-        what="the live deploy to succeed",
-    )
+    assert status_of(live) == "pending"
+    await holder.terminate("the rollback is over")
+    await app.wait_until(lambda: status_of(live) == "succeeded", what="the live deploy")
+    after = await stack.environment(app.id, "dev")
+    assert after["lock"] is None and after["waiting"] == []

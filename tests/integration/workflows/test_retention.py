@@ -19,7 +19,7 @@ from core.models import Deployment, Promotion, Release, RetentionRun
 from tests.fixtures.stack import Stack
 from tests.replay.histories import check_and_record
 from tests.retention_world import World, fresh_tenant, make_world, wait_for_run
-from workflows.retention_steps import BatchRef, RunStart
+from workflows.contracts.retention import BatchRef, RunStart
 
 
 def decisions(report: dict) -> dict[int, tuple[str, list[str]]]:
@@ -183,7 +183,7 @@ async def test_a_promotion_recorded_while_a_run_decides_keeps_its_image(stack: S
     world = await make_world(stack)
     await world.add_releases([(1, "STABLE", 400), (2, "STABLE", 400)])
     await world.put_policies({"STABLE": {"keep_last": 0, "max_age_days": None}})
-    activities = RetentionActivities(stack.engine, stack.registry_client, 3)
+    activities = RetentionActivities(stack.engine, 3)
     run_id = str(uuid.uuid4())
     activities.start_run(
         RunStart(

@@ -14,7 +14,7 @@ from clients.image_build import BuildSettings, ImageBuilder, assemble_image
 from clients.registry import OCI_MANIFEST
 from clients.source import SourceTree
 from core.templates import MANIFEST, RepoBuildSettings, TemplateError, parse_build_settings
-from workflows import steps
+from workflows.contracts import image as contract
 
 # Kept in the image, so an image reused for a commit says how to run it without a rebuild.
 PORT_LABEL = "dev.shipyard.port"
@@ -26,24 +26,24 @@ class ImageActivities:
         self._github = github
         self._builder = builder
 
-    @activity.defn(name=steps.FIND_IMAGE)
-    async def find_image(self, target: steps.ImageTarget) -> steps.ImageForCommit:
+    @activity.defn(name=contract.FIND_IMAGE.name)
+    async def find_image(self, target: contract.ImageTarget) -> contract.ImageForCommit:
         with as_activity_failures():
             found = await self._builder.find_built_image(target.repository, target.tag)
             if found is None:
-                return steps.ImageForCommit()
+                return contract.ImageForCommit()
             labels = await self._builder.image_labels(target.repository, found.digest)
         if PORT_LABEL not in labels:
-            return steps.ImageForCommit()  # built before these labels existed: build again
-        return steps.ImageForCommit(
+            return contract.ImageForCommit()  # built before these labels existed: build again
+        return contract.ImageForCommit(
             image_ref=found.reference,
             digest=found.digest,
             port=int(labels[PORT_LABEL]),
             health_path=labels.get(HEALTH_LABEL, "/"),
         )
 
-    @activity.defn(name=steps.BUILD_IMAGE)
-    async def build_image(self, request: steps.BuildImageInput) -> steps.BuiltImage:
+    @activity.defn(name=contract.BUILD_IMAGE.name)
+    async def build_image(self, request: contract.BuildImageInput) -> contract.BuiltImage:
         """Fetches the commit, packs it onto its base image and uploads every blob; the
         manifest comes back to be put by `push_image`, so nothing is visible half-built."""
         source = request.source
@@ -74,7 +74,7 @@ class ImageActivities:
             )
             activity.heartbeat("uploading layers")
             await self._builder.upload_blobs(image, request.target.repository)
-        return steps.BuiltImage(
+        return contract.BuiltImage(
             target=request.target,
             digest=image.digest,
             manifest=image.manifest.decode(),
@@ -83,8 +83,8 @@ class ImageActivities:
             health_path=settings.health_path,
         )
 
-    @activity.defn(name=steps.PUSH_IMAGE)
-    async def push_image(self, built: steps.BuiltImage) -> steps.PushImageResult:
+    @activity.defn(name=contract.PUSH_IMAGE.name)
+    async def push_image(self, built: contract.BuiltImage) -> contract.PushImageResult:
         with as_activity_failures():
             pushed = await self._builder.put_manifest(
                 built.manifest.encode(), built.target.repository, built.target.tag
@@ -95,7 +95,7 @@ class ImageActivities:
                 type="IMAGE_DIGEST_MISMATCH",
                 non_retryable=True,
             )
-        return steps.PushImageResult(image_ref=pushed.reference, digest=pushed.digest)
+        return contract.PushImageResult(image_ref=pushed.reference, digest=pushed.digest)
 
 
 def _repo_build_settings(tree: SourceTree, repo: str) -> RepoBuildSettings:

@@ -1,15 +1,11 @@
-"""Names, inputs and results of the activities a retention run uses."""
+"""A retention run's records: the run, its plan, the batches it claims and what they freed."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-START_RUN = "retention.start_run"
-PLAN = "retention.plan"
-CLAIM_BATCH = "retention.claim_batch"
-DELETE_MANIFESTS = "registry.delete_manifests"
-RECORD_BATCH = "retention.record_batch"
-FINISH_RUN = "retention.finish_run"
+from workflows.contracts.activity import Activity
+from workflows.contracts.registry import DeletedImage, Image
 
 
 class RunStart(BaseModel):
@@ -35,32 +31,11 @@ class BatchRef(BaseModel):
     limit: int
 
 
-class Image(BaseModel):
-    release_id: str
-    repository: str
-    digest: str
-
-
 class ClaimedBatch(BaseModel):
     """Marked deleted, to delete now; and those spared because something needs them now."""
 
     claimed: list[Image] = Field(default_factory=list)
     spared: dict[str, str] = Field(default_factory=dict)
-
-
-class DeleteManifests(BaseModel):
-    images: list[Image]
-
-
-class DeletedImage(BaseModel):
-    release_id: str
-    already_gone: bool
-    # What the registry said the image weighs (manifest, config, layers); None when unknown.
-    bytes: int | None = None
-
-
-class DeletedImages(BaseModel):
-    deleted: list[DeletedImage] = Field(default_factory=list)
 
 
 class BatchOutcome(BaseModel):
@@ -73,3 +48,10 @@ class RunEnd(BaseModel):
     run_id: str
     status: str  # succeeded | failed
     error: str | None = None
+
+
+START_RUN: Activity[RunStart, None] = Activity("retention.start_run")
+PLAN: Activity[str, PlanSummary] = Activity("retention.plan", PlanSummary)
+CLAIM_BATCH: Activity[BatchRef, ClaimedBatch] = Activity("retention.claim_batch", ClaimedBatch)
+RECORD_BATCH: Activity[BatchOutcome, None] = Activity("retention.record_batch")
+FINISH_RUN: Activity[RunEnd, None] = Activity("retention.finish_run")

@@ -1,10 +1,13 @@
-"""Inputs of the activities that write Shipyard's own records (audit events, statuses)."""
+"""Shipyard's own records: app, bootstrap and deployment progress, releases, the audit log.
+Each write is an upsert keyed so that a retried activity leaves the rows of one that ran once."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+from workflows.contracts.activity import Activity
 
 
 class AuditEventInput(BaseModel):
@@ -17,17 +20,6 @@ class AuditEventInput(BaseModel):
     target: str
     result: str
     detail: dict[str, Any] = Field(default_factory=dict)
-
-
-UPDATE_BOOTSTRAP = "records.update_bootstrap"
-PREPARE_APP = "records.prepare_app"
-SET_APP_STATUS = "records.set_app_status"
-SAVE_GIT_CONNECTION = "records.save_git_connection"
-DELETE_GIT_CONNECTION = "records.delete_git_connection"
-START_DEPLOYMENT = "records.start_deployment"
-UPDATE_DEPLOYMENT = "records.update_deployment"
-RECORD_RELEASE = "records.record_release"
-RECORD_AUDIT_EVENT = "record_audit_event"
 
 
 class BootstrapProgress(BaseModel):
@@ -106,3 +98,19 @@ class ReleaseInput(BaseModel):
 class ReleaseResult(BaseModel):
     release_id: str
     version: int
+
+
+UPDATE_BOOTSTRAP: Activity[BootstrapProgress, None] = Activity("records.update_bootstrap")
+PREPARE_APP: Activity[PrepareAppInput, None] = Activity("records.prepare_app")
+SET_APP_STATUS: Activity[AppStatusInput, None] = Activity("records.set_app_status")
+SAVE_GIT_CONNECTION: Activity[GitConnectionInput, None] = Activity("records.save_git_connection")
+# The app's id.
+DELETE_GIT_CONNECTION: Activity[str, None] = Activity("records.delete_git_connection")
+START_DEPLOYMENT: Activity[DeploymentStart, None] = Activity("records.start_deployment")
+UPDATE_DEPLOYMENT: Activity[DeploymentProgress, None] = Activity("records.update_deployment")
+RECORD_RELEASE: Activity[ReleaseInput, ReleaseResult] = Activity(
+    "records.record_release", ReleaseResult
+)
+# Registered before activity names began with their module's name; running workflows call it
+# by this one.
+RECORD_AUDIT_EVENT: Activity[AuditEventInput, None] = Activity("record_audit_event")

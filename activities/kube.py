@@ -6,18 +6,18 @@ from temporalio import activity
 
 from activities.failures import as_activity_failures
 from clients.kube import AppEnvironmentSpec, KubeClient, RolloutProgress
-from workflows import promotion_steps, steps
+from workflows.contracts import kube as contract
 
 
-class ClusterActivities:
+class KubeActivities:
     """Synchronous (the kubernetes client is), so they run in the worker's thread pool."""
 
     def __init__(self, kube: KubeClient, base_domain: str) -> None:
         self._kube = kube
         self._base_domain = base_domain
 
-    @activity.defn(name=steps.APPLY_ENVIRONMENT)
-    def apply_environment(self, request: steps.ApplyEnvironmentInput) -> int:
+    @activity.defn(name=contract.APPLY_ENVIRONMENT.name)
+    def apply_environment(self, request: contract.ApplyEnvironmentInput) -> int:
         target = request.target
         subdomain, _, _ = request.host.partition(".")
         spec = AppEnvironmentSpec(
@@ -38,8 +38,8 @@ class ClusterActivities:
         with as_activity_failures():
             return self._kube.apply_app_environment(spec).generation
 
-    @activity.defn(name=steps.WAIT_FOR_ROLLOUT)
-    def wait_for_rollout(self, request: steps.WaitForRolloutInput) -> str:
+    @activity.defn(name=contract.WAIT_FOR_ROLLOUT.name)
+    def wait_for_rollout(self, request: contract.WaitForRolloutInput) -> str:
         def report(progress: RolloutProgress) -> None:
             activity.heartbeat(progress.message)
 
@@ -57,27 +57,27 @@ class ClusterActivities:
             )
         return done.message
 
-    @activity.defn(name=steps.CURRENT_IMAGE)
-    def current_image(self, target: steps.EnvironmentTarget) -> steps.CurrentImageResult:
+    @activity.defn(name=contract.CURRENT_IMAGE.name)
+    def current_image(self, target: contract.EnvironmentTarget) -> contract.CurrentImageResult:
         with as_activity_failures():
-            return steps.CurrentImageResult(
+            return contract.CurrentImageResult(
                 image_ref=self._kube.current_image(target.namespace, target.name)
             )
 
-    @activity.defn(name=steps.SET_IMAGE)
-    def set_image(self, request: steps.SetImageInput) -> int:
+    @activity.defn(name=contract.SET_IMAGE.name)
+    def set_image(self, request: contract.SetImageInput) -> int:
         with as_activity_failures():
             return self._kube.set_image(
                 request.target.namespace, request.target.name, request.image_ref
             )
 
-    @activity.defn(name=promotion_steps.CHECK_HEALTH)
-    def check_health(self, target: steps.EnvironmentTarget) -> promotion_steps.HealthReport:
+    @activity.defn(name=contract.CHECK_HEALTH.name)
+    def check_health(self, target: contract.EnvironmentTarget) -> contract.HealthReport:
         with as_activity_failures():
             diagnosis = self._kube.diagnose(target.namespace, target.name)
-        return promotion_steps.HealthReport(healthy=diagnosis.healthy, summary=diagnosis.summary)
+        return contract.HealthReport(healthy=diagnosis.healthy, summary=diagnosis.summary)
 
-    @activity.defn(name=steps.DELETE_ENVIRONMENT)
-    def delete_environment(self, target: steps.EnvironmentTarget) -> None:
+    @activity.defn(name=contract.DELETE_ENVIRONMENT.name)
+    def delete_environment(self, target: contract.EnvironmentTarget) -> None:
         with as_activity_failures():
             self._kube.delete_app_environment(target.namespace)

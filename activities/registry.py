@@ -1,0 +1,52 @@
+"""Activities on the OCI registry: manifests deleted by digest (what retention frees)."""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from activities.failures import as_activity_failures
+from clients.registry import ManifestNotFound, RegistryClient
+from workflows.contracts.registry import (
+    DELETE_MANIFESTS,
+    DeletedImage,
+    DeletedImages,
+    DeleteManifests,
+    Image,
+)
+
+
+class RegistryActivities:
+    """Given the registry client."""
+
+    def __init__(self, registry: RegistryClient) -> None:
+        self._registry = registry
+
+    @activity.defn(name=DELETE_MANIFESTS.name)
+    async def delete_manifests(self, request: DeleteManifests) -> DeletedImages:
+        """Delete each manifest by digest; one already gone counts as deleted. Progress is in
+        the heartbeat, so a retry after a crash goes on where the last attempt was."""
+        details = activity.info().heartbeat_details
+        done = DeletedImages.model_validate(details[0]) if details else DeletedImages()
+        finished = {image.release_id for image in done.deleted}
+        with as_activity_failures():
+            for image in request.images:
+                if image.release_id in finished:
+                    continue
+                size = await self._size(image)
+                existed = await self._registry.delete_manifest(image.repository, image.digest)
+                done.deleted.append(
+                    DeletedImage(release_id=image.release_id, already_gone=not existed, bytes=size)
+                )
+                activity.heartbeat(done.model_dump(mode="json"))
+        return done
+
+    async def _size(self, image: Image) -> int | None:
+        """What the registry says the image weighs: manifest, config and layers."""
+        try:
+            manifest = await self._registry.get_manifest(image.repository, image.digest)
+        except ManifestNotFound:
+            return None
+        body = manifest.parsed()
+        parts = [body.get("config") or {}, *(body.get("layers") or [])]
+        sizes = [part.get("size") for part in parts if isinstance(part, dict)]
+        return len(manifest.body) + sum(size for size in sizes if isinstance(size, int))

@@ -1,0 +1,57 @@
+"""GitHub: repositories and the push webhook."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from workflows.contracts.activity import Activity
+
+
+class RepositoryRef(BaseModel):
+    full_name: str
+    installation_id: int
+
+
+class CreateRepositoryInput(BaseModel):
+    owner: str
+    name: str
+    private: bool = True
+    installation_id: int
+    # Written into the repository's description: proof, after a crash, that this bootstrap
+    # made the repository, so a retry adopts it and a compensation may delete it.
+    marker: str
+    description: str = ""
+
+
+class GenerateRepositoryInput(CreateRepositoryInput):
+    template_full_name: str
+
+
+class RepositoryResult(BaseModel):
+    full_name: str
+    clone_url: str
+    default_branch: str = "main"
+
+
+class DeleteRepositoryInput(BaseModel):
+    repository: RepositoryRef
+    marker: str
+
+
+class WebhookInput(BaseModel):
+    repository: RepositoryRef
+    url: str
+
+
+CREATE_REPOSITORY: Activity[CreateRepositoryInput, RepositoryResult] = Activity(
+    "github.create_repository", RepositoryResult
+)
+GENERATE_REPOSITORY: Activity[GenerateRepositoryInput, RepositoryResult] = Activity(
+    "github.generate_repository", RepositoryResult
+)
+DELETE_REPOSITORY_IF_OURS: Activity[DeleteRepositoryInput, None] = Activity(
+    "github.delete_repository_if_ours"
+)
+# The webhook's id.
+ENSURE_WEBHOOK: Activity[WebhookInput, int] = Activity("github.ensure_webhook", int)
+REMOVE_WEBHOOK: Activity[WebhookInput, None] = Activity("github.remove_webhook")

@@ -1,0 +1,49 @@
+"""Images: found again for a commit, built from it, pushed to the registry by digest."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from workflows.contracts.activity import Activity
+from workflows.contracts.github import RepositoryRef
+
+
+class ImageTarget(BaseModel):
+    repository: str  # registry repository, e.g. "acme/shop"
+    tag: str  # the commit sha
+
+
+class BuildImageInput(BaseModel):
+    source: RepositoryRef
+    commit_sha: str
+    target: ImageTarget
+
+
+class BuiltImage(BaseModel):
+    """Everything but the manifest is in the registry; `manifest` is small JSON to put."""
+
+    target: ImageTarget
+    digest: str
+    manifest: str
+    media_type: str
+    port: int
+    health_path: str
+
+
+class PushImageResult(BaseModel):
+    image_ref: str
+    digest: str
+
+
+class ImageForCommit(BaseModel):
+    """An image a commit was built into; empty when none was built for it yet."""
+
+    image_ref: str | None = None
+    digest: str = ""
+    port: int = 0
+    health_path: str = "/"
+
+
+FIND_IMAGE: Activity[ImageTarget, ImageForCommit] = Activity("image.find", ImageForCommit)
+BUILD_IMAGE: Activity[BuildImageInput, BuiltImage] = Activity("image.build", BuiltImage)
+PUSH_IMAGE: Activity[BuiltImage, PushImageResult] = Activity("image.push", PushImageResult)
