@@ -12,7 +12,7 @@ from clients import git
 from clients.github import GitHubClient
 from clients.image_build import BuildSettings, ImageBuilder, assemble_image
 from clients.registry import OCI_MANIFEST
-from clients.source import SourceTree
+from core.source import SourceTree
 from core.templates import MANIFEST, RepoBuildSettings, TemplateError, parse_build_settings
 from workflows.contracts import image as contract
 

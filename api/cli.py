@@ -316,8 +316,8 @@ def main_options(
 def doctor() -> None:
     """Check every configured dependency and say what is wrong."""
     # Imported here: they bring every client library, which the API commands do not need.
-    from core.doctor import run_checks
     from core.settings import load_settings
+    from ops.doctor import run_checks
 
     settings = load_settings()
     results = asyncio.run(run_checks(settings))

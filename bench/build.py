@@ -23,7 +23,7 @@ from clients.image_build import (
     assemble_image,
 )
 from clients.registry import RegistryClient
-from clients.source import SourceFile, SourceTree
+from core.source import SourceFile, SourceTree
 from sandbox.base_image import (
     BASE_IMAGE,
     BASE_IMAGE_REPOSITORY,

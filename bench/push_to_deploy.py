@@ -45,13 +45,13 @@ from api.deploys import deploy_input, run_labels
 from clients import git
 from clients.github import GitHubClient
 from clients.kube import KubeClient
-from clients.source import SourceFile
 from core.db import make_engine
 from core.logging import configure_logging
 from core.migrate import prepare_database
 from core.models import App, Deployment, GitConnection
 from core.naming import namespace_for
 from core.settings import Settings
+from core.source import SourceFile
 from core.temporal import TemporalGateway
 from sandbox.net import serve
 from workflows import search

@@ -25,7 +25,7 @@ from dulwich.pack import pack_objects_to_data
 from dulwich.refs import Ref
 from dulwich.repo import MemoryRepo
 
-from clients.source import SourceFile, SourceTree
+from core.source import SourceFile, SourceTree
 
 ZERO_SHA = b"0" * 40
 TOKEN_USER = "x-access-token"  # noqa: S105 - GitHub's fixed user name for token auth

@@ -30,7 +30,7 @@ from clients.registry import (
     RegistryClient,
     sha256_digest,
 )
-from clients.source import SourceTree
+from core.source import SourceTree
 
 # Fixed so that every machine, whatever its defaults, compresses a layer to the same bytes.
 GZIP_LEVEL = 6

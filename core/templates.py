@@ -10,9 +10,9 @@ from typing import Any
 
 from sqlmodel import Session
 
-from clients.source import SourceFile, SourceTree
 from core.clock import utcnow
 from core.models import Template
+from core.source import SourceFile, SourceTree
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "templates"
 MANIFEST = "shipyard.toml"

@@ -10,8 +10,8 @@ import yaml
 from pydantic import SecretStr
 
 from api.app import create_app
-from core.doctor import CHECKS, run_checks
 from core.settings import Settings
+from ops.doctor import CHECKS, run_checks
 from sandbox.github import FakeGitHub
 from sandbox.kube import FakeKubernetes
 from sandbox.net import free_port, serve

@@ -8,8 +8,8 @@ import pytest
 from fastapi import FastAPI
 
 from api.app import create_app
-from core.doctor import CHECKS
 from core.settings import Settings
+from ops.doctor import CHECKS
 from sandbox.net import free_port, serve
 
 check_public_url = CHECKS["public_url"]

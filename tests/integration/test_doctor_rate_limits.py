@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.doctor import CHECKS
 from core.settings import Settings
+from ops.doctor import CHECKS
 from sandbox.net import free_port
 
 check_rate_limits = CHECKS["rate_limits"]

@@ -12,7 +12,7 @@ from openapi_core import OpenAPI
 
 from clients import git
 from clients.github import GitHubClient
-from clients.source import SourceFile
+from core.source import SourceFile
 from sandbox.github import FakeGitHub
 from tests.github_openapi import check_response
 

@@ -6,7 +6,7 @@ import pytest
 
 from clients import git
 from clients.github import GitHubClient, Repository
-from clients.source import SourceFile, SourceTree
+from core.source import SourceFile, SourceTree
 from sandbox.github import FakeGitHub
 
 AUTHOR = "Shipyard <shipyard@example.com>"

@@ -22,7 +22,7 @@ from clients.github import (
     RepoExists,
     UserAccountNotSupported,
 )
-from clients.source import SourceFile
+from core.source import SourceFile
 from sandbox.github import FakeGitHub
 from tests.fixtures.github import WebhookReceiver
 from tests.github_openapi import ResponseRecorder, check_webhook

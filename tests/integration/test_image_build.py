@@ -19,7 +19,7 @@ from clients.image_build import (
     host_architecture,
 )
 from clients.registry import OCI_INDEX, OCI_MANIFEST, RegistryClient
-from clients.source import SourceFile, SourceTree
+from core.source import SourceFile, SourceTree
 from sandbox.base_image import (
     BASE_IMAGE,
     BASE_IMAGE_REPOSITORY,

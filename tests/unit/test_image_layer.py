@@ -24,7 +24,7 @@ from clients.image_build import (
     source_entries,
 )
 from clients.registry import ImageRef, sha256_digest
-from clients.source import SourceFile, SourceTree
+from core.source import SourceFile, SourceTree
 from sandbox.base_image import rootfs_entries
 
 DIGEST = "sha256:" + "ab" * 32

@@ -16,9 +16,9 @@ import pytest
 from sqlmodel import Session, col, select
 
 from clients import git
-from clients.source import SourceFile
 from core.models import Deployment, Release
 from core.naming import namespace_for
+from core.source import SourceFile
 from tests.fixtures.stack import Stack
 from tests.replay.histories import check_and_record
 

@@ -21,7 +21,6 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from activities.locks import lock_holder
 from api.deploys import step_timeouts
 from clients import git
-from clients.source import SourceFile
 from core.models import App as AppRow
 from core.models import (
     AuditEvent,
@@ -32,6 +31,7 @@ from core.models import (
     ReleaseActivation,
 )
 from core.naming import namespace_for
+from core.source import SourceFile
 from tests.fixtures.stack import Stack
 from tests.replay.histories import check_and_record
 from workflows.rollback import Rollback, RollbackInput, rollback_workflow_id

@@ -16,8 +16,8 @@ from sqlmodel import Session, select
 
 from api.app import create_app
 from clients import git
-from clients.source import SourceFile
 from core.models import App, Environment, Tenant
+from core.source import SourceFile
 from core.temporal import TemporalGateway
 from sandbox.net import free_port
 from tests.fixtures.stack import Stack
