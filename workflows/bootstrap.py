@@ -69,10 +69,6 @@ class BootstrapApp:
         self._stage = "app"
         self._status = "running"
 
-    @workflow.query
-    def progress(self) -> dict[str, str]:
-        return {"status": self._status, "stage": self._stage}
-
     @workflow.run
     async def run(self, request: BootstrapInput) -> BootstrapResult:
         self._request = request

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
@@ -21,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.cluster import Cluster
     from workflows.contracts import git, github, kube, records
     from workflows.contracts import image as images
+    from workflows.environment import AppEnvironment
     from workflows.errors import code_and_message, is_cancellation, stop_if_cancelled
     from workflows.locks import LockHolder, environment_lock
     from workflows.policies import StepTimeouts
@@ -37,13 +37,7 @@ class PushedCommit(BaseModel):
     delivery_id: str | None = None
 
 
-class DeployInput(BaseModel):
-    tenant_id: str
-    tenant_slug: str
-    app_id: str
-    app_slug: str
-    environment: str
-    namespace: str
+class DeployInput(AppEnvironment):
     host: str
     repo_full_name: str
     installation_id: int
@@ -138,15 +132,6 @@ class DeployRelease:
     def _is_running(self, deployment_id: str) -> bool:
         return self._current is not None and self._current.deployment_id == deployment_id
 
-    @workflow.query
-    def progress(self) -> dict[str, Any]:
-        return {
-            "status": self._status,
-            "stage": self._stage,
-            "deployment_id": self._current.deployment_id if self._current else None,
-            "pending_commits": [commit.sha for commit in self._pending],
-        }
-
     @workflow.run
     async def run(self, request: DeployInput) -> DeployResult:
         self._request = request
@@ -234,13 +219,7 @@ class DeployRelease:
                 run_id=workflow.info().run_id,
             ),
         )
-        target = kube.EnvironmentTarget(
-            tenant=request.tenant_slug,
-            app=request.app_slug,
-            environment=request.environment,
-            namespace=request.namespace,
-            name=request.app_slug,
-        )
+        target = request.target()
         previous_image: str | None = None
         rollout_began = False
         lock = contextlib.AsyncExitStack()

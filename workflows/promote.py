@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.cluster import Cluster
     from workflows.contracts import image as images
     from workflows.contracts import kube, promotions
+    from workflows.environment import AppEnvironment
     from workflows.errors import code_and_message, is_cancellation, stop_if_cancelled
     from workflows.locks import LockHolder, environment_lock
     from workflows.policies import StepTimeouts
@@ -34,12 +35,9 @@ GATES_HOLD_UNTIL_THE_DEPLOY = "gates-hold-until-the-deploy"
 THE_RUN_RECORDS_ITS_PROMOTION = "the-run-records-its-promotion"
 
 
-class PromoteInput(promotions.PromotionRequest):
+class PromoteInput(promotions.PromotionRequest, AppEnvironment):
     """The request its record shows, and what the run needs besides to carry it out."""
 
-    tenant_slug: str
-    app_slug: str
-    namespace: str
     host: str
     commit_sha: str
     image_ref: str
@@ -100,10 +98,6 @@ class Promote:
         self._checks: list[dict[str, Any]] = []
         self._gates_hold = False
         self._recheck = False
-
-    @workflow.query
-    def state(self) -> dict[str, Any]:
-        return {"status": self._status, "approvers": list(self._approvers)}
 
     @workflow.update(name=APPROVE)
     async def approve(self, decision: Decision) -> int:
@@ -191,13 +185,7 @@ class Promote:
                 search.ENV.value_set(request.environment),
             ]
         )
-        target = kube.EnvironmentTarget(
-            tenant=request.tenant_slug,
-            app=request.app_slug,
-            environment=request.environment,
-            namespace=request.namespace,
-            name=request.app_slug,
-        )
+        target = request.target()
         deployed = False
         previous_image: str | None = None
         lock = contextlib.AsyncExitStack()
@@ -217,6 +205,10 @@ class Promote:
             if not await self._wait_for_approvals():
                 return await self._finish(self._status, self._ended_reason())
             while True:
+                if self._gates_hold:
+                    # Before claiming to deploy: a window added while approvals were awaited
+                    # holds it here, so it never shows `deploying` and then waits.
+                    gates = await self._check_gates()
                 while gates.frozen_until is not None and self._override is None:
                     await self._wait_for_window(gates)
                     gates = await self._check_gates()

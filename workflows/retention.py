@@ -10,7 +10,6 @@ tenant's Temporal Schedule `retention:<tenant>`."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
@@ -58,14 +57,6 @@ def run_workflow_id(tenant_slug: str, run_id: str) -> str:
 
 @workflow.defn(name="Retention")
 class Retention:
-    def __init__(self) -> None:
-        self._stage = "plan"
-        self._done = 0
-
-    @workflow.query
-    def progress(self) -> dict[str, Any]:
-        return {"stage": self._stage, "processed": self._done}
-
     @workflow.run
     async def run(self, request: RetentionInput) -> RetentionResult:
         self._steps = Steps(request.timeouts)
@@ -102,7 +93,6 @@ class Retention:
                     outcome = await self._delete_batch(request, run_id, offset)
                     deleted += len(outcome.deleted)
                     spared += len(outcome.spared)
-                    self._done = offset + request.batch_size
                 self._move("done", f"Deleted {deleted}, spared {spared}, kept {plan.kept}")
         except GeneratorExit:
             raise  # the worker evicted the run from its cache: it goes on elsewhere
@@ -150,6 +140,5 @@ class Retention:
         )
 
     def _move(self, stage: str, details: str) -> None:
-        self._stage = stage
         workflow.upsert_search_attributes([search.STAGE.value_set(stage)])
         workflow.set_current_details(details)

@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contracts import image as images
     from workflows.contracts import kube, records
     from workflows.deploy import CANCEL_DEPLOYMENT_UPDATE
+    from workflows.environment import AppEnvironment
     from workflows.errors import code_and_message, is_cancellation, stop_if_cancelled
     from workflows.locks import environment_lock
     from workflows.policies import StepTimeouts
@@ -27,13 +28,7 @@ with workflow.unsafe.imports_passed_through():
 ROLLBACK_APPLIES_CONFIG = "rollback-applies-config"
 
 
-class RollbackInput(BaseModel):
-    tenant_id: str
-    tenant_slug: str
-    app_id: str
-    app_slug: str
-    environment: str
-    namespace: str
+class RollbackInput(AppEnvironment):
     # The rollback's deployment record (trigger `rollback`): its status, stage and log.
     deployment_id: str
     release_id: str
@@ -84,14 +79,6 @@ class Rollback:
         self._previous_image: str | None = None
         self._task: asyncio.Task[RollbackResult] | None = None
         self._cancel_requested = False
-
-    @workflow.query
-    def progress(self) -> dict[str, Any]:
-        return {
-            "status": self._status,
-            "stage": self._stage,
-            "previous_image": self._previous_image,
-        }
 
     @workflow.update(name=CANCEL_DEPLOYMENT_UPDATE)
     async def cancel_deployment(self, deployment_id: str) -> None:
@@ -182,7 +169,7 @@ class Rollback:
 
     async def _swap_and_record(self) -> None:
         request = self._request
-        target = self._target()
+        target = self._request.target()
         await self._move("deploying", "deploy", f"Reading what runs in {request.namespace}")
         current = await self._cluster.current_image(target)
         if current is None:
@@ -274,16 +261,6 @@ class Rollback:
                 type=code,
                 non_retryable=True,
             ) from error
-
-    def _target(self) -> kube.EnvironmentTarget:
-        request = self._request
-        return kube.EnvironmentTarget(
-            tenant=request.tenant_slug,
-            app=request.app_slug,
-            environment=request.environment,
-            namespace=request.namespace,
-            name=request.app_slug,
-        )
 
     def _result(self, status: str) -> RollbackResult:
         return RollbackResult(

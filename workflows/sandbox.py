@@ -11,6 +11,7 @@ SHARED_MODULES = (
     "workflows.calls",
     "workflows.cluster",
     "workflows.contracts",
+    "workflows.environment",
     "workflows.errors",
     "workflows.locks",
     "workflows.policies",
