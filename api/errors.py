@@ -5,6 +5,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
+import sqlalchemy.exc
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -126,6 +127,18 @@ def install_error_handlers(app: FastAPI) -> None:
             "VALIDATION_FAILED",
             "the request is not valid; see errors",
             errors=_field_errors(exc),
+        )
+
+    @app.exception_handler(sqlalchemy.exc.TimeoutError)
+    async def _database_busy(request: Request, exc: sqlalchemy.exc.TimeoutError) -> JSONResponse:
+        # Every connection of the pool stayed in use for the pool's whole timeout: overload,
+        # not a fault of the request, which can be sent again.
+        return problem(
+            request,
+            503,
+            "DATABASE_BUSY",
+            "every database connection of this API process is in use; try again",
+            headers={"Retry-After": "2"},
         )
 
     @app.exception_handler(Exception)

@@ -11,6 +11,10 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
+# Connections one process keeps: an API request holds one while it waits for Temporal, so a burst
+# of requests needs many; a request that still finds none answers 503 (api.errors).
+POOL_SIZE = 20
+
 
 def make_engine(database_url: str) -> Engine:
     """An engine for the URL; SQLite gets a directory, WAL and foreign keys, as PostgreSQL has."""
@@ -19,13 +23,17 @@ def make_engine(database_url: str) -> Engine:
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=True
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_pre_ping=True,
+            pool_size=POOL_SIZE,
+            max_overflow=POOL_SIZE,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if url.drivername == "postgresql":
         url = url.set(drivername="postgresql+psycopg")
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_SIZE)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
