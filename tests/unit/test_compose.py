@@ -139,3 +139,19 @@ def test_temporal_server_schema_is_set_up_by_admin_tools():
 def test_default_namespace_is_created_at_init():
     command = " ".join(COMPOSE["services"]["temporal-init"]["command"])
     assert "operator namespace create --namespace default" in command
+
+
+def test_the_image_carries_shipyard_and_nothing_of_the_sandbox():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    copied = set(re.findall(r"^COPY (\w+) \1$", dockerfile, flags=re.MULTILINE))
+    imported = {
+        path.parent.name
+        for path in ROOT.glob("*/__init__.py")
+        if path.parent.name not in ("sandbox", "tests", "bench", "cli")
+    }
+    assert imported <= copied, f"the image lacks {sorted(imported - copied)}"
+    assert "sandbox" not in copied and "apt-get" not in dockerfile
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    assert ignored[[line.startswith("#") for line in ignored].index(False)] == "*"
+    allowed = [line for line in ignored if line.startswith("!")]
+    assert not any(name in line for line in allowed for name in (".shipyard", ".venv", ".git"))
