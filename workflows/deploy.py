@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.errors import code_and_message, is_cancellation, stop_if_cancelled
     from workflows.locks import LockHolder, environment_lock
     from workflows.policies import StepTimeouts
+    from workflows.progress import report_deployment
 
 PUSH_SIGNAL = "push"
 CANCEL_DEPLOYMENT_UPDATE = "cancel_deployment"
@@ -397,19 +398,8 @@ class DeployRelease:
         finished: bool = False,
     ) -> None:
         self._status, self._stage = status, stage
-        workflow.upsert_search_attributes([search.STAGE.value_set(stage)])
-        workflow.set_current_details(details)
-        await self._steps.record(
-            records.UPDATE_DEPLOYMENT,
-            records.DeploymentProgress(
-                deployment_id=round_.deployment_id,
-                status=status,
-                stage=stage,
-                image_ref=image_ref,
-                commit_sha=commit_sha,
-                commits=round_.commits,
-                failure_reason=failure_reason,
-                log_line=f"[{workflow.now().isoformat(timespec='seconds')}] {details}",
-                finished=finished,
-            ),
-        )
+        await report_deployment(
+            self._steps, round_.deployment_id, status, stage, details,
+            image_ref=image_ref, commit_sha=commit_sha, commits=round_.commits,
+            failure_reason=failure_reason, finished=finished,
+        )  # fmt: skip

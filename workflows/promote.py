@@ -16,10 +16,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search
     from workflows.calls import Steps
     from workflows.cluster import Cluster
-    from workflows.contracts import image as images
     from workflows.contracts import kube, promotions
     from workflows.environment import AppEnvironment
     from workflows.errors import code_and_message, is_cancellation, stop_if_cancelled
+    from workflows.images import release_image
     from workflows.locks import LockHolder, environment_lock
     from workflows.policies import StepTimeouts
 
@@ -239,19 +239,13 @@ class Promote:
                     break
                 await lock.aclose()  # frozen meanwhile: wait for the window holding nothing
 
-            image = await self._steps.registry(
-                images.FIND_IMAGE,
-                images.ImageTarget(
-                    repository=f"{request.tenant_slug}/{request.app_slug}", tag=request.commit_sha
-                ),
-                summary=f"find the image of v{request.version}",
+            image = await release_image(
+                self._steps,
+                f"{request.tenant_slug}/{request.app_slug}",
+                request.commit_sha,
+                request.release_digest,
+                request.version,
             )
-            if image.digest != request.release_digest:
-                raise ApplicationError(
-                    f"the registry no longer holds v{request.version} as {request.release_digest}",
-                    type="IMAGE_MISSING",
-                    non_retryable=True,
-                )
             previous_image = await self._cluster.current_image(target)
             await self._update(status="deploying", previous_image=previous_image)
             deployed = True

@@ -16,13 +16,14 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search
     from workflows.calls import Steps
     from workflows.cluster import Cluster
-    from workflows.contracts import image as images
     from workflows.contracts import kube, records
     from workflows.deploy import CANCEL_DEPLOYMENT_UPDATE
     from workflows.environment import AppEnvironment
     from workflows.errors import code_and_message, is_cancellation, stop_if_cancelled
+    from workflows.images import release_image
     from workflows.locks import environment_lock
     from workflows.policies import StepTimeouts
+    from workflows.progress import report_deployment
 
 # Runs recorded before this swapped only the image; they replay that way.
 ROLLBACK_APPLIES_CONFIG = "rollback-applies-config"
@@ -219,19 +220,13 @@ class Rollback:
         """The earlier image with the environment's configuration of today: a variable or a
         secret changed since that release ran is what runs after the rollback."""
         request = self._request
-        image = await self._steps.registry(
-            images.FIND_IMAGE,
-            images.ImageTarget(
-                repository=f"{request.tenant_slug}/{request.app_slug}", tag=request.commit_sha
-            ),
-            summary=f"find the image of v{request.version}",
+        image = await release_image(
+            self._steps,
+            f"{request.tenant_slug}/{request.app_slug}",
+            request.commit_sha,
+            request.image_digest,
+            request.version,
         )
-        if image.digest != request.image_digest:
-            raise ApplicationError(
-                f"the registry no longer holds v{request.version} as {request.image_digest}",
-                type="IMAGE_MISSING",
-                non_retryable=True,
-            )
         await self._cluster.apply(
             request.app_id,
             target,
@@ -282,20 +277,10 @@ class Rollback:
         finished: bool = False,
     ) -> None:
         self._status, self._stage = status, stage
-        workflow.upsert_search_attributes([search.STAGE.value_set(stage)])
-        workflow.set_current_details(details)
-        await self._steps.record(
-            records.UPDATE_DEPLOYMENT,
-            records.DeploymentProgress(
-                deployment_id=self._request.deployment_id,
-                status=status,
-                stage=stage,
-                image_ref=image_ref,
-                failure_reason=failure_reason,
-                log_line=f"[{workflow.now().isoformat(timespec='seconds')}] {details}",
-                finished=finished,
-            ),
-        )
+        await report_deployment(
+            self._steps, self._request.deployment_id, status, stage, details,
+            image_ref=image_ref, failure_reason=failure_reason, finished=finished,
+        )  # fmt: skip
 
     async def _audit(self, result: str, detail: dict[str, Any]) -> None:
         request = self._request

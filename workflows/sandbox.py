@@ -13,8 +13,10 @@ SHARED_MODULES = (
     "workflows.contracts",
     "workflows.environment",
     "workflows.errors",
+    "workflows.images",
     "workflows.locks",
     "workflows.policies",
+    "workflows.progress",
     "workflows.saga",
     "workflows.search",
 )
