@@ -194,6 +194,8 @@ class BootstrapApp:
             await self._enter("done", f"{request.app_slug} runs at {request.host}", status="done")
             await self._audit("done", {"release_version": deployed.release_version})
             return self._result("done", deployment_id=deployment_id)
+        except GeneratorExit:
+            raise  # the worker evicted the run from its cache: it goes on elsewhere
         except BaseException as error:
             cancelled = is_cancellation(error)
             code, message = code_and_message(error, "BOOTSTRAP_FAILED")

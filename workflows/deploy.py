@@ -288,6 +288,11 @@ class DeployRelease:
                 image_ref=image.image_ref,
                 release_version=release.version,
             )
+        except GeneratorExit:
+            # The worker evicted the run from its cache and it goes on elsewhere: the lock is
+            # forgotten here, not released.
+            lock.pop_all()
+            raise
         except BaseException as error:
             cancelled = is_cancellation(error) or self._cancel_requested == round_.deployment_id
             code, message = code_and_message(error, "DEPLOY_FAILED")

@@ -276,6 +276,11 @@ class Promote:
             )
             await lock.aclose()
             return await self._finish("succeeded", None, verified=True)
+        except GeneratorExit:
+            # The worker evicted the run from its cache and it goes on elsewhere: the lock is
+            # forgotten here, not released.
+            lock.pop_all()
+            raise
         except BaseException as error:
             cancelled = is_cancellation(error)
             code, message = code_and_message(error, "PROMOTION_FAILED")
