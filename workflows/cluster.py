@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from temporalio import workflow
 from temporalio.workflow import ActivityCancellationType
@@ -20,6 +20,29 @@ with workflow.unsafe.imports_passed_through():
 
 In = TypeVar("In")
 Out = TypeVar("Out")
+
+
+class Placement(Protocol):
+    """Where and how an app environment runs: every deploy, promotion and rollback input."""
+
+    @property
+    def app_id(self) -> str: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def replicas(self) -> int: ...
+    @property
+    def variables(self) -> dict[str, str]: ...
+    def target(self) -> kube.EnvironmentTarget: ...
+
+
+class Serving(Protocol):
+    """What an image says of itself that its Deployment needs."""
+
+    @property
+    def port(self) -> int: ...
+    @property
+    def health_path(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -39,26 +62,16 @@ class Cluster:
             summary=summary,
         )
 
-    async def apply(
-        self,
-        app_id: str,
-        target: kube.EnvironmentTarget,
-        *,
-        image_ref: str,
-        port: int,
-        health_path: str,
-        host: str,
-        replicas: int,
-        variables: dict[str, str],
-    ) -> None:
+    async def apply(self, placement: Placement, image_ref: str, image: Serving) -> None:
         """The environment's secrets, then its Deployment, Service and Ingress running the image
         (by digest) with the environment's variables; the Deployment reads the secrets by
         reference, never their values. Deploys, promotions and rollbacks all apply this way."""
+        target = placement.target()
         secret_name = kube.config_secret_name(target.app)
         await self.call(
             config.APPLY_SECRETS,
             config.EnvironmentRef(
-                app_id=app_id,
+                app_id=placement.app_id,
                 environment=target.environment,
                 namespace=target.namespace,
                 secret_name=secret_name,
@@ -70,11 +83,11 @@ class Cluster:
             kube.ApplyEnvironmentInput(
                 target=target,
                 image_ref=image_ref,
-                port=port,
-                health_path=health_path,
-                host=host,
-                replicas=replicas,
-                env=variables,
+                port=image.port,
+                health_path=image.health_path,
+                host=placement.host,
+                replicas=placement.replicas,
+                env=placement.variables,
                 secret_name=secret_name,
                 progress_deadline_seconds=int(self.timeouts.rollout_seconds),
             ),

@@ -248,16 +248,7 @@ class DeployRelease:
             await self._move(round_, "deploying", "deploy", f"Rolling out {image.image_ref}")
             previous_image = await self._cluster.current_image(target)
             rollout_began = True
-            await self._cluster.apply(
-                request.app_id,
-                target,
-                image_ref=image.image_ref,
-                port=image.port,
-                health_path=image.health_path,
-                host=request.host,
-                replicas=request.replicas,
-                variables=request.variables,
-            )
+            await self._cluster.apply(request, image.image_ref, image)
             await self._cluster.wait_for_rollout(target)
             stop_if_cancelled()
             release = await self._steps.record(

@@ -249,16 +249,7 @@ class Promote:
             previous_image = await self._cluster.current_image(target)
             await self._update(status="deploying", previous_image=previous_image)
             deployed = True
-            await self._cluster.apply(
-                request.app_id,
-                target,
-                image_ref=request.image_ref,
-                port=image.port,
-                health_path=image.health_path,
-                host=request.host,
-                replicas=request.replicas,
-                variables=request.variables,
-            )
+            await self._cluster.apply(request, request.image_ref, image)
             await self._cluster.wait_for_rollout(target)
             await self._move(
                 "verifying", f"Verifying v{request.version} for {request.soak_seconds:.0f}s"

@@ -189,7 +189,7 @@ class Rollback:
         )
         try:
             if self._applies_config:
-                await self._apply_with_config(target)
+                await self._apply_with_config()
             else:
                 await self._cluster.call(
                     kube.SET_IMAGE,
@@ -216,7 +216,7 @@ class Rollback:
             await self._restore(target, current, error)
             raise
 
-    async def _apply_with_config(self, target: kube.EnvironmentTarget) -> None:
+    async def _apply_with_config(self) -> None:
         """The earlier image with the environment's configuration of today: a variable or a
         secret changed since that release ran is what runs after the rollback."""
         request = self._request
@@ -227,16 +227,7 @@ class Rollback:
             request.image_digest,
             request.version,
         )
-        await self._cluster.apply(
-            request.app_id,
-            target,
-            image_ref=request.image_ref,
-            port=image.port,
-            health_path=image.health_path,
-            host=request.host,
-            replicas=request.replicas,
-            variables=request.variables,
-        )
+        await self._cluster.apply(request, request.image_ref, image)
 
     async def _restore(
         self, target: kube.EnvironmentTarget, previous_image: str, error: BaseException

@@ -57,6 +57,22 @@ class Outage:
             method, f"/api/v1{path}", headers=self.stack.tenant.headers, **kwargs
         )
 
+    async def run_state(self, shown: dict[str, Any]) -> str:
+        """What Temporal says of the record's run: why a record that should have ended did not."""
+        if not shown.get("workflow_id"):
+            return "no run recorded"
+        handle = self.stack.temporal.client.get_workflow_handle(
+            shown["workflow_id"], run_id=shown.get("run_id")
+        )
+        described = (await handle.describe()).raw_description
+        task = described.pending_workflow_task
+        return (
+            f"run {described.workflow_execution_info.status}, "
+            f"{described.workflow_execution_info.history_length} events, "
+            f"workflow task {task.state} attempt {task.attempt}, "
+            f"{len(described.pending_activities)} activities pending"
+        )
+
     async def until_ended(self, path: str, within: float = 90) -> dict[str, Any]:
         deadline = time.monotonic() + within
         while True:
@@ -64,7 +80,7 @@ class Outage:
             if shown["status"] in ENDED:
                 return dict(shown)
             if time.monotonic() > deadline:
-                pytest.fail(f"{path} still {shown['status']}")
+                pytest.fail(f"{path} still {shown['status']}: {await self.run_state(shown)}")
             await asyncio.sleep(0.3)
 
 

@@ -150,8 +150,13 @@ async def test_pushes_during_a_deploy_are_coalesced(stack: Stack, app: App):
         what="the first push rolling out",
     )
     later = [await app.push(f"push {n}") for n in range(2, 6)]
-    await asyncio.sleep(1)  # let the last delivery arrive
-    await app.wait_until(app.settled, within=90, what="every deploy to end")
+    # Between the first deploy's end and the record of the next round every record has ended:
+    # settled means the newest push has its own ended record too.
+    await app.wait_until(
+        lambda: app.settled() and any(d.commit_sha == later[-1] for d in app.deployments()),
+        within=90,
+        what="every deploy to end, the newest push's among them",
+    )
     pushed = [d for d in app.deployments() if d.trigger == "webhook"]
     assert pushed[0].commit_sha == first
     # The newest commit is deployed, at most one extra deploy ran, and it lists what it covers.
