@@ -31,16 +31,23 @@ UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
 def cli_env(api_url: str, state: Path) -> dict[str, str]:
-    """What a user's shell has: where the API is and the state dir, but no API key."""
+    """What a user's shell has: where the API is and the state dir, but no API key and no
+    saved context; this checkout's `cli` wherever the command runs."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("SHIPYARD_")}
-    return {**env, "SHIPYARD_API_URL": api_url, "SHIPYARD_STATE_DIR": str(state)}
+    return {
+        **env,
+        "SHIPYARD_API_URL": api_url,
+        "SHIPYARD_STATE_DIR": str(state),
+        "SHIPYARD_CONFIG": str(state / "config.yaml"),
+        "PYTHONPATH": str(ROOT),
+    }
 
 
 def shipyard(
     env: dict[str, str], cwd: Path, *args: str, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "api.cli", *args],
+        [sys.executable, "-m", "cli", *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -119,7 +126,7 @@ def test_cli_bootstraps_an_app_with_the_demo_key_after_make_dev(tmp_path):
         slow_output = tmp_path / "slow.out"
         with slow_output.open("w") as sink:
             slow = subprocess.Popen(
-                [sys.executable, "-m", "api.cli", *bootstrap_args(f"{owner}/{slug}-slow")],
+                [sys.executable, "-m", "cli", *bootstrap_args(f"{owner}/{slug}-slow")],
                 cwd=cwd,
                 env=env,
                 stdout=sink,

@@ -28,8 +28,9 @@ async def start(api_url: str, key: str, *args: str) -> asyncio.subprocess.Proces
     """The CLI in a child process; this event loop keeps serving the API meanwhile."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
     env.update(SHIPYARD_API_URL=api_url, SHIPYARD_API_KEY=key, PYTHONUNBUFFERED="1")
+    env["SHIPYARD_CONFIG"] = os.devnull  # no saved context of the machine's user
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "api.cli", *args,
+        sys.executable, "-m", "cli", *args,
         cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
 
@@ -164,7 +165,7 @@ async def test_two_approvers_promote_to_prod_and_a_rollback(stack: Stack, tmp_pa
     assert "approvals: passed" in output and "freeze_window: passed" in output, output
 
     evidence = tmp_path / "evidence.json"
-    code, output = await cli.run("promotions", "evidence", ident, "--output", str(evidence))
+    code, output = await cli.run("promotions", "evidence", ident, "--file", str(evidence))
     assert code == 0 and "outcome succeeded" in output, output
     packet = json.loads(evidence.read_text())
     approvers = [item["subject"] for item in packet["approvals"]]
