@@ -18,6 +18,7 @@ import httpx
 import typer
 
 from cli.apps import apps_cli
+from cli.audit import audit_cli
 from cli.bootstraps import bootstraps_cli
 from cli.client import (
     DEFAULT_API_URL,
@@ -33,11 +34,17 @@ from cli.client import (
 from cli.config import ConfigError, load_config
 from cli.contexts import context_cli, login
 from cli.deployments import deploy, deployments_cli
+from cli.environments import environments_cli
+from cli.installations import installations_cli
+from cli.keys import keys_cli
 from cli.output import console
 from cli.promotions import promotions_cli
 from cli.releases import releases_cli
+from cli.retention import retention_cli
 from cli.rollbacks import rollback
+from cli.runtime import diagnose, logs
 from cli.templates import templates_cli
+from cli.tenants import tenants_cli
 
 app = typer.Typer(help="Shipyard: deployment control plane.", no_args_is_help=True)
 app.add_typer(apps_cli, name="apps", no_args_is_help=True)
@@ -46,8 +53,16 @@ app.add_typer(deployments_cli, name="deployments", no_args_is_help=True)
 app.add_typer(releases_cli, name="releases", no_args_is_help=True)
 app.add_typer(promotions_cli, name="promotions", no_args_is_help=True)
 app.add_typer(templates_cli, name="templates", no_args_is_help=True)
+app.add_typer(environments_cli, name="environments", no_args_is_help=True)
+app.add_typer(retention_cli, name="retention", no_args_is_help=True)
+app.add_typer(keys_cli, name="keys", no_args_is_help=True)
+app.add_typer(tenants_cli, name="tenants", no_args_is_help=True)
+app.add_typer(installations_cli, name="installations", no_args_is_help=True)
+app.add_typer(audit_cli, name="audit", no_args_is_help=True)
 app.add_typer(context_cli, name="context", no_args_is_help=True)
 app.command("rollback")(rollback)
+app.command("logs")(logs)
+app.command("diagnose")(diagnose)
 app.command("login")(login)
 
 
@@ -70,6 +85,16 @@ def main_options(
             show_default=False,
         ),
     ] = None,
+    tenant: Annotated[
+        str | None,
+        typer.Option(
+            "--tenant",
+            envvar="SHIPYARD_TENANT",
+            help="the tenant app slugs and tenant commands default to (default: the current "
+            "context's)",
+            show_default=False,
+        ),
+    ] = None,
     context: Annotated[
         str | None,
         typer.Option(
@@ -88,7 +113,7 @@ def main_options(
         fail(f"no context named {context!r}", "`shipyard context list` shows the saved ones")
     url = api_url or (chosen.url if chosen else DEFAULT_API_URL)
     key = api_key or (chosen.api_key if chosen else None)
-    tenant = chosen.tenant if chosen else None
+    tenant = tenant or (chosen.tenant if chosen else None)
     if key is None:
         key = default_key()
         tenant = tenant or (DEMO_TENANT if key else None)
