@@ -169,3 +169,19 @@ def test_missing_key_is_reported_in_words(tmp_path):
     assert result.returncode == 1
     assert "SHIPYARD_API_KEY" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_migrate_and_doctor_run_the_server_tools_and_pass_their_exit_code(tmp_path):
+    env = cli_env("http://127.0.0.1:9", tmp_path)
+    env.update(
+        SHIPYARD_DATABASE_URL=f"sqlite:///{tmp_path / 'shipyard.db'}",
+        SHIPYARD_TEMPORAL_ADDRESS="127.0.0.1:9",
+        SHIPYARD_PUBLIC_URL="http://127.0.0.1:9",
+    )
+    migrated = shipyard(env, tmp_path, "migrate", timeout=120)
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    assert "database is up to date" in migrated.stdout
+    checked = shipyard(env, tmp_path, "doctor", timeout=120)
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    assert re.search(r"ok\s+database", checked.stdout), checked.stdout
+    assert re.search(r"FAIL\s+temporal", checked.stdout), checked.stdout
