@@ -146,8 +146,8 @@ def environments_set(
 def _print_config(body: dict[str, Any]) -> None:
     for name, value in sorted(body["variables"].items()):
         console.print(f"{escape(name)}={escape(value)}")
-    for name in body["secrets"]:
-        console.print(f"{escape(name)} (secret)")
+    for secret in body["secrets"]:
+        console.print(f"{escape(secret['name'])} (secret)")
 
 
 @config_cli.command("show")
@@ -188,7 +188,7 @@ def config_set(
         secret_changes: dict[str, str | None] = dict(_pairs(secrets or [], "--secret"))
         for name in unset or []:
             merged.pop(name, None)
-            if name in current["secrets"]:
+            if name in {secret["name"] for secret in current["secrets"]}:
                 secret_changes[name] = None
         return api.put(path, {"variables": merged, "secrets": secret_changes})
 
