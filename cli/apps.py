@@ -129,3 +129,65 @@ def apps_show(ctx: typer.Context, app: AppOption, output: OutputOption = Format.
         print_rows(rows)
 
     render(found, output, table)
+
+
+@apps_cli.command("rename")
+def apps_rename(
+    ctx: typer.Context,
+    app: AppOption,
+    name: Annotated[str, typer.Option(help="the new display name")],
+    output: OutputOption = Format.table,
+) -> None:
+    """Change an app's display name (its slug, and so its URL, stay)."""
+    app_id = app_id_of(ctx, app)
+    found = run_api(ctx, lambda api: api.patch(f"/apps/{app_id}", {"name": name}))
+    render(found, output, lambda: console.print(f"App {found['slug']} is now {escape(name)}"))
+
+
+connection_cli = typer.Typer(help="The app's git connection: the branch pushes deploy from.")
+apps_cli.add_typer(connection_cli, name="connection", no_args_is_help=True)
+
+
+def _print_connection(found: dict[str, Any]) -> None:
+    print_rows(
+        [
+            ("Repo", found["repo_full_name"]),
+            ("Branch", found["branch"]),
+            ("Install", found["installation_id"]),
+            ("Webhook", found["webhook_id"] or "-"),
+        ]
+    )
+
+
+@connection_cli.command("show")
+def connection_show(
+    ctx: typer.Context, app: AppOption, output: OutputOption = Format.table
+) -> None:
+    """The repository and branch whose pushes deploy the app."""
+    app_id = app_id_of(ctx, app)
+    found = run_api(ctx, lambda api: api.get(f"/apps/{app_id}/git-connection"))
+    render(found, output, lambda: _print_connection(found))
+
+
+@connection_cli.command("set-branch")
+def connection_set_branch(
+    ctx: typer.Context,
+    app: AppOption,
+    branch: Annotated[str, typer.Option(help="the branch whose pushes deploy from now on")],
+    output: OutputOption = Format.table,
+) -> None:
+    """Follow another branch: pushes to it deploy from now on."""
+    app_id = app_id_of(ctx, app)
+    path = f"/apps/{app_id}/git-connection"
+    found = run_api(ctx, lambda api: api.patch(path, {"branch": branch}))
+    render(found, output, lambda: _print_connection(found))
+
+
+@connection_cli.command("disconnect")
+def connection_disconnect(ctx: typer.Context, app: AppOption) -> None:
+    """Stop push-to-deploy: the webhook is removed from GitHub, then the connection."""
+    app_id = app_id_of(ctx, app)
+    answer = run_api(ctx, lambda api: api.delete(f"/apps/{app_id}/git-connection"))
+    console.print(f"Disconnecting app {app}; pushes no longer deploy")
+    if isinstance(answer, dict) and answer.get("workflow_id"):
+        console.print(f"  workflow  {answer['workflow_id']}")

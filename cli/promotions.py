@@ -100,6 +100,33 @@ def print_promotion_next(promotion: dict[str, Any], app: str) -> None:
     console.print(f"  watch it: shipyard promotions watch {ident} --app {app}")
 
 
+@promotions_cli.command("preflight")
+def promotions_preflight(
+    ctx: typer.Context,
+    app: AppOption,
+    version: VersionOption,
+    environment: Annotated[str, typer.Option(help="the environment to promote to")],
+    output: OutputOption = Format.table,
+) -> None:
+    """Whether a release can be promoted to an environment now, and every reason it cannot;
+    exit 1 when it cannot."""
+    app_id = app_id_of(ctx, app)
+    number = version_number(version)
+    path = f"/apps/{app_id}/promotions/preflight"
+    found = run_api(ctx, lambda api: api.get(path, version=number, environment=environment))
+
+    def table() -> None:
+        verdict = "can be promoted" if found["promotable"] else "cannot be promoted now"
+        console.print(f"v{number} ({found['lifecycle_state']}) {verdict} to {environment}")
+        for reason in found["reasons"]:
+            console.print(f"  - {escape(reason)}")
+        console.print(f"  needs {found['required_approvals']} approval(s)")
+
+    render(found, output, table)
+    if not found["promotable"]:
+        raise typer.Exit(1)
+
+
 @promotions_cli.command("approve")
 def promotions_approve(
     ctx: typer.Context,

@@ -41,6 +41,24 @@ async def test_deploy_environments_config_freeze_and_retention(stack: Stack):
     code, out, errors = await shipyard("deployments", "logs", started[1], "--app", app)
     assert code == 0 and out.strip(), out + errors
 
+    # A release that is not promotable there says why, and exits 1; JSON is the API's answer.
+    code, out, errors = await shipyard(
+        "promotions", "preflight", "--app", app, "--version", "1", "--environment", "staging",
+        "-o", "json",
+    )  # fmt: skip
+    assert code == 1, out + errors
+    expected = await api_body(
+        stack, f"/apps/{done['app_id']}/promotions/preflight?version=1&environment=staging"
+    )
+    assert json.loads(out) == expected and expected["reasons"], out
+
+    code, out, errors = await shipyard("apps", "rename", "--app", app, "--name", "Renamed")
+    assert code == 0 and "is now Renamed" in out, out + errors
+    code, out, errors = await shipyard(
+        "apps", "connection", "set-branch", "--app", app, "--branch", "release", "-o", "json"
+    )
+    assert code == 0 and json.loads(out)["branch"] == "release", out + errors
+
     # The approval policy and soak time of an environment.
     code, out, errors = await shipyard(
         "environments", "set", "prod", "--app", app, "--approvals", "2", "--soak-seconds", "5",

@@ -85,6 +85,7 @@ async def test_json_and_yaml_output_is_the_apis_body_and_slugs_name_apps(stack: 
     # (command, the API path of the same resource, whether the API pages it)
     by_app = [
         (["apps", "show"], f"/apps/{app_id}", False),
+        (["apps", "connection", "show"], f"/apps/{app_id}/git-connection", False),
         (["deployments", "list"], f"/apps/{app_id}/deployments", True),
         (["deployments", "show", deployment], f"/apps/{app_id}/deployments/{deployment}", False),
         (["releases", "list"], f"/apps/{app_id}/releases", True),
