@@ -24,10 +24,12 @@ from cli.client import (
     ApiClient,
     ApiUnreachable,
     AppOption,
+    TenantOption,
     WaitOption,
     app_id_of,
     problem_of,
     run_api,
+    tenant_of,
 )
 from cli.output import (
     Format,
@@ -74,6 +76,34 @@ def deployments_list(
                 item["environment"],
                 item["status"],
                 item["stage"],
+                item["trigger"],
+                item["commit_sha"][:12],
+                local_time(item["created_at"], seconds=False),
+            )
+        console.print(rows)
+
+    render(page, output, table)
+
+
+@deployments_cli.command("feed")
+def deployments_feed(
+    ctx: typer.Context,
+    tenant: TenantOption = None,
+    limit: Annotated[int, typer.Option(help="deployments to show", min=1, max=100)] = 50,
+    output: OutputOption = Format.table,
+) -> None:
+    """The newest deployments of every app of the tenant."""
+    slug = tenant_of(ctx, tenant)
+    page = run_api(ctx, lambda api: api.get(f"/tenants/{slug}/deployments", limit=limit), slug)
+
+    def table() -> None:
+        rows = Table("id", "app", "env", "status", "trigger", "commit", "created", box=None)
+        for item in page["items"]:
+            rows.add_row(
+                item["id"],
+                item["app_id"],
+                item["environment"],
+                item["status"],
                 item["trigger"],
                 item["commit_sha"][:12],
                 local_time(item["created_at"], seconds=False),

@@ -191,3 +191,55 @@ def runs_list(
         console.print(rows)
 
     render(page, output, table)
+
+
+schedule_cli = typer.Typer(help="The tenant's retention schedule (a Temporal Schedule).")
+retention_cli.add_typer(schedule_cli, name="schedule", no_args_is_help=True)
+
+
+def _print_schedule(found: dict[str, Any]) -> None:
+    every = f"every {found['interval_minutes']} min" if found["interval_minutes"] else found["cron"]
+    print_rows(
+        [
+            ("Schedule", found["schedule_id"]),
+            ("Runs", f"{every}{' (paused)' if found['paused'] else ''}"),
+            ("Next", ", ".join(local_time(at, seconds=False) for at in found["next_runs"]) or "-"),
+            ("Note", found["note"] or "-"),
+            ("Web UI", found["schedule_url"]),
+        ]
+    )
+
+
+@schedule_cli.command("show")
+def schedule_show(
+    ctx: typer.Context, tenant: TenantOption = None, output: OutputOption = Format.table
+) -> None:
+    """When retention runs on its own, and its next runs."""
+    slug = tenant_of(ctx, tenant)
+    found = run_api(ctx, lambda api: api.get(f"/tenants/{slug}/retention-schedule"), slug)
+    render(found, output, lambda: _print_schedule(found))
+
+
+@schedule_cli.command("set")
+def schedule_set(
+    ctx: typer.Context,
+    tenant: TenantOption = None,
+    interval_minutes: Annotated[
+        int | None, typer.Option(help="run every N minutes", show_default=False)
+    ] = None,
+    cron: Annotated[str | None, typer.Option(help="or on a cron (UTC)", show_default=False)] = None,
+    paused: Annotated[
+        bool | None, typer.Option("--pause/--resume", help="pause or resume it", show_default=False)
+    ] = None,
+    note: Annotated[str | None, typer.Option(show_default=False)] = None,
+    output: OutputOption = Format.table,
+) -> None:
+    """Change when the schedule runs, pause or resume it."""
+    slug = tenant_of(ctx, tenant)
+    changes = {"interval_minutes": interval_minutes, "cron": cron, "paused": paused, "note": note}
+    body = {name: value for name, value in changes.items() if value is not None}
+    if not body:
+        fail("nothing to change: pass --interval-minutes, --cron, --pause/--resume or --note")
+    path = f"/tenants/{slug}/retention-schedule"
+    found = run_api(ctx, lambda api: api.put(path, body), slug)
+    render(found, output, lambda: _print_schedule(found))

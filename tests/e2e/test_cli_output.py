@@ -124,7 +124,10 @@ async def test_json_and_yaml_output_is_the_apis_body_and_slugs_name_apps(stack: 
         (["installations", "list"], f"/tenants/{tenant}/github-installations", True),
         (["retention", "runs", "list"], f"/tenants/{tenant}/retention-runs", True),
         (["promotions", "pending"], f"/tenants/{tenant}/pending-approvals", False),
-    ]
+        (["bootstraps", "show", done["id"]], f"/tenants/{tenant}/app-bootstraps/{done['id']}",
+         False),
+        (["deployments", "feed", "--limit", "5"], f"/tenants/{tenant}/deployments?limit=5", False),
+    ]  # fmt: skip
     for command, path, paged in by_tenant:
         expected = await api_body(stack, path, paged=paged)
         code, out, errors = await run(*command, "--tenant", tenant, "-o", "json", url=url, key=key)
@@ -139,6 +142,10 @@ async def test_json_and_yaml_output_is_the_apis_body_and_slugs_name_apps(stack: 
         "templates", "show", "static-site", "-o", "yaml", url=url, key=key
     )
     assert code == 0 and yaml.safe_load(out) == await api_body(stack, "/templates/static-site")
+    code, out, errors = await run(
+        "retention", "schedule", "show", "-t", tenant, "-o", "json", url=url, key=key
+    )
+    assert code == 0 and json.loads(out)["tenant"] == tenant, errors
     code, out, errors = await run("tenants", "show", tenant, "-o", "json", url=url, key=key)
     assert code == 0 and json.loads(out) == await api_body(stack, f"/tenants/{tenant}"), errors
     code, out, errors = await run(
