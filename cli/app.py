@@ -133,8 +133,9 @@ def deploy_command(
     ] = False,
     wait: WaitOption = True,
 ) -> None:
-    """Build a commit and deploy it to the app's first environment (the same as
-    `shipyard deployments create`)."""
+    """Build a commit and deploy it to the app's first environment.
+
+    The same as `shipyard deployments create`."""
     deploy(ctx, app_ref, commit, force_rebuild, wait)
 
 

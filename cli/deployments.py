@@ -237,9 +237,10 @@ def deployments_watch(
         ),
     ] = None,
 ) -> None:
-    """Print each stage of a deployment as it happens, until it ends: exit 0 if it succeeded,
-    1 if it failed or was cancelled. Follows the app's event stream and picks up where it was
-    after a dropped connection."""
+    """Print each stage of a deployment as it happens, until it ends.
+
+    Exits 0 if it succeeded, 1 if it failed or was cancelled. Follows the app's event stream
+    and picks up where it was after a dropped connection."""
     app_id = app_id_of(ctx, app)
     watch = run_api(ctx, lambda api: _prepare_watch(api, app_id, deployment))
     follow_deployment(ctx, watch)

@@ -245,8 +245,10 @@ def freeze_create(
     timezone: Annotated[str, typer.Option(help="recurring: the zone the cron reads in")] = "UTC",
     output: OutputOption = Format.table,
 ) -> None:
-    """A one-off window (--starts-at, --ends-at) or a recurring one (--cron,
-    --duration-minutes, --timezone)."""
+    """Freeze an environment: promotions there wait while the window holds.
+
+    A one-off window (--starts-at, --ends-at) or a recurring one (--cron, --duration-minutes,
+    --timezone)."""
     app_id = app_id_of(ctx, app)
     body: dict[str, Any] = {"reason": reason}
     if cron is not None:

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 
 WIDE_OUTPUT = 240
 
@@ -53,8 +54,6 @@ def render(body: Any, output: Format, table: Callable[[], None]) -> None:
 
 def print_rows(rows: list[tuple[str, Any]], width: int = 10) -> None:
     """Label-value lines of a `show` command."""
-    from rich.markup import escape
-
     for label, value in rows:
         console.print(f"{label:<{width}} {escape(str(value))}")
 

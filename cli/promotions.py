@@ -108,8 +108,9 @@ def promotions_preflight(
     environment: Annotated[str, typer.Option(help="the environment to promote to")],
     output: OutputOption = Format.table,
 ) -> None:
-    """Whether a release can be promoted to an environment now, and every reason it cannot;
-    exit 1 when it cannot."""
+    """Whether a release can be promoted to an environment now, and why not.
+
+    Names every reason it cannot; exits 1 when it cannot."""
     app_id = app_id_of(ctx, app)
     number = version_number(version)
     path = f"/apps/{app_id}/promotions/preflight"

@@ -103,8 +103,9 @@ def runs_start(
     wait: WaitOption = True,
     output: OutputOption = Format.table,
 ) -> None:
-    """Run retention now: plan which images expired and delete them (or, with the default
-    --dry-run, only report)."""
+    """Run retention now: plan which images expired and delete them.
+
+    With the default --dry-run it only reports what it would delete."""
     slug = tenant_of(ctx, tenant)
     body: dict[str, Any] = {"dry_run": dry_run}
     if app:

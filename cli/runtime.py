@@ -72,8 +72,9 @@ def diagnose(
     environment: EnvOption = None,
     output: OutputOption = Format.table,
 ) -> None:
-    """Whether the app's rollout in an environment is healthy, and if not, why; exit 1 when it
-    is not."""
+    """Whether the app's rollout in an environment is healthy, and if not, why.
+
+    Exits 1 when it is not healthy."""
     app_id = app_id_of(ctx, app)
     found = run_api(ctx, lambda api: api.get(f"/apps/{app_id}/diagnosis", environment=environment))
 
