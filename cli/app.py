@@ -37,7 +37,7 @@ from cli.deployments import deploy, deployments_cli
 from cli.environments import environments_cli
 from cli.installations import installations_cli
 from cli.keys import keys_cli
-from cli.output import console
+from cli.output import Format, OutputOption, console, render
 from cli.promotions import promotions_cli
 from cli.releases import releases_cli
 from cli.retention import retention_cli
@@ -158,22 +158,30 @@ def migrate() -> None:
 
 
 @app.command()
-def version(ctx: typer.Context) -> None:
+def version(ctx: typer.Context, output: OutputOption = Format.table) -> None:
     """This command's version, and the API's when it answers."""
     try:
         mine = metadata.version("shipyard")
     except metadata.PackageNotFoundError:
         mine = "unknown (not installed)"
-    console.print(f"shipyard {mine}")
     url = client(ctx).url
+    theirs: str | None
     try:
         served = httpx.get(f"{url}/openapi.json", timeout=REQUEST_TIMEOUT)
         served.raise_for_status()
         theirs = str(served.json()["info"]["version"])
     except (httpx.HTTPError, ValueError, KeyError, TypeError):
-        console.print(f"API      not reachable at {url}")
-        return
-    console.print(f"API      {theirs} at {url}")
+        theirs = None
+    body = {"cli": mine, "api": theirs, "api_url": url}
+
+    def table() -> None:
+        console.print(f"shipyard {mine}")
+        if theirs is None:
+            console.print(f"API      not reachable at {url}")
+        else:
+            console.print(f"API      {theirs} at {url}")
+
+    render(body, output, table)
 
 
 def main() -> None:

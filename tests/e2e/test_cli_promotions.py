@@ -14,6 +14,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import yaml
 from sqlmodel import Session, select
 
 from core.models import Release
@@ -172,6 +173,14 @@ async def test_two_approvers_promote_to_prod_and_a_rollback(stack: Stack, tmp_pa
     assert [name.split("-")[0] for name in approvers] == ["alice", "bob"], packet
     assert all(name in output for name in approvers), output
     assert packet["verification"]["healthy"] is True, packet
+    # For scripts: the API's own bodies, as JSON and YAML.
+    code, output = await cli.run("promotions", "evidence", ident, "-o", "yaml")
+    assert code == 0 and yaml.safe_load(output) == packet, output
+    code, output = await cli.run("promotions", "show", ident, "-o", "json")
+    shown = await stack.api.get(
+        f"/api/v1/apps/{app_id}/promotions/{ident}", headers=stack.tenant.headers
+    )
+    assert code == 0 and json.loads(output) == shown.json(), output
 
     # prod has run only v1: nothing earlier to roll back to.
     code, output = await cli.run("rollback", "--environment", "prod", "--reason", "test")

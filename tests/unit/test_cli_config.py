@@ -3,6 +3,7 @@ the environment, then the current context, then the demo key."""
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 
@@ -98,3 +99,9 @@ def test_login_refuses_to_save_when_the_api_cannot_be_reached(tmp_path: Path):
     out = invoke(path, "login", "--url", "http://127.0.0.1:9", "--api-key", KEY, "--no-verify")
     assert KEY not in out and load_config(path).current == "127.0.0.1:9"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_version_says_when_the_api_does_not_answer(tmp_path: Path):
+    out = invoke(tmp_path / "none.yaml", "--api-url", "http://127.0.0.1:9", "version", "-o", "json")
+    body = json.loads(out)
+    assert body["api"] is None and body["api_url"] == "http://127.0.0.1:9" and body["cli"]
