@@ -36,8 +36,11 @@ bench: $(INSTALLED) $(APT_STAMP)
 sandbox: $(INSTALLED) $(APT_STAMP)
 	$(PY) -m sandbox
 
-migrate doctor: $(INSTALLED)
-	$(VENV)/bin/shipyard $@
+migrate: $(INSTALLED)
+	$(PY) -m core.migrate
+
+doctor: $(INSTALLED)
+	$(PY) -m ops.doctor
 
 $(INSTALLED): requirements-dev.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -1,5 +1,6 @@
-"""Bring a database to the newest schema with Alembic (used by `shipyard migrate` and tests),
-and say whether a database is there yet (used by /readyz and `shipyard doctor`)."""
+"""Bring a database to the newest schema with Alembic (`python -m core.migrate`, which
+`shipyard migrate` runs, and tests), and say whether a database is there yet (used by /readyz
+and `shipyard doctor`)."""
 
 from __future__ import annotations
 
@@ -71,3 +72,17 @@ def prepare_database(database_url: str) -> None:
             sync_builtin_templates(session)
     finally:
         engine.dispose()
+
+
+def main() -> int:
+    """`python -m core.migrate` (what `shipyard migrate` runs): this machine's database, from
+    SHIPYARD_DATABASE_URL, to the newest schema and the built-in templates."""
+    from core.settings import load_settings
+
+    prepare_database(load_settings().database_url)
+    print("database is up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -210,3 +210,24 @@ async def run_checks(settings: Settings, per_check_seconds: float = 15.0) -> lis
         return CheckResult(name, True, message)
 
     return list(await asyncio.gather(*(one(name, check) for name, check in CHECKS.items())))
+
+
+def main() -> int:
+    """Run every check on this machine's settings and print one line each; 1 if any failed.
+
+    `shipyard doctor` runs this as `python -m ops.doctor`, so the command line itself stays a
+    client of the API."""
+    from rich.console import Console
+
+    from core.settings import load_settings
+
+    console = Console(soft_wrap=True, highlight=False)
+    results = asyncio.run(run_checks(load_settings()))
+    for result in results:
+        mark = "[green]ok[/green]  " if result.ok else "[red]FAIL[/red]"
+        console.print(f"{mark} {result.name:<10} {result.message}", highlight=False)
+    return 0 if all(result.ok for result in results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -15,7 +15,7 @@ from urllib.parse import quote, urlparse
 
 import httpx
 
-from api.cli import DEFAULT_API_URL, DEFAULT_STATE_DIR
+from cli.client import DEFAULT_API_URL, DEFAULT_STATE_DIR
 from core.migrate import prepare_database
 from core.settings import Settings, load_settings
 from sandbox.base_image import BASE_IMAGE

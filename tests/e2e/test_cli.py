@@ -31,16 +31,23 @@ UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
 def cli_env(api_url: str, state: Path) -> dict[str, str]:
-    """What a user's shell has: where the API is and the state dir, but no API key."""
+    """What a user's shell has: where the API is and the state dir, but no API key and no
+    saved context; this checkout's `cli` wherever the command runs."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("SHIPYARD_")}
-    return {**env, "SHIPYARD_API_URL": api_url, "SHIPYARD_STATE_DIR": str(state)}
+    return {
+        **env,
+        "SHIPYARD_API_URL": api_url,
+        "SHIPYARD_STATE_DIR": str(state),
+        "SHIPYARD_CONFIG": str(state / "config.yaml"),
+        "PYTHONPATH": str(ROOT),
+    }
 
 
 def shipyard(
     env: dict[str, str], cwd: Path, *args: str, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "api.cli", *args],
+        [sys.executable, "-m", "cli", *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -119,7 +126,7 @@ def test_cli_bootstraps_an_app_with_the_demo_key_after_make_dev(tmp_path):
         slow_output = tmp_path / "slow.out"
         with slow_output.open("w") as sink:
             slow = subprocess.Popen(
-                [sys.executable, "-m", "api.cli", *bootstrap_args(f"{owner}/{slug}-slow")],
+                [sys.executable, "-m", "cli", *bootstrap_args(f"{owner}/{slug}-slow")],
                 cwd=cwd,
                 env=env,
                 stdout=sink,
@@ -162,3 +169,19 @@ def test_missing_key_is_reported_in_words(tmp_path):
     assert result.returncode == 1
     assert "SHIPYARD_API_KEY" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_migrate_and_doctor_run_the_server_tools_and_pass_their_exit_code(tmp_path):
+    env = cli_env("http://127.0.0.1:9", tmp_path)
+    env.update(
+        SHIPYARD_DATABASE_URL=f"sqlite:///{tmp_path / 'shipyard.db'}",
+        SHIPYARD_TEMPORAL_ADDRESS="127.0.0.1:9",
+        SHIPYARD_PUBLIC_URL="http://127.0.0.1:9",
+    )
+    migrated = shipyard(env, tmp_path, "migrate", timeout=120)
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    assert "database is up to date" in migrated.stdout
+    checked = shipyard(env, tmp_path, "doctor", timeout=120)
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    assert re.search(r"ok\s+database", checked.stdout), checked.stdout
+    assert re.search(r"FAIL\s+temporal", checked.stdout), checked.stdout

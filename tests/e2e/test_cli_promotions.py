@@ -14,6 +14,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import yaml
 from sqlmodel import Session, select
 
 from core.models import Release
@@ -28,8 +29,9 @@ async def start(api_url: str, key: str, *args: str) -> asyncio.subprocess.Proces
     """The CLI in a child process; this event loop keeps serving the API meanwhile."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
     env.update(SHIPYARD_API_URL=api_url, SHIPYARD_API_KEY=key, PYTHONUNBUFFERED="1")
+    env["SHIPYARD_CONFIG"] = os.devnull  # no saved context of the machine's user
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "api.cli", *args,
+        sys.executable, "-m", "cli", *args,
         cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
 
@@ -164,13 +166,21 @@ async def test_two_approvers_promote_to_prod_and_a_rollback(stack: Stack, tmp_pa
     assert "approvals: passed" in output and "freeze_window: passed" in output, output
 
     evidence = tmp_path / "evidence.json"
-    code, output = await cli.run("promotions", "evidence", ident, "--output", str(evidence))
+    code, output = await cli.run("promotions", "evidence", ident, "--file", str(evidence))
     assert code == 0 and "outcome succeeded" in output, output
     packet = json.loads(evidence.read_text())
     approvers = [item["subject"] for item in packet["approvals"]]
     assert [name.split("-")[0] for name in approvers] == ["alice", "bob"], packet
     assert all(name in output for name in approvers), output
     assert packet["verification"]["healthy"] is True, packet
+    # For scripts: the API's own bodies, as JSON and YAML.
+    code, output = await cli.run("promotions", "evidence", ident, "-o", "yaml")
+    assert code == 0 and yaml.safe_load(output) == packet, output
+    code, output = await cli.run("promotions", "show", ident, "-o", "json")
+    shown = await stack.api.get(
+        f"/api/v1/apps/{app_id}/promotions/{ident}", headers=stack.tenant.headers
+    )
+    assert code == 0 and json.loads(output) == shown.json(), output
 
     # prod has run only v1: nothing earlier to roll back to.
     code, output = await cli.run("rollback", "--environment", "prod", "--reason", "test")

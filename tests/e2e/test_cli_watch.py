@@ -24,8 +24,9 @@ async def start(api_url: str, key: str, *args: str) -> asyncio.subprocess.Proces
     """The CLI in a child process; this event loop keeps serving the API meanwhile."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
     env.update(SHIPYARD_API_URL=api_url, SHIPYARD_API_KEY=key, PYTHONUNBUFFERED="1")
+    env["SHIPYARD_CONFIG"] = os.devnull  # no saved context of the machine's user
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "api.cli", *args,
+        sys.executable, "-m", "cli", *args,
         cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
 

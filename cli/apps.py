@@ -1,0 +1,193 @@
+"""`shipyard apps`: bootstrap a new app from a template, list a tenant's apps, show one."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from cli.bootstraps import follow, print_follow_up
+from cli.client import AppOption, TenantOption, WaitOption, app_id_of, fail, run_api, tenant_of
+from cli.output import Format, OutputOption, console, local_time, print_rows, render
+
+apps_cli = typer.Typer(help="Apps: bootstrap new ones from a template, list them, show one.")
+
+
+def slug_from_repo(repo_name: str) -> str:
+    """A DNS-label app slug from a repository name: `My_Site.io` → `my-site-io`."""
+    slug = re.sub(r"[^a-z0-9]+", "-", repo_name.lower()).strip("-")
+    if not slug or not slug[0].isalpha():
+        slug = f"app-{slug}".rstrip("-")
+    return slug[:30].rstrip("-")
+
+
+@apps_cli.command("bootstrap")
+def apps_bootstrap(
+    ctx: typer.Context,
+    template: Annotated[str, typer.Option(help="template id (`shipyard templates list`)")],
+    name: Annotated[str, typer.Option(help="the app's display name")],
+    repo: Annotated[str, typer.Option(help="repository to create, as owner/name")],
+    tenant: TenantOption = None,
+    slug: Annotated[
+        str | None, typer.Option(help="app slug (default: from the repo name)", show_default=False)
+    ] = None,
+    subdomain: Annotated[
+        str | None, typer.Option(help="subdomain (default: the slug)", show_default=False)
+    ] = None,
+    installation: Annotated[
+        int | None,
+        typer.Option(help="GitHub App installation (default: the tenant's only one)"),
+    ] = None,
+    public: Annotated[bool, typer.Option("--public", help="make the repository public")] = False,
+    wait: WaitOption = True,
+) -> None:
+    """Make a new app from a template: repository, first commit, push-to-deploy, first deploy."""
+    owner, _, repo_name = repo.partition("/")
+    if not owner or not repo_name or "/" in repo_name:
+        fail(f"--repo must be owner/name, not {repo!r}")
+    tenant_slug = tenant_of(ctx, tenant)
+    app_slug = slug or slug_from_repo(repo_name)
+    body: dict[str, Any] = {
+        "name": name,
+        "slug": app_slug,
+        "subdomain": subdomain or app_slug,
+        "template_id": template,
+        "repo_owner": owner,
+        "repo_name": repo_name,
+        "repo_private": not public,
+    }
+    if installation is not None:
+        body["github_installation_id"] = installation
+    started = time.monotonic()
+    path = f"/tenants/{tenant_slug}/app-bootstraps"
+    bootstrap = run_api(ctx, lambda api: api.post(path, body), tenant_slug)
+    console.print(
+        f"Bootstrapping [bold]{escape(name)}[/bold] ({app_slug}) from {escape(template)} "
+        f"into {escape(repo)}"
+    )
+    console.print(f"  bootstrap {bootstrap['id']}")
+    console.print(f"  workflow  {bootstrap['workflow_id']}   {bootstrap['workflow_url']}")
+    if not wait:
+        print_follow_up(bootstrap["id"], tenant_slug)
+        return
+    follow(ctx, tenant_slug, bootstrap, started)
+
+
+@apps_cli.command("list")
+def apps_list(
+    ctx: typer.Context, tenant: TenantOption = None, output: OutputOption = Format.table
+) -> None:
+    """The tenant's apps, newest first."""
+    slug = tenant_of(ctx, tenant)
+    page = run_api(ctx, lambda api: api.all_pages(f"/tenants/{slug}/apps"), slug)
+
+    def table() -> None:
+        if not page["items"]:
+            console.print(f"tenant {slug} has no apps yet; `shipyard apps bootstrap` makes one")
+            return
+        rows = Table("slug", "name", "status", "url", "repo", "template", box=None)
+        for item in page["items"]:
+            rows.add_row(
+                item["slug"],
+                escape(item["name"]),
+                item["status"],
+                item["url"],
+                item["repo_full_name"],
+                item["template_id"],
+            )
+        console.print(rows)
+
+    render(page, output, table)
+
+
+@apps_cli.command("show")
+def apps_show(ctx: typer.Context, app: AppOption, output: OutputOption = Format.table) -> None:
+    """One app: where it runs, its repository, pipeline and environments."""
+    app_id = app_id_of(ctx, app)
+    found = run_api(ctx, lambda api: api.get(f"/apps/{app_id}"))
+
+    def table() -> None:
+        connection = found.get("git_connection") or {}
+        rows = [
+            ("Id", found["id"]),
+            ("Slug", found["slug"]),
+            ("Name", found["name"]),
+            ("Status", found["status"]),
+            ("URL", found["url"]),
+            ("Repo", found["repo_full_name"]),
+            ("Branch", connection.get("branch", "-")),
+            ("Template", found["template_id"]),
+            ("Pipeline", " → ".join(found.get("pipeline", []))),
+            ("Created", local_time(found.get("created_at"), seconds=False)),
+        ]
+        for env in found.get("environments", []):
+            rows.append(("Env", f"{env.get('name')}  {env.get('namespace', '')}"))
+        print_rows(rows)
+
+    render(found, output, table)
+
+
+@apps_cli.command("rename")
+def apps_rename(
+    ctx: typer.Context,
+    app: AppOption,
+    name: Annotated[str, typer.Option(help="the new display name")],
+    output: OutputOption = Format.table,
+) -> None:
+    """Change an app's display name (its slug, and so its URL, stay)."""
+    app_id = app_id_of(ctx, app)
+    found = run_api(ctx, lambda api: api.patch(f"/apps/{app_id}", {"name": name}))
+    render(found, output, lambda: console.print(f"App {found['slug']} is now {escape(name)}"))
+
+
+connection_cli = typer.Typer(help="The app's git connection: the branch pushes deploy from.")
+apps_cli.add_typer(connection_cli, name="connection", no_args_is_help=True)
+
+
+def _print_connection(found: dict[str, Any]) -> None:
+    print_rows(
+        [
+            ("Repo", found["repo_full_name"]),
+            ("Branch", found["branch"]),
+            ("Install", found["installation_id"]),
+            ("Webhook", found["webhook_id"] or "-"),
+        ]
+    )
+
+
+@connection_cli.command("show")
+def connection_show(
+    ctx: typer.Context, app: AppOption, output: OutputOption = Format.table
+) -> None:
+    """The repository and branch whose pushes deploy the app."""
+    app_id = app_id_of(ctx, app)
+    found = run_api(ctx, lambda api: api.get(f"/apps/{app_id}/git-connection"))
+    render(found, output, lambda: _print_connection(found))
+
+
+@connection_cli.command("set-branch")
+def connection_set_branch(
+    ctx: typer.Context,
+    app: AppOption,
+    branch: Annotated[str, typer.Option(help="the branch whose pushes deploy from now on")],
+    output: OutputOption = Format.table,
+) -> None:
+    """Follow another branch: pushes to it deploy from now on."""
+    app_id = app_id_of(ctx, app)
+    path = f"/apps/{app_id}/git-connection"
+    found = run_api(ctx, lambda api: api.patch(path, {"branch": branch}))
+    render(found, output, lambda: _print_connection(found))
+
+
+@connection_cli.command("disconnect")
+def connection_disconnect(ctx: typer.Context, app: AppOption) -> None:
+    """Stop push-to-deploy: the webhook is removed from GitHub, then the connection."""
+    app_id = app_id_of(ctx, app)
+    answer = run_api(ctx, lambda api: api.delete(f"/apps/{app_id}/git-connection"))
+    console.print(f"Disconnecting app {app}; pushes no longer deploy")
+    if isinstance(answer, dict) and answer.get("workflow_id"):
+        console.print(f"  workflow  {answer['workflow_id']}")
