@@ -123,6 +123,8 @@ class PromotionActivities:
             promotion = session.get(Promotion, uuid.UUID(update.promotion_id))
             if promotion is None:
                 raise RuntimeError(f"promotion {update.promotion_id} has no record")
+            if promotion.completed_at is not None and not update.finished:
+                return  # a step the run's cancel abandoned, landing after its end: it ended
             promotion.status = update.status
             if update.gates is not None:
                 promotion.gates = update.gates

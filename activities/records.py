@@ -48,6 +48,7 @@ MAX_LOG_LINES = 2000
 # The reason on a record the API marked failed because its run could not be started; the
 # run's first step takes such a record up again, should the start have gone through after all.
 NOT_STARTED = "NOT_STARTED"
+BOOTSTRAP_ENDED = ("done", "failed", "cancelled")
 
 
 class FollowsARun(Protocol):
@@ -103,6 +104,8 @@ class RecordsActivities:
             row = session.get(AppBootstrap, uuid.UUID(progress.bootstrap_id))
             if row is None:
                 raise RuntimeError(f"bootstrap {progress.bootstrap_id} has no record")
+            if row.status in BOOTSTRAP_ENDED and progress.status not in BOOTSTRAP_ENDED:
+                return  # a step the run's cancel abandoned, landing after its end: it ended
             changed = (row.stage, row.status) != (progress.stage, progress.status)
             row.stage = progress.stage
             row.status = progress.status
@@ -216,6 +219,8 @@ class RecordsActivities:
             row = session.get(Deployment, uuid.UUID(progress.deployment_id))
             if row is None:
                 raise RuntimeError(f"deployment {progress.deployment_id} has no record")
+            if row.completed_at is not None and not progress.finished:
+                return  # a step the run's cancel abandoned, landing after its end: it ended
             row.status = progress.status
             row.stage = progress.stage
             if progress.image_ref:

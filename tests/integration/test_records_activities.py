@@ -12,9 +12,19 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.promotions import PromotionActivities
 from activities.records import RecordsActivities
-from core.models import App, AuditEvent, Environment, Release, ReleaseActivation, Tenant
-from workflows.contracts.promotions import ActivateRelease
-from workflows.contracts.records import AuditEventInput
+from core.models import (
+    App,
+    AppBootstrap,
+    AuditEvent,
+    Deployment,
+    Environment,
+    Promotion,
+    Release,
+    ReleaseActivation,
+    Tenant,
+)
+from workflows.contracts.promotions import ActivateRelease, PromotionUpdate
+from workflows.contracts.records import AuditEventInput, BootstrapProgress, DeploymentProgress
 
 
 async def test_audit_event_written_once(engine):
@@ -100,3 +110,96 @@ async def test_an_activation_is_recorded_once(engine):
             select(ReleaseActivation).where(ReleaseActivation.release_id == release.id)
         ).all()
     assert len(ledger) == 1
+
+
+def seed_promotion(engine, app: App, release: Release) -> Promotion:
+    with Session(engine) as session:
+        promotion = Promotion(
+            tenant_id=app.tenant_id, app_id=app.id, release_id=release.id, version=1,
+            environment="qa", status="pending", requested_by="al",
+            workflow_id=f"promote:{app.id}:qa", release_digest=release.image_digest,
+        )  # fmt: skip
+        session.add(promotion)
+        session.commit()
+        session.refresh(promotion)
+        return promotion
+
+
+async def test_an_ended_promotion_stays_ended(engine):
+    """A cancel does not wait for a record step already on its way (it is abandoned, and runs
+    anyway): when that step lands after the last one, the record must still say how it ended."""
+    app, release = seed_release(engine, "RC")
+    promotion = seed_promotion(engine, app, release)
+    update = PromotionActivities(engine).update_promotion
+    env = ActivityEnvironment()
+    ended = PromotionUpdate(
+        promotion_id=str(promotion.id), status="cancelled",
+        failure_reason="cancelled by request", finished=True,
+    )  # fmt: skip
+    env.run(update, ended)
+    late = PromotionUpdate(promotion_id=str(promotion.id), status="pending_approval", gates=[])
+    env.run(update, late)
+    with Session(engine) as session:
+        row = session.get(Promotion, promotion.id)
+        assert row is not None
+        assert (row.status, row.failure_reason) == ("cancelled", "cancelled by request")
+        assert row.completed_at is not None
+    env.run(update, ended)  # a retried last step is still taken
+    with Session(engine) as session:
+        assert session.exec(select(Promotion.status).where(Promotion.id == promotion.id)).one() == (
+            "cancelled"
+        )
+
+
+async def test_an_ended_deployment_stays_ended(engine):
+    app, _release = seed_release(engine, "RC")
+    with Session(engine) as session:
+        deployment = Deployment(
+            tenant_id=app.tenant_id, app_id=app.id, environment="qa", commit_sha="c" * 40,
+            status="deploying", stage="deploy", trigger="manual", workflow_id="deploy:x",
+        )  # fmt: skip
+        session.add(deployment)
+        session.commit()
+        deployment_id = str(deployment.id)
+    update = RecordsActivities(engine).update_deployment
+    env = ActivityEnvironment()
+    env.run(
+        update,
+        DeploymentProgress(
+            deployment_id=deployment_id, status="cancelled", stage="deploy",
+            failure_reason="cancelled by request", log_line="cancelled", finished=True,
+        ),
+    )  # fmt: skip
+    env.run(
+        update,
+        DeploymentProgress(
+            deployment_id=deployment_id, status="deploying", stage="rollout",
+            log_line="Rolling out",
+        ),
+    )  # fmt: skip
+    with Session(engine) as session:
+        row = session.get(Deployment, uuid.UUID(deployment_id))
+        assert row is not None
+        assert (row.status, row.stage) == ("cancelled", "deploy")
+        assert row.completed_at is not None
+        assert row.log_lines == ["cancelled"]
+
+
+async def test_an_ended_bootstrap_stays_ended(engine):
+    app, _release = seed_release(engine, "RC")
+    with Session(engine) as session:
+        bootstrap = AppBootstrap(
+            tenant_id=app.tenant_id, app_id=app.id, workflow_id="bootstrap:x",
+            request_fingerprint="f", requested_by="al", status="running", stage="push",
+            repo_full_name="org/a",
+        )  # fmt: skip
+        session.add(bootstrap)
+        session.commit()
+        bootstrap_id = str(bootstrap.id)
+    update = RecordsActivities(engine).update_bootstrap
+    env = ActivityEnvironment()
+    env.run(update, BootstrapProgress(bootstrap_id=bootstrap_id, stage="push", status="cancelled"))
+    env.run(update, BootstrapProgress(bootstrap_id=bootstrap_id, stage="connect"))
+    with Session(engine) as session:
+        row = session.get(AppBootstrap, uuid.UUID(bootstrap_id))
+        assert row is not None and (row.status, row.stage) == ("cancelled", "push")
