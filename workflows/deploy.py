@@ -28,6 +28,8 @@ with workflow.unsafe.imports_passed_through():
 
 PUSH_SIGNAL = "push"
 CANCEL_DEPLOYMENT_UPDATE = "cancel_deployment"
+# Runs before it ended at once when cancelled while recording a start, leaving the record open.
+A_CANCEL_AT_THE_START_ENDS_THE_RECORD = "a-cancel-at-the-start-ends-the-record"
 
 
 class PushedCommit(BaseModel):
@@ -206,25 +208,16 @@ class DeployRelease:
 
     async def _deploy(self, round_: Round) -> DeployResult:
         request = self._request
-        await self._steps.record(
-            records.START_DEPLOYMENT,
-            records.DeploymentStart(
-                deployment_id=round_.deployment_id,
-                tenant_id=request.tenant_id,
-                app_id=request.app_id,
-                environment=request.environment,
-                commit_sha=round_.commit_sha or "",
-                commits=round_.commits,
-                trigger=round_.trigger,
-                workflow_id=workflow.info().workflow_id,
-                run_id=workflow.info().run_id,
-            ),
-        )
+        started_inside = workflow.patched(A_CANCEL_AT_THE_START_ENDS_THE_RECORD)
+        if not started_inside:
+            await self._record_start(round_)
         target = request.target()
         previous_image: str | None = None
         rollout_began = False
         lock = contextlib.AsyncExitStack()
         try:
+            if started_inside:
+                await self._record_start(round_)
             while True:
                 commit = await self._resolve_commit(round_)
                 image = await self._image_for(round_, commit)
@@ -308,6 +301,23 @@ class DeployRelease:
             ) from error
         finally:
             await lock.aclose()
+
+    async def _record_start(self, round_: Round) -> None:
+        request = self._request
+        await self._steps.record(
+            records.START_DEPLOYMENT,
+            records.DeploymentStart(
+                deployment_id=round_.deployment_id,
+                tenant_id=request.tenant_id,
+                app_id=request.app_id,
+                environment=request.environment,
+                commit_sha=round_.commit_sha or "",
+                commits=round_.commits,
+                trigger=round_.trigger,
+                workflow_id=workflow.info().workflow_id,
+                run_id=workflow.info().run_id,
+            ),
+        )
 
     async def _wait_for(self, round_: Round, holder: LockHolder) -> None:
         waiting = holder.waiting_message(self._request.environment)

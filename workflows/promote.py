@@ -33,6 +33,8 @@ HEALTH_CHECK_EVERY = timedelta(seconds=5)
 GATES_HOLD_UNTIL_THE_DEPLOY = "gates-hold-until-the-deploy"
 # Runs recorded before this trusted the API to have written the promotion's record.
 THE_RUN_RECORDS_ITS_PROMOTION = "the-run-records-its-promotion"
+# Runs before it ended at once when cancelled while recording themselves, leaving the record open.
+A_CANCEL_AT_THE_START_ENDS_THE_RECORD = "a-cancel-at-the-start-ends-the-record"
 
 
 class PromoteInput(promotions.PromotionRequest, AppEnvironment):
@@ -190,17 +192,13 @@ class Promote:
         previous_image: str | None = None
         lock = contextlib.AsyncExitStack()
         self._gates_hold = workflow.patched(GATES_HOLD_UNTIL_THE_DEPLOY)
-        if workflow.patched(THE_RUN_RECORDS_ITS_PROMOTION):
-            # Written by the API before the start, unless that start looked failed to it.
-            await self._steps.database(
-                promotions.RECORD_PROMOTION,
-                promotions.PromotionStart(
-                    request=request,
-                    workflow_id=workflow.info().workflow_id,
-                    run_id=workflow.info().run_id,
-                ),
-            )
+        recorded_inside = workflow.patched(A_CANCEL_AT_THE_START_ENDS_THE_RECORD)
+        records_itself = workflow.patched(THE_RUN_RECORDS_ITS_PROMOTION)
+        if records_itself and not recorded_inside:
+            await self._record_start()
         try:
+            if records_itself and recorded_inside:
+                await self._record_start()
             gates = await self._check_gates()
             if not await self._wait_for_approvals():
                 return await self._finish(self._status, self._ended_reason())
@@ -390,6 +388,18 @@ class Promote:
             await self._cluster.call(kube.DELETE_ENVIRONMENT, target)
             return
         await self._cluster.put_back(target, previous_image)
+
+    async def _record_start(self) -> None:
+        """Written by the API before the start, unless that start looked failed to it."""
+        request = self._request
+        await self._steps.database(
+            promotions.RECORD_PROMOTION,
+            promotions.PromotionStart(
+                request=request,
+                workflow_id=workflow.info().workflow_id,
+                run_id=workflow.info().run_id,
+            ),
+        )
 
     async def _check_gates(self) -> promotions.GateReport:
         report = await self._steps.database(promotions.CHECK_GATES, self._request.promotion_id)

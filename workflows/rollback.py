@@ -27,6 +27,8 @@ with workflow.unsafe.imports_passed_through():
 
 # Runs recorded before this swapped only the image; they replay that way.
 ROLLBACK_APPLIES_CONFIG = "rollback-applies-config"
+# Runs before it ended at once when cancelled while recording their start, leaving it open.
+A_CANCEL_AT_THE_START_ENDS_THE_RECORD = "a-cancel-at-the-start-ends-the-record"
 
 
 class RollbackInput(AppEnvironment):
@@ -125,22 +127,12 @@ class Rollback:
 
     async def _rollback(self) -> RollbackResult:
         request = self._request
-        await self._steps.record(
-            records.START_DEPLOYMENT,
-            records.DeploymentStart(
-                deployment_id=request.deployment_id,
-                tenant_id=request.tenant_id,
-                app_id=request.app_id,
-                environment=request.environment,
-                commit_sha=request.commit_sha,
-                commits=[request.commit_sha],
-                trigger="rollback",
-                workflow_id=workflow.info().workflow_id,
-                run_id=workflow.info().run_id,
-            ),
-        )
-        await self._move("pending", "lock", f"Locking {request.environment} for the rollback")
+        started_inside = workflow.patched(A_CANCEL_AT_THE_START_ENDS_THE_RECORD)
+        if not started_inside:
+            await self._record_start()
         try:
+            if started_inside:
+                await self._record_start()
             async with environment_lock(
                 request.app_id, request.environment, "rollback", request.timeouts
             ):
@@ -167,6 +159,24 @@ class Rollback:
             finished=True,
         )
         return self._result("succeeded")
+
+    async def _record_start(self) -> None:
+        request = self._request
+        await self._steps.record(
+            records.START_DEPLOYMENT,
+            records.DeploymentStart(
+                deployment_id=request.deployment_id,
+                tenant_id=request.tenant_id,
+                app_id=request.app_id,
+                environment=request.environment,
+                commit_sha=request.commit_sha,
+                commits=[request.commit_sha],
+                trigger="rollback",
+                workflow_id=workflow.info().workflow_id,
+                run_id=workflow.info().run_id,
+            ),
+        )
+        await self._move("pending", "lock", f"Locking {request.environment} for the rollback")
 
     async def _swap_and_record(self) -> None:
         request = self._request

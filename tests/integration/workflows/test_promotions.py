@@ -623,3 +623,41 @@ async def test_an_approval_sent_before_the_run_began_is_judged_by_it(
     finally:
         stop.set()
         await asyncio.wait_for(running, timeout=30)
+
+
+async def test_a_promotion_cancelled_before_its_run_began_ends_cancelled(
+    stack_without_worker: Stack,
+):
+    """The cancel reaches the run with its first task, while it records itself: the record
+    must end `cancelled` too (the run used to end at once and leave it `pending_approval`)."""
+    stack = stack_without_worker
+
+    async def serving() -> tuple[asyncio.Event, asyncio.Task[None]]:
+        stop = asyncio.Event()
+        return stop, asyncio.create_task(worker.run(stack.settings, stop))
+
+    stop, running = await serving()
+    done = await stack.bootstrap_and_wait()
+    assert done["status"] == "done", done
+    promoting = Promoting(stack, App(stack, done))
+    promoting.set_lifecycle(1, "STABLE")
+    promoting.set_policy("prod", required_approvals=1, soak_seconds=0)
+    stop.set()
+    await asyncio.wait_for(running, timeout=30)
+
+    promotion = await promoting.request(1, "prod")  # started, but no worker has taken it yet
+    cancelled = await promoting.act(promotion, "cancel", stack.tenant.headers)
+    assert cancelled.status_code == 202, cancelled.text
+    stop, running = await serving()
+    try:
+        ended = await promoting.wait(promotion, within=30)
+        assert ended["status"] == "cancelled", ended
+        assert ended["completed_at"] is not None
+        handle = stack.temporal.client.get_workflow_handle(promotion["workflow_id"])
+        assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
+        await check_and_record(
+            stack.temporal.client, promotion["workflow_id"], "promote-cancelled-at-the-start"
+        )
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, timeout=30)
