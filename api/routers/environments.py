@@ -12,12 +12,11 @@ from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, field_v
 from sqlmodel import Session, col, select
 
 from activities.locks import lock_waiters
-from api.auth import Principal, require_scope
-from api.deps import PageDep, PrincipalDep, SessionDep, SettingsDep
+from api.auth import Principal
+from api.deps import AppDep, PageDep, SessionDep, SettingsDep, scope
 from api.errors import ApiError, not_found
 from api.pagination import Page, newest_first
 from api.routers import API_PREFIX
-from api.routers.apps import app_for
 from api.schemas import Strict
 from core import freeze
 from core.audit import record_audit
@@ -202,11 +201,11 @@ class FreezeWindowPublic(BaseModel):
 
 @router.get("/apps/{app_id}/environments", response_model=list[EnvironmentPublic])
 def list_environments(
-    app_id: uuid.UUID, principal: PrincipalDep, session: SessionDep
+    principal: Annotated[Principal, scope("apps:read")],
+    app: AppDep,
+    session: SessionDep,
 ) -> list[EnvironmentPublic]:
     """The app's environments in pipeline order."""
-    require_scope(principal, "apps:read")
-    app = app_for(session, principal, app_id)
     environments = session.exec(
         select(Environment).where(Environment.app_id == app.id).order_by(col(Environment.position))
     ).all()
@@ -215,26 +214,27 @@ def list_environments(
 
 @router.get("/apps/{app_id}/environments/{env}", response_model=EnvironmentPublic)
 def get_environment(
-    app_id: uuid.UUID, env: str, principal: PrincipalDep, session: SessionDep
+    env: str,
+    principal: Annotated[Principal, scope("apps:read")],
+    app: AppDep,
+    session: SessionDep,
 ) -> EnvironmentPublic:
-    require_scope(principal, "apps:read")
-    _, environment = _environment(session, principal, app_id, env)
+    environment = _environment(session, app, env)
     return environment_public(session, environment)
 
 
 @router.patch("/apps/{app_id}/environments/{env}", response_model=EnvironmentPublic)
 def update_environment(
-    app_id: uuid.UUID,
     env: str,
     body: EnvironmentUpdate,
     request: Request,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, scope("apps:write")],
+    app: AppDep,
     session: SessionDep,
 ) -> EnvironmentPublic:
     """Change the approval policy, soak time or replicas; fields left out keep their value.
     Promotions already open keep the policy they started with."""
-    require_scope(principal, "apps:write")
-    app, environment = _environment(session, principal, app_id, env)
+    environment = _environment(session, app, env)
     changes: dict[str, Any] = body.model_dump(exclude_unset=True, exclude={"approval_policy"})
     if body.approval_policy is not None:
         changes.update(body.approval_policy.model_dump(exclude_unset=True))
@@ -278,28 +278,29 @@ def environment_public(session: Session, environment: Environment) -> Environmen
 
 @router.get("/apps/{app_id}/environments/{env}/config", response_model=ConfigPublic)
 def get_config(
-    app_id: uuid.UUID, env: str, principal: PrincipalDep, session: SessionDep
+    env: str,
+    principal: Annotated[Principal, scope("apps:read")],
+    app: AppDep,
+    session: SessionDep,
 ) -> ConfigPublic:
     """Plain variables with their values; secrets by name only."""
-    require_scope(principal, "apps:read")
-    _, environment = _environment(session, principal, app_id, env)
+    environment = _environment(session, app, env)
     return _config_public(session, environment)
 
 
 @router.put("/apps/{app_id}/environments/{env}/config", response_model=ConfigPublic)
 def put_config(
-    app_id: uuid.UUID,
     env: str,
     body: ConfigUpdate,
     request: Request,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, scope("apps:write")],
+    app: AppDep,
     session: SessionDep,
     settings: SettingsDep,
 ) -> ConfigPublic:
     """Replace the variables; set, replace or delete secrets. Takes effect with the next
     deployment, promotion or rollback of the environment."""
-    require_scope(principal, "apps:write")
-    app, environment = _environment(session, principal, app_id, env)
+    environment = _environment(session, app, env)
     stored = {row.name: row for row in _secrets(session, environment)}
     remaining = (set(stored) | {n for n, v in body.secrets.items() if v is not None}) - {
         n for n, v in body.secrets.items() if v is None
@@ -372,17 +373,16 @@ def _secrets(session: Session, environment: Environment) -> list[EnvironmentSecr
     status_code=status.HTTP_201_CREATED,
 )
 def create_freeze_window(
-    app_id: uuid.UUID,
     env: str,
     body: FreezeWindowCreate,
     request: Request,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, scope("apps:write")],
+    app: AppDep,
     session: SessionDep,
 ) -> FreezeWindowPublic:
     """A one-off window (starts_at, ends_at) or a recurring one (cron, duration_minutes,
     timezone). Promotions that reach the environment while it is frozen wait for it to open."""
-    require_scope(principal, "apps:write")
-    app, environment = _environment(session, principal, app_id, env)
+    environment = _environment(session, app, env)
     problems = _window_problems(body)
     if problems:
         raise ApiError(
@@ -419,11 +419,14 @@ def create_freeze_window(
     "/apps/{app_id}/environments/{env}/freeze-windows", response_model=Page[FreezeWindowPublic]
 )
 def list_freeze_windows(
-    app_id: uuid.UUID, env: str, principal: PrincipalDep, session: SessionDep, page: PageDep
+    env: str,
+    principal: Annotated[Principal, scope("apps:read")],
+    app: AppDep,
+    session: SessionDep,
+    page: PageDep,
 ) -> Page[FreezeWindowPublic]:
     """The environment's freeze windows, newest first, each saying whether it holds now."""
-    require_scope(principal, "apps:read")
-    _, environment = _environment(session, principal, app_id, env)
+    environment = _environment(session, app, env)
     rows, total, next_cursor = newest_first(
         session, FreezeWindow, [FreezeWindow.environment_id == environment.id], page
     )
@@ -439,10 +442,13 @@ def list_freeze_windows(
     response_model=FreezeWindowPublic,
 )
 def get_freeze_window(
-    app_id: uuid.UUID, env: str, window_id: uuid.UUID, principal: PrincipalDep, session: SessionDep
+    env: str,
+    window_id: uuid.UUID,
+    principal: Annotated[Principal, scope("apps:read")],
+    app: AppDep,
+    session: SessionDep,
 ) -> FreezeWindowPublic:
-    require_scope(principal, "apps:read")
-    _, environment = _environment(session, principal, app_id, env)
+    environment = _environment(session, app, env)
     return _window_public(_window(session, environment, window_id), environment.name)
 
 
@@ -451,16 +457,15 @@ def get_freeze_window(
     status_code=status.HTTP_204_NO_CONTENT,
 )
 def delete_freeze_window(
-    app_id: uuid.UUID,
     env: str,
     window_id: uuid.UUID,
     request: Request,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, scope("apps:write")],
+    app: AppDep,
     session: SessionDep,
 ) -> Response:
     """Remove the window; a promotion waiting for it re-checks the windows when it wakes."""
-    require_scope(principal, "apps:write")
-    app, environment = _environment(session, principal, app_id, env)
+    environment = _environment(session, app, env)
     window = _window(session, environment, window_id)
     session.delete(window)
     _audit(
@@ -558,16 +563,13 @@ def _windows(session: Session, environment: Environment) -> list[FreezeWindow]:
 # -- shared ----------------------------------------------------------------------------------
 
 
-def _environment(
-    session: Session, principal: Principal, app_id: uuid.UUID, name: str
-) -> tuple[App, Environment]:
-    app = app_for(session, principal, app_id)
+def _environment(session: Session, app: App, name: str) -> Environment:
     environment = session.exec(
         select(Environment).where(Environment.app_id == app.id, Environment.name == name)
     ).first()
     if environment is None:
         raise not_found(f"environment {name!r} of app {app.slug}")
-    return app, environment
+    return environment
 
 
 def _audit(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+from typing import Annotated
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
@@ -10,12 +10,11 @@ from pydantic import field_validator
 from sqlmodel import Session
 from temporalio.common import WorkflowIDConflictPolicy
 
-from api.auth import require_scope
+from api.auth import Principal
 from api.contract import problems
-from api.deps import PrincipalDep, SessionDep, SettingsDep, TemporalDep
+from api.deps import AppDep, SessionDep, SettingsDep, TemporalDep, scope
 from api.errors import ApiError
 from api.routers import API_PREFIX
-from api.routers.apps import app_for
 from api.schemas import GitConnectionSummary, Strict
 from api.workflow_calls import reaching_temporal
 from core.audit import record_audit
@@ -58,37 +57,34 @@ def _public(connection: GitConnection) -> GitConnectionSummary:
 
 @router.get("", response_model=GitConnectionSummary)
 def get_connection(
-    app_id: uuid.UUID, principal: PrincipalDep, session: SessionDep
+    principal: Annotated[Principal, scope("apps:read")],
+    app: AppDep,
+    session: SessionDep,
 ) -> GitConnectionSummary:
-    require_scope(principal, "apps:read")
-    return _public(_connection(session, app_for(session, principal, app_id)))
+    return _public(_connection(session, app))
 
 
 @router.patch("", response_model=GitConnectionSummary)
 def change_branch(
-    app_id: uuid.UUID,
+    principal: Annotated[Principal, scope("apps:write")],
+    app: AppDep,
     body: BranchChange,
     request: Request,
-    principal: PrincipalDep,
     session: SessionDep,
 ) -> GitConnectionSummary:
     """Follow another branch: pushes to it deploy from now on."""
-    require_scope(principal, "apps:write")
-    app = app_for(session, principal, app_id)
     return _set_branch(session, app, body.branch, principal.subject, request.state.request_id)
 
 
 @router.put("", response_model=GitConnectionSummary)
 def replace_connection(
-    app_id: uuid.UUID,
+    principal: Annotated[Principal, scope("apps:write")],
+    app: AppDep,
     body: ConnectionReplace,
     request: Request,
-    principal: PrincipalDep,
     session: SessionDep,
 ) -> GitConnectionSummary:
     """Set the whole connection. The repository is the one the app was bootstrapped with."""
-    require_scope(principal, "apps:write")
-    app = app_for(session, principal, app_id)
     connection = _connection(session, app)
     if body.repo_full_name.lower() != connection.repo_full_name.lower():
         raise ApiError(
@@ -102,9 +98,9 @@ def replace_connection(
 
 @router.delete("", status_code=status.HTTP_202_ACCEPTED, responses=problems(503))
 async def disconnect(
-    app_id: uuid.UUID,
+    principal: Annotated[Principal, scope("apps:write")],
+    app: AppDep,
     request: Request,
-    principal: PrincipalDep,
     session: SessionDep,
     settings: SettingsDep,
     temporal: TemporalDep,
@@ -112,8 +108,6 @@ async def disconnect(
     """Stop push-to-deploy: a workflow removes the webhook from GitHub, then the connection
     (follow it by its `workflow_id`; asking again while it runs answers the same). The app, its
     releases and deployments stay."""
-    require_scope(principal, "apps:write")
-    app = app_for(session, principal, app_id)
     connection = _connection(session, app)
     workflow_input = DisconnectInput(
         app_id=str(app.id), tenant_id=str(app.tenant_id),

@@ -13,9 +13,18 @@ from sqlmodel import Session, col, select
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from api.auth import Principal, require_scope, visible_tenant
+from api.auth import Principal
 from api.contract import problems
-from api.deps import PageDep, PrincipalDep, SessionDep, SettingsDep, TemporalDep
+from api.deps import (
+    AppDep,
+    PageDep,
+    PrincipalDep,
+    SessionDep,
+    SettingsDep,
+    TemporalDep,
+    TenantDep,
+    scope,
+)
 from api.errors import ApiError, not_found
 from api.pagination import newest_first
 from api.promotions import (
@@ -26,7 +35,6 @@ from api.promotions import (
     target_environment,
 )
 from api.routers import API_PREFIX
-from api.routers.apps import app_for
 from api.schemas import MAX_VERSION, Strict, Version
 from api.workflow_calls import addressing_run, cancel_run, run_handle
 from clients.registry import ImageRef, RegistryClient, RegistryError
@@ -91,16 +99,14 @@ class OverrideBody(Strict):
 
 @router.get("/apps/{app_id}/promotions/preflight")
 async def preflight(
-    app_id: uuid.UUID,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, scope("apps:read")],
+    app: AppDep,
     session: SessionDep,
     settings: SettingsDep,
     version: Annotated[int, Query(ge=1, le=MAX_VERSION)],
     environment: Annotated[str, Query(min_length=1, max_length=30)],
 ) -> dict[str, Any]:
     """Whether the release can be promoted there now, and every reason it cannot."""
-    require_scope(principal, "apps:read")
-    app = app_for(session, principal, app_id)
     release = release_by_version(session, app, version)
     target = target_environment(session, app, environment)
     reasons: list[str] = []
@@ -133,16 +139,14 @@ async def preflight(
     "/apps/{app_id}/promotions", status_code=status.HTTP_202_ACCEPTED, responses=problems(409, 503)
 )
 async def create_promotion(
-    app_id: uuid.UUID,
+    principal: Annotated[Principal, scope("promote")],
+    app: AppDep,
     body: PromotionCreate,
     request: Request,
-    principal: PrincipalDep,
     session: SessionDep,
     settings: SettingsDep,
     temporal: TemporalDep,
 ) -> dict[str, Any]:
-    require_scope(principal, "promote")
-    app = app_for(session, principal, app_id)
     release = release_by_version(session, app, body.version)
     return await start_promotion(
         session, settings, temporal, principal, app, release, body.environment, body.note, None,
@@ -152,10 +156,11 @@ async def create_promotion(
 
 @router.get("/apps/{app_id}/promotions")
 def list_promotions(
-    app_id: uuid.UUID, principal: PrincipalDep, session: SessionDep, page: PageDep
+    principal: Annotated[Principal, scope("apps:read")],
+    app: AppDep,
+    session: SessionDep,
+    page: PageDep,
 ) -> dict[str, Any]:
-    require_scope(principal, "apps:read")
-    app = app_for(session, principal, app_id)
     rows, total, next_cursor = newest_first(session, Promotion, [Promotion.app_id == app.id], page)
     return {
         "items": [promotion_public(row) for row in rows],
@@ -166,56 +171,58 @@ def list_promotions(
 
 @router.get("/apps/{app_id}/promotions/{promotion_id}")
 def get_promotion(
-    app_id: uuid.UUID, promotion_id: uuid.UUID, principal: PrincipalDep, session: SessionDep
+    promotion_id: uuid.UUID,
+    principal: Annotated[Principal, scope("apps:read")],
+    app: AppDep,
+    session: SessionDep,
 ) -> dict[str, Any]:
-    require_scope(principal, "apps:read")
-    promotion = _promotion(session, principal, app_id, promotion_id)
+    promotion = _promotion(session, app, promotion_id)
     return {**promotion_public(promotion), "approvals": _approvals(session, promotion)}
 
 
 @router.post("/apps/{app_id}/promotions/{promotion_id}/approve", responses=problems(409, 503))
 async def approve(
-    app_id: uuid.UUID,
+    principal: PrincipalDep,
+    app: AppDep,
     promotion_id: uuid.UUID,
     body: ApprovalBody,
     request: Request,
-    principal: PrincipalDep,
     session: SessionDep,
     temporal: TemporalDep,
 ) -> dict[str, Any]:
     """Approve the release's digest, named in the body as the approver saw it; refused before
     anything is recorded when the digest is not the promotion's, when the caller may not (the
     requester, a second approval, a missing scope) or the promotion is not waiting."""
-    return await _decide(APPROVE, app_id, promotion_id, body, request, principal, session, temporal)
+    return await _decide(APPROVE, app, promotion_id, body, request, principal, session, temporal)
 
 
 @router.post("/apps/{app_id}/promotions/{promotion_id}/reject", responses=problems(409, 503))
 async def reject(
-    app_id: uuid.UUID,
+    principal: PrincipalDep,
+    app: AppDep,
     promotion_id: uuid.UUID,
     body: RejectionBody,
     request: Request,
-    principal: PrincipalDep,
     session: SessionDep,
     temporal: TemporalDep,
 ) -> dict[str, Any]:
-    return await _decide(REJECT, app_id, promotion_id, body, request, principal, session, temporal)
+    return await _decide(REJECT, app, promotion_id, body, request, principal, session, temporal)
 
 
 @router.post(
     "/apps/{app_id}/promotions/{promotion_id}/override-freeze", responses=problems(409, 503)
 )
 async def override_freeze(
-    app_id: uuid.UUID,
     promotion_id: uuid.UUID,
     body: OverrideBody,
     request: Request,
     principal: PrincipalDep,
+    app: AppDep,
     session: SessionDep,
     temporal: TemporalDep,
 ) -> dict[str, Any]:
     """Break glass: let a promotion through a freeze window, with a reason, audited."""
-    promotion = _promotion(session, principal, app_id, promotion_id)
+    promotion = _promotion(session, app, promotion_id)
     override = FreezeOverride(
         subject=principal.subject, scopes=sorted(principal.scopes), reason=body.reason
     )
@@ -234,17 +241,16 @@ async def override_freeze(
     "/apps/{app_id}/promotions/{promotion_id}/cancel", status_code=202, responses=problems(409, 503)
 )
 async def cancel(
-    app_id: uuid.UUID,
     promotion_id: uuid.UUID,
     request: Request,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, scope("promote")],
+    app: AppDep,
     session: SessionDep,
     temporal: TemporalDep,
 ) -> dict[str, Any]:
     """Before its deploy a promotion just ends `cancelled`; after, the environment is rolled
     back to what ran before."""
-    require_scope(principal, "promote")
-    promotion = _promotion(session, principal, app_id, promotion_id)
+    promotion = _promotion(session, app, promotion_id)
     if promotion.status not in OPEN and promotion.status != "cancelled":
         raise ApiError(409, "PROMOTION_FINISHED", f"the promotion already ended {promotion.status}")
     if promotion.status in OPEN:
@@ -262,11 +268,13 @@ async def cancel(
 
 @router.get("/apps/{app_id}/promotions/{promotion_id}/evidence")
 def evidence(
-    app_id: uuid.UUID, promotion_id: uuid.UUID, principal: PrincipalDep, session: SessionDep
+    promotion_id: uuid.UUID,
+    principal: Annotated[Principal, scope("apps:read")],
+    app: AppDep,
+    session: SessionDep,
 ) -> JSONResponse:
     """The evidence packet: who asked, who approved when and why, gates, digests, timings."""
-    require_scope(principal, "apps:read")
-    promotion = _promotion(session, principal, app_id, promotion_id)
+    promotion = _promotion(session, app, promotion_id)
     packet = {
         "promotion_id": str(promotion.id),
         "app_id": str(promotion.app_id),
@@ -293,10 +301,12 @@ def evidence(
 
 
 @router.get("/tenants/{tenant}/pending-approvals")
-def pending_approvals(tenant: str, principal: PrincipalDep, session: SessionDep) -> dict[str, Any]:
+def pending_approvals(
+    tenant: TenantDep,
+    principal: Annotated[Principal, scope("apps:read")],
+    session: SessionDep,
+) -> dict[str, Any]:
     """Promotions waiting for approvals that the caller may give now."""
-    found = visible_tenant(session, principal, tenant)
-    require_scope(principal, "apps:read")
     waiting = session.exec(
         select(Promotion, Environment)
         .join(
@@ -304,7 +314,7 @@ def pending_approvals(tenant: str, principal: PrincipalDep, session: SessionDep)
             (col(Environment.app_id) == col(Promotion.app_id))
             & (col(Environment.name) == col(Promotion.environment)),
         )
-        .where(Promotion.tenant_id == found.id, Promotion.status == "pending_approval")
+        .where(Promotion.tenant_id == tenant.id, Promotion.status == "pending_approval")
         .order_by(col(Promotion.created_at).desc())
     ).all()
     items = []
@@ -321,7 +331,7 @@ def pending_approvals(tenant: str, principal: PrincipalDep, session: SessionDep)
 
 async def _decide(
     kind: str,
-    app_id: uuid.UUID,
+    app: App,
     promotion_id: uuid.UUID,
     body: ApprovalBody | RejectionBody,
     request: Request,
@@ -329,7 +339,7 @@ async def _decide(
     session: Session,
     temporal: Any,
 ) -> dict[str, Any]:
-    promotion = _promotion(session, principal, app_id, promotion_id)
+    promotion = _promotion(session, app, promotion_id)
     if body.release_digest is not None and body.release_digest != promotion.release_digest:
         raise ApiError(
             409,
@@ -370,10 +380,7 @@ async def _update(temporal: Any, promotion: Promotion, update: str, argument: An
         raise
 
 
-def _promotion(
-    session: Session, principal: Principal, app_id: uuid.UUID, promotion_id: uuid.UUID
-) -> Promotion:
-    app = app_for(session, principal, app_id)
+def _promotion(session: Session, app: App, promotion_id: uuid.UUID) -> Promotion:
     promotion = session.get(Promotion, promotion_id)
     if promotion is None or promotion.app_id != app.id:
         raise not_found(f"promotion {promotion_id}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from croniter import croniter
 from fastapi import APIRouter, Request, status
@@ -16,10 +16,19 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
 from activities.records import not_started
-from api.auth import require_scope, visible_tenant
+from api.auth import Principal
 from api.contract import problems
 from api.deploys import step_timeouts
-from api.deps import PageDep, PrincipalDep, SessionDep, SettingsDep, TemporalDep
+from api.deps import (
+    AppDep,
+    PageDep,
+    SessionDep,
+    SettingsDep,
+    TemporalDep,
+    TenantDep,
+    app_for,
+    scope,
+)
 from api.errors import ApiError, not_found
 from api.pagination import Page, newest_first
 from api.retention import (
@@ -29,7 +38,6 @@ from api.retention import (
     schedule_url,
 )
 from api.routers import API_PREFIX
-from api.routers.apps import app_for
 from api.routers.bootstraps import workflow_url
 from api.workflow_calls import reaching_temporal
 from core import lifecycle, retention
@@ -114,25 +122,25 @@ def _policies(session: Session, app: App, settings: Settings) -> PoliciesOut:
 
 @router.get("/apps/{app_id}/retention-policies", response_model=PoliciesOut)
 def get_policies(
-    app_id: uuid.UUID, principal: PrincipalDep, session: SessionDep, settings: SettingsDep
+    principal: Annotated[Principal, scope("apps:read")],
+    app: AppDep,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> PoliciesOut:
     """The app's retention policy for every lifecycle state (its own or the default)."""
-    require_scope(principal, "apps:read")
-    return _policies(session, app_for(session, principal, app_id), settings)
+    return _policies(session, app, settings)
 
 
 @router.put("/apps/{app_id}/retention-policies", response_model=PoliciesOut)
 def put_policies(
-    app_id: uuid.UUID,
+    principal: Annotated[Principal, scope("retention")],
+    app: AppDep,
     body: PoliciesIn,
     request: Request,
-    principal: PrincipalDep,
     session: SessionDep,
     settings: SettingsDep,
 ) -> PoliciesOut:
     """Replace the app's policies; states left out go back to the defaults."""
-    require_scope(principal, "retention")
-    app = app_for(session, principal, app_id)
     existing = {
         row.state: row
         for row in session.exec(select(RetentionPolicy).where(RetentionPolicy.app_id == app.id))
@@ -223,21 +231,19 @@ def _public(run: RetentionRun, tenant: Tenant, settings: Settings) -> dict[str, 
     responses=problems(409, 503),
 )
 async def create_run(
-    tenant: str,
+    principal: Annotated[Principal, scope("retention")],
+    tenant: TenantDep,
     body: RunCreate,
     request: Request,
-    principal: PrincipalDep,
     session: SessionDep,
     settings: SettingsDep,
     temporal: TemporalDep,
 ) -> dict[str, Any]:
     """Start a retention run now; a dry run reports the same plan a real run would carry out.
     Follow `status_url` for the report."""
-    require_scope(principal, "retention")
-    found = visible_tenant(session, principal, tenant)
     app = app_for(session, principal, body.app_id) if body.app_id else None
     run = RetentionRun(
-        tenant_id=found.id,
+        tenant_id=tenant.id,
         app_id=app.id if app else None,
         dry_run=body.dry_run,
         trigger="api",
@@ -245,18 +251,18 @@ async def create_run(
         workflow_id="",
         requested_by=principal.subject,
     )
-    run.workflow_id = run_workflow_id(found.slug, str(run.id))
+    run.workflow_id = run_workflow_id(tenant.slug, str(run.id))
     session.add(run)
     session.commit()
-    what = f"{found.slug}/{app.slug}" if app else found.slug
+    what = f"{tenant.slug}/{app.slug}" if app else tenant.slug
     try:
         async with reaching_temporal("start the retention run"):
             client = await temporal.client()
             await client.start_workflow(
                 Retention.run,
                 RetentionInput(
-                    tenant_id=str(found.id),
-                    tenant_slug=found.slug,
+                    tenant_id=str(tenant.id),
+                    tenant_slug=tenant.slug,
                     run_id=str(run.id),
                     app_id=str(app.id) if app else None,
                     app_slug=app.slug if app else None,
@@ -269,7 +275,7 @@ async def create_run(
                 task_queue=settings.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 static_summary=f"{'Dry run of r' if body.dry_run else 'R'}etention for {what}",
-                search_attributes=search.for_app(found.slug, app.slug if app else "", "", "plan"),
+                search_attributes=search.for_app(tenant.slug, app.slug if app else "", "", "plan"),
             )
     except BaseException as exc:
         # Not started, as far as this request can tell: the record says so. Should the start
@@ -281,7 +287,7 @@ async def create_run(
         raise
     record_audit(
         session,
-        tenant_id=found.id,
+        tenant_id=tenant.id,
         actor=principal.subject,
         action="retention.run",
         target=f"retention_run:{run.id}",
@@ -290,21 +296,23 @@ async def create_run(
         detail={"dry_run": body.dry_run, "app_id": str(app.id) if app else None},
     )
     session.commit()
-    return _public(run, found, settings)
+    return _public(run, tenant, settings)
 
 
 @router.get("/tenants/{tenant}/retention-runs", response_model=Page[RunPublic])
 def list_runs(
-    tenant: str, principal: PrincipalDep, session: SessionDep, settings: SettingsDep, page: PageDep
+    principal: Annotated[Principal, scope("apps:read")],
+    tenant: TenantDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    page: PageDep,
 ) -> dict[str, Any]:
     """The tenant's retention runs, on demand and scheduled, newest first."""
-    require_scope(principal, "apps:read")
-    found = visible_tenant(session, principal, tenant)
     rows, total, next_cursor = newest_first(
-        session, RetentionRun, [col(RetentionRun.tenant_id) == found.id], page
+        session, RetentionRun, [col(RetentionRun.tenant_id) == tenant.id], page
     )
     return {
-        "items": [_public(row, found, settings) for row in rows],
+        "items": [_public(row, tenant, settings) for row in rows],
         "total": total,
         "next_cursor": next_cursor,
     }
@@ -312,19 +320,17 @@ def list_runs(
 
 @router.get("/tenants/{tenant}/retention-runs/{run_id}", response_model=RunReport)
 def get_run(
-    tenant: str,
+    principal: Annotated[Principal, scope("apps:read")],
+    tenant: TenantDep,
     run_id: uuid.UUID,
-    principal: PrincipalDep,
     session: SessionDep,
     settings: SettingsDep,
 ) -> dict[str, Any]:
     """A run and its report: every image, kept or deleted, and why."""
-    require_scope(principal, "apps:read")
-    found = visible_tenant(session, principal, tenant)
     run = session.get(RetentionRun, run_id)
-    if run is None or run.tenant_id != found.id:
+    if run is None or run.tenant_id != tenant.id:
         raise not_found(f"retention run {run_id}")
-    return {**_public(run, found, settings), "items": run.items}
+    return {**_public(run, tenant, settings), "items": run.items}
 
 
 # -- schedule ----------------------------------------------------------------------------------
@@ -406,35 +412,31 @@ async def _handle_for(temporal: Any, tenant: Tenant, settings: Settings) -> Any:
     "/tenants/{tenant}/retention-schedule", response_model=SchedulePublic, responses=problems(503)
 )
 async def get_schedule(
-    tenant: str,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, scope("apps:read")],
+    tenant: TenantDep,
     session: SessionDep,
     settings: SettingsDep,
     temporal: TemporalDep,
 ) -> SchedulePublic:
     """The tenant's retention schedule (made with the defaults if it is missing)."""
-    require_scope(principal, "apps:read")
-    found = visible_tenant(session, principal, tenant)
-    handle = await _handle_for(temporal, found, settings)
-    return _schedule_public(await handle.describe(), found, settings)
+    handle = await _handle_for(temporal, tenant, settings)
+    return _schedule_public(await handle.describe(), tenant, settings)
 
 
 @router.put(
     "/tenants/{tenant}/retention-schedule", response_model=SchedulePublic, responses=problems(503)
 )
 async def put_schedule(
-    tenant: str,
+    principal: Annotated[Principal, scope("retention")],
+    tenant: TenantDep,
     body: ScheduleIn,
     request: Request,
-    principal: PrincipalDep,
     session: SessionDep,
     settings: SettingsDep,
     temporal: TemporalDep,
 ) -> SchedulePublic:
     """Change when the schedule runs (interval or cron), pause or resume it, or its note."""
-    require_scope(principal, "retention")
-    found = visible_tenant(session, principal, tenant)
-    handle = await _handle_for(temporal, found, settings)
+    handle = await _handle_for(temporal, tenant, settings)
     described = await handle.describe()
     if body.interval_minutes is not None or body.cron is not None:
         spec = schedule_spec(body.interval_minutes, body.cron)
@@ -443,7 +445,7 @@ async def put_schedule(
     state = described.schedule.state
     note = body.note if body.note is not None else state.note
     paused = body.paused if body.paused is not None else state.paused
-    new = retention_schedule(found, settings, spec, ScheduleState(note=note, paused=paused))
+    new = retention_schedule(tenant, settings, spec, ScheduleState(note=note, paused=paused))
 
     def replace(_: Any) -> ScheduleUpdate:
         return ScheduleUpdate(schedule=new)
@@ -461,16 +463,16 @@ async def put_schedule(
         ) from None
     record_audit(
         session,
-        tenant_id=found.id,
+        tenant_id=tenant.id,
         actor=principal.subject,
         action="retention.schedule.update",
-        target=f"schedule:{schedule_id(found.slug)}",
+        target=f"schedule:{schedule_id(tenant.slug)}",
         result="ok",
         request_id=request.state.request_id,
         detail=body.model_dump(exclude_none=True),
     )
     session.commit()
-    return _schedule_public(await handle.describe(), found, settings)
+    return _schedule_public(await handle.describe(), tenant, settings)
 
 
 def _same_timing(described: ScheduleDescription) -> ScheduleSpec:

@@ -16,14 +16,13 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from activities.locks import holder_is_running, lock_holder, locked_message
-from api.auth import require_scope
+from api.auth import Principal
 from api.contract import problems
 from api.deploys import mark_not_started, step_timeouts
-from api.deps import PrincipalDep, SessionDep, SettingsDep, TemporalDep
+from api.deps import AppDep, SessionDep, SettingsDep, TemporalDep, scope
 from api.errors import ApiError, not_found
 from api.retention import refuse_deleted
 from api.routers import API_PREFIX
-from api.routers.apps import app_for
 from api.routers.bootstraps import workflow_url
 from api.schemas import Version
 from api.workflow_calls import reaching_temporal, start_after_closing_run
@@ -80,11 +79,11 @@ class RollbackPublic(BaseModel):
     responses=problems(409, 503),
 )
 async def create_rollback(
-    app_id: uuid.UUID,
+    principal: Annotated[Principal, scope("deploy")],
+    app: AppDep,
     env: str,
     body: RollbackCreate,
     request: Request,
-    principal: PrincipalDep,
     session: SessionDep,
     settings: SettingsDep,
     temporal: TemporalDep,
@@ -94,8 +93,6 @@ async def create_rollback(
     since that release ran are applied too), and wait for its rollout; refused for REJECTED
     releases and ones that never ran there.
     Follow `status_url`; cancelling it there puts back what ran before."""
-    require_scope(principal, "deploy")
-    app = app_for(session, principal, app_id)
     environment = session.exec(
         select(Environment).where(Environment.app_id == app.id, Environment.name == env)
     ).first()

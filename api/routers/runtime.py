@@ -24,13 +24,12 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
-from api.auth import require_scope
+from api.auth import Principal
 from api.contract import problems
-from api.deps import KubeDep, PrincipalDep, SessionDep, cluster_unavailable
+from api.deps import AppDep, KubeDep, SessionDep, cluster_unavailable, scope
 from api.errors import ApiError
 from api.pagination import LogLimit
 from api.routers import API_PREFIX
-from api.routers.apps import app_for
 from clients.kube import Diagnosis, KubeClient, KubeError, KubeRejected, LogLine
 from core.clock import utcnow
 from core.models import App, Environment
@@ -147,8 +146,8 @@ class RuntimeLogPage(BaseModel):
 
 @router.get("/apps/{app_id}/diagnosis", response_model=DiagnosisPublic, responses=problems(503))
 async def diagnosis(
-    app_id: uuid.UUID,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, scope("apps:read")],
+    app: AppDep,
     session: SessionDep,
     kube: KubeDep,
     environment: Annotated[
@@ -156,8 +155,6 @@ async def diagnosis(
     ] = None,
 ) -> DiagnosisPublic:
     """Whether the app's rollout in the environment is healthy, and if not, why."""
-    require_scope(principal, "apps:read")
-    app = app_for(session, principal, app_id)
     env = _environment(session, app, environment)
     try:
         found = await asyncio.to_thread(kube.diagnose, env.namespace, app.slug)
@@ -169,8 +166,8 @@ async def diagnosis(
 
 @router.get("/apps/{app_id}/logs", response_model=RuntimeLogPage, responses=problems(503))
 async def runtime_logs(
-    app_id: uuid.UUID,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, scope("apps:read")],
+    app: AppDep,
     session: SessionDep,
     kube: KubeDep,
     environment: Annotated[
@@ -190,7 +187,6 @@ async def runtime_logs(
     `backward` (the default) starts at the newest line (or at `cursor`) and pages into the
     past. `forward` returns the lines after `cursor` (from `since`, or the oldest line kept,
     without one): poll it with each answer's `next_cursor` to follow new lines."""
-    require_scope(principal, "apps:read")
     since, until = _aware(since), _aware(until)
     if since and until and since > until:
         raise ApiError(
@@ -199,7 +195,6 @@ async def runtime_logs(
             "since is after until",
             errors=[{"field": "query.since", "message": "must not be after until"}],
         )
-    app = app_for(session, principal, app_id)
     env = _environment(session, app, environment)
     position = decode_position(cursor) if cursor else None
     # Forward, nothing before the cursor is wanted: ask the cluster for less.
