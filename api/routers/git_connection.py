@@ -16,6 +16,7 @@ from api.deps import AppDep, SessionDep, SettingsDep, TemporalDep, scope
 from api.errors import ApiError
 from api.routers import API_PREFIX
 from api.schemas import GitConnectionSummary, Strict
+from api.schemas.git_connections import Disconnecting
 from api.workflow_calls import reaching_temporal
 from core.audit import record_audit
 from core.clock import utcnow
@@ -55,16 +56,17 @@ def _public(connection: GitConnection) -> GitConnectionSummary:
     return GitConnectionSummary.model_validate(connection, from_attributes=True)
 
 
-@router.get("", response_model=GitConnectionSummary)
+@router.get("", name="get_git_connection", response_model=GitConnectionSummary)
 def get_connection(
     principal: Annotated[Principal, scope("apps:read")],
     app: AppDep,
     session: SessionDep,
 ) -> GitConnectionSummary:
+    """The repository and branch whose pushes deploy the app."""
     return _public(_connection(session, app))
 
 
-@router.patch("", response_model=GitConnectionSummary)
+@router.patch("", name="update_git_connection", response_model=GitConnectionSummary)
 def change_branch(
     principal: Annotated[Principal, scope("apps:write")],
     app: AppDep,
@@ -76,7 +78,7 @@ def change_branch(
     return _set_branch(session, app, body.branch, principal.subject, request.state.request_id)
 
 
-@router.put("", response_model=GitConnectionSummary)
+@router.put("", name="replace_git_connection", response_model=GitConnectionSummary)
 def replace_connection(
     principal: Annotated[Principal, scope("apps:write")],
     app: AppDep,
@@ -96,7 +98,13 @@ def replace_connection(
     return _set_branch(session, app, body.branch, principal.subject, request.state.request_id)
 
 
-@router.delete("", status_code=status.HTTP_202_ACCEPTED, responses=problems(503))
+@router.delete(
+    "",
+    name="delete_git_connection",
+    response_model=Disconnecting,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problems(503),
+)
 async def disconnect(
     principal: Annotated[Principal, scope("apps:write")],
     app: AppDep,

@@ -36,6 +36,13 @@ from api.promotions import (
 )
 from api.routers import API_PREFIX
 from api.schemas import MAX_VERSION, Strict, Version
+from api.schemas.promotions import (
+    Evidence,
+    Preflight,
+    PromotionDetail,
+    PromotionPage,
+    PromotionPublic,
+)
 from api.workflow_calls import addressing_run, cancel_run, run_handle
 from clients.registry import ImageRef, RegistryClient, RegistryError
 from core import freeze
@@ -97,7 +104,9 @@ class OverrideBody(Strict):
     reason: str = Field(min_length=3, max_length=2000)
 
 
-@router.get("/apps/{app_id}/promotions/preflight")
+@router.get(
+    "/apps/{app_id}/promotions/preflight", name="get_promotion_preflight", response_model=Preflight
+)
 async def preflight(
     principal: Annotated[Principal, scope("apps:read")],
     app: AppDep,
@@ -136,7 +145,10 @@ async def preflight(
 
 
 @router.post(
-    "/apps/{app_id}/promotions", status_code=status.HTTP_202_ACCEPTED, responses=problems(409, 503)
+    "/apps/{app_id}/promotions",
+    response_model=PromotionPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problems(409, 503),
 )
 async def create_promotion(
     principal: Annotated[Principal, scope("promote")],
@@ -147,6 +159,8 @@ async def create_promotion(
     settings: SettingsDep,
     temporal: TemporalDep,
 ) -> dict[str, Any]:
+    """Promote a release to an environment: approvals, freeze windows and verification
+    apply. Answers at once; follow `status_url`."""
     release = release_by_version(session, app, body.version)
     return await start_promotion(
         session, settings, temporal, principal, app, release, body.environment, body.note, None,
@@ -154,13 +168,14 @@ async def create_promotion(
     )  # fmt: skip
 
 
-@router.get("/apps/{app_id}/promotions")
+@router.get("/apps/{app_id}/promotions", response_model=PromotionPage)
 def list_promotions(
     principal: Annotated[Principal, scope("apps:read")],
     app: AppDep,
     session: SessionDep,
     page: PageDep,
 ) -> dict[str, Any]:
+    """The app's promotions, newest first."""
     rows, total, next_cursor = newest_first(session, Promotion, [Promotion.app_id == app.id], page)
     return {
         "items": [promotion_public(row) for row in rows],
@@ -169,18 +184,24 @@ def list_promotions(
     }
 
 
-@router.get("/apps/{app_id}/promotions/{promotion_id}")
+@router.get("/apps/{app_id}/promotions/{promotion_id}", response_model=PromotionDetail)
 def get_promotion(
     promotion_id: uuid.UUID,
     principal: Annotated[Principal, scope("apps:read")],
     app: AppDep,
     session: SessionDep,
 ) -> dict[str, Any]:
+    """One promotion, with the approvals and rejections it received."""
     promotion = _promotion(session, app, promotion_id)
     return {**promotion_public(promotion), "approvals": _approvals(session, promotion)}
 
 
-@router.post("/apps/{app_id}/promotions/{promotion_id}/approve", responses=problems(409, 503))
+@router.post(
+    "/apps/{app_id}/promotions/{promotion_id}/approve",
+    name="approve_promotion",
+    response_model=PromotionDetail,
+    responses=problems(409, 503),
+)
 async def approve(
     principal: PrincipalDep,
     app: AppDep,
@@ -196,7 +217,12 @@ async def approve(
     return await _decide(APPROVE, app, promotion_id, body, request, principal, session, temporal)
 
 
-@router.post("/apps/{app_id}/promotions/{promotion_id}/reject", responses=problems(409, 503))
+@router.post(
+    "/apps/{app_id}/promotions/{promotion_id}/reject",
+    name="reject_promotion",
+    response_model=PromotionDetail,
+    responses=problems(409, 503),
+)
 async def reject(
     principal: PrincipalDep,
     app: AppDep,
@@ -206,11 +232,16 @@ async def reject(
     session: SessionDep,
     temporal: TemporalDep,
 ) -> dict[str, Any]:
+    """Reject the promotion (named by the release's digest, as the approver saw it); it ends
+    `rejected`."""
     return await _decide(REJECT, app, promotion_id, body, request, principal, session, temporal)
 
 
 @router.post(
-    "/apps/{app_id}/promotions/{promotion_id}/override-freeze", responses=problems(409, 503)
+    "/apps/{app_id}/promotions/{promotion_id}/override-freeze",
+    name="override_promotion_freeze",
+    response_model=PromotionPublic,
+    responses=problems(409, 503),
 )
 async def override_freeze(
     promotion_id: uuid.UUID,
@@ -238,7 +269,11 @@ async def override_freeze(
 
 
 @router.post(
-    "/apps/{app_id}/promotions/{promotion_id}/cancel", status_code=202, responses=problems(409, 503)
+    "/apps/{app_id}/promotions/{promotion_id}/cancel",
+    name="cancel_promotion",
+    response_model=PromotionPublic,
+    status_code=202,
+    responses=problems(409, 503),
 )
 async def cancel(
     promotion_id: uuid.UUID,
@@ -266,7 +301,11 @@ async def cancel(
     return promotion_public(promotion)
 
 
-@router.get("/apps/{app_id}/promotions/{promotion_id}/evidence")
+@router.get(
+    "/apps/{app_id}/promotions/{promotion_id}/evidence",
+    name="get_promotion_evidence",
+    response_model=Evidence,
+)
 def evidence(
     promotion_id: uuid.UUID,
     principal: Annotated[Principal, scope("apps:read")],
@@ -300,7 +339,11 @@ def evidence(
     )
 
 
-@router.get("/tenants/{tenant}/pending-approvals")
+@router.get(
+    "/tenants/{tenant}/pending-approvals",
+    name="list_pending_approvals",
+    response_model=PromotionPage,
+)
 def pending_approvals(
     tenant: TenantDep,
     principal: Annotated[Principal, scope("apps:read")],

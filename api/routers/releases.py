@@ -24,6 +24,7 @@ from api.pagination import Page, newest_first
 from api.promotions import recheck_open_promotions, start_promotion
 from api.routers import API_PREFIX
 from api.schemas import Strict
+from api.schemas.promotions import PromotionPublic
 from core import lifecycle
 from core.audit import record_audit
 from core.models import App, Approval, Environment, Promotion, Release
@@ -73,7 +74,7 @@ class LifecycleAction(Strict):
 
 class LifecycleStarted(BaseModel):
     release: ReleasePublic
-    promotion: dict[str, Any] = Field(description="the promotion the action started")
+    promotion: PromotionPublic = Field(description="the promotion the action started")
 
 
 @router.get("/apps/{app_id}/releases", response_model=Page[ReleasePublic])
@@ -97,12 +98,14 @@ def get_release(
     app: AppDep,
     session: SessionDep,
 ) -> ReleasePublic:
+    """One release (3 or v3): its digest, lifecycle state and where it is active."""
     release = _release(session, app, version)
     return releases_public(session, app, [release])[0]
 
 
 @router.post(
     "/apps/{app_id}/releases/{version}/lifecycle",
+    name="apply_lifecycle_action",
     response_model=ReleasePublic,
     responses={
         202: {"model": LifecycleStarted, "description": "a deploying action started a promotion"},
@@ -192,7 +195,8 @@ async def _start(
         body.action, request.state.request_id,
     )  # fmt: skip
     started = LifecycleStarted(
-        release=releases_public(session, app, [release])[0], promotion=promotion
+        release=releases_public(session, app, [release])[0],
+        promotion=PromotionPublic.model_validate(promotion),
     )
     return JSONResponse(jsonable_encoder(started), status_code=status.HTTP_202_ACCEPTED)
 
