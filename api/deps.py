@@ -12,7 +12,8 @@ import uuid
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -69,7 +70,29 @@ TemporalDep = Annotated[TemporalGateway, Depends(get_temporal)]
 GitHubDep = Annotated[GitHubClient, Depends(get_github)]
 
 
-def get_principal(request: Request, session: SessionDep, settings: SettingsDep) -> Principal:
+# How OpenAPI (and /docs' Authorize) learns of the two ways to present a key; the credential
+# itself is read by `presented_credential`, so both are declared without refusing anything.
+BEARER_KEY = HTTPBearer(
+    scheme_name="BearerKey",
+    bearerFormat="shp_<id>_<secret>",
+    description="A tenant API key, or the platform admin token: `Authorization: Bearer shp_...`",
+    auto_error=False,
+)
+API_KEY_HEADER = APIKeyHeader(
+    name="X-API-Key",
+    scheme_name="ApiKey",
+    description="The same key in its own header: `X-API-Key: shp_...`",
+    auto_error=False,
+)
+
+
+def get_principal(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER_KEY)],
+    _api_key: Annotated[str | None, Security(API_KEY_HEADER)],
+) -> Principal:
     guard: FailedAuthGuard = request.app.state.failed_auth
     credential = presented_credential(request)
     address = client_address(request)

@@ -60,6 +60,7 @@ def get_app(
     session: SessionDep,
     settings: SettingsDep,
 ) -> AppPublic:
+    """The app, with its environments, its git connection and its public URL."""
     return public(session, app, settings)
 
 

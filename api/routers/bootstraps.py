@@ -71,6 +71,7 @@ def fingerprint(body: BootstrapCreate, installation_id: int) -> str:
 
 @router.post(
     "",
+    name="create_bootstrap",
     response_model=BootstrapPublic,
     status_code=status.HTTP_202_ACCEPTED,
     responses=problems(409, 503),
@@ -199,6 +200,8 @@ def get_bootstrap(
     session: SessionDep,
     settings: SettingsDep,
 ) -> BootstrapPublic:
+    """Where the bootstrap is: its status and stage, and the app, repository and first
+    deployment it made."""
     return public(_bootstrap(session, tenant, bootstrap_id), tenant, settings)
 
 

@@ -14,15 +14,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from api.auth import Principal
 from api.contract import problems
 from api.deploys import deploy_input, mark_not_started, run_labels
-from api.deps import (
-    AppDep,
-    PageDep,
-    SessionDep,
-    SettingsDep,
-    TemporalDep,
-    TenantDep,
-    scope,
-)
+from api.deps import AppDep, PageDep, SessionDep, SettingsDep, TemporalDep, TenantDep, scope
 from api.errors import ApiError, not_found
 from api.pagination import LogLimit, Page, newest_first
 from api.routers import API_PREFIX
@@ -166,6 +158,7 @@ def get_deployment(
     session: SessionDep,
     settings: SettingsDep,
 ) -> DeploymentPublic:
+    """One deployment: its commit, stage, image by digest and outcome."""
     return public(_deployment(session, app, deployment_id), settings)
 
 
@@ -213,7 +206,11 @@ async def cancel_deployment(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/apps/{app_id}/deployments/{deployment_id}/logs", response_model=LogPage)
+@router.get(
+    "/apps/{app_id}/deployments/{deployment_id}/logs",
+    name="get_deployment_logs",
+    response_model=LogPage,
+)
 def deployment_logs(
     deployment_id: uuid.UUID,
     principal: Annotated[Principal, scope("apps:read")],
@@ -230,7 +227,11 @@ def deployment_logs(
     return LogPage(lines=lines, has_more=more, next_cursor=str(start + limit) if more else None)
 
 
-@router.get("/tenants/{tenant}/deployments", response_model=Page[DeploymentPublic])
+@router.get(
+    "/tenants/{tenant}/deployments",
+    name="list_tenant_deployments",
+    response_model=Page[DeploymentPublic],
+)
 def tenant_feed(
     tenant: TenantDep,
     principal: Annotated[Principal, scope("apps:read")],

@@ -219,6 +219,7 @@ def get_environment(
     app: AppDep,
     session: SessionDep,
 ) -> EnvironmentPublic:
+    """The environment: what runs there, its approval policy, replicas and lock."""
     environment = _environment(session, app, env)
     return environment_public(session, environment)
 
@@ -276,7 +277,11 @@ def environment_public(session: Session, environment: Environment) -> Environmen
 # -- configuration ---------------------------------------------------------------------------
 
 
-@router.get("/apps/{app_id}/environments/{env}/config", response_model=ConfigPublic)
+@router.get(
+    "/apps/{app_id}/environments/{env}/config",
+    name="get_environment_config",
+    response_model=ConfigPublic,
+)
 def get_config(
     env: str,
     principal: Annotated[Principal, scope("apps:read")],
@@ -288,7 +293,11 @@ def get_config(
     return _config_public(session, environment)
 
 
-@router.put("/apps/{app_id}/environments/{env}/config", response_model=ConfigPublic)
+@router.put(
+    "/apps/{app_id}/environments/{env}/config",
+    name="replace_environment_config",
+    response_model=ConfigPublic,
+)
 def put_config(
     env: str,
     body: ConfigUpdate,
@@ -448,6 +457,7 @@ def get_freeze_window(
     app: AppDep,
     session: SessionDep,
 ) -> FreezeWindowPublic:
+    """One freeze window, saying whether it holds now."""
     environment = _environment(session, app, env)
     return _window_public(_window(session, environment, window_id), environment.name)
 

@@ -52,6 +52,7 @@ STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 @router.get(
     "/apps/{app_id}/events",
+    name="stream_app_events",
     response_class=StreamingResponse,
     responses={
         200: {

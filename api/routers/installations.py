@@ -89,6 +89,7 @@ def list_installations(
     session: SessionDep,
     page: PageDep,
 ) -> Page[InstallationPublic]:
+    """The GitHub App installations bound to the tenant, newest first."""
     if not principal.is_platform_admin:
         require_scope(principal, "apps:read")
     rows, total, next_cursor = newest_first(

@@ -120,7 +120,9 @@ def _policies(session: Session, app: App, settings: Settings) -> PoliciesOut:
     )
 
 
-@router.get("/apps/{app_id}/retention-policies", response_model=PoliciesOut)
+@router.get(
+    "/apps/{app_id}/retention-policies", name="get_retention_policies", response_model=PoliciesOut
+)
 def get_policies(
     principal: Annotated[Principal, scope("apps:read")],
     app: AppDep,
@@ -131,7 +133,11 @@ def get_policies(
     return _policies(session, app, settings)
 
 
-@router.put("/apps/{app_id}/retention-policies", response_model=PoliciesOut)
+@router.put(
+    "/apps/{app_id}/retention-policies",
+    name="replace_retention_policies",
+    response_model=PoliciesOut,
+)
 def put_policies(
     principal: Annotated[Principal, scope("retention")],
     app: AppDep,
@@ -226,6 +232,7 @@ def _public(run: RetentionRun, tenant: Tenant, settings: Settings) -> dict[str, 
 
 @router.post(
     "/tenants/{tenant}/retention-runs",
+    name="create_retention_run",
     response_model=RunPublic,
     status_code=status.HTTP_202_ACCEPTED,
     responses=problems(409, 503),
@@ -299,7 +306,9 @@ async def create_run(
     return _public(run, tenant, settings)
 
 
-@router.get("/tenants/{tenant}/retention-runs", response_model=Page[RunPublic])
+@router.get(
+    "/tenants/{tenant}/retention-runs", name="list_retention_runs", response_model=Page[RunPublic]
+)
 def list_runs(
     principal: Annotated[Principal, scope("apps:read")],
     tenant: TenantDep,
@@ -318,7 +327,9 @@ def list_runs(
     }
 
 
-@router.get("/tenants/{tenant}/retention-runs/{run_id}", response_model=RunReport)
+@router.get(
+    "/tenants/{tenant}/retention-runs/{run_id}", name="get_retention_run", response_model=RunReport
+)
 def get_run(
     principal: Annotated[Principal, scope("apps:read")],
     tenant: TenantDep,
@@ -409,7 +420,10 @@ async def _handle_for(temporal: Any, tenant: Tenant, settings: Settings) -> Any:
 
 
 @router.get(
-    "/tenants/{tenant}/retention-schedule", response_model=SchedulePublic, responses=problems(503)
+    "/tenants/{tenant}/retention-schedule",
+    name="get_retention_schedule",
+    response_model=SchedulePublic,
+    responses=problems(503),
 )
 async def get_schedule(
     principal: Annotated[Principal, scope("apps:read")],
@@ -424,7 +438,10 @@ async def get_schedule(
 
 
 @router.put(
-    "/tenants/{tenant}/retention-schedule", response_model=SchedulePublic, responses=problems(503)
+    "/tenants/{tenant}/retention-schedule",
+    name="update_retention_schedule",
+    response_model=SchedulePublic,
+    responses=problems(503),
 )
 async def put_schedule(
     principal: Annotated[Principal, scope("retention")],

@@ -144,7 +144,12 @@ class RuntimeLogPage(BaseModel):
 # -- endpoints -------------------------------------------------------------------------------
 
 
-@router.get("/apps/{app_id}/diagnosis", response_model=DiagnosisPublic, responses=problems(503))
+@router.get(
+    "/apps/{app_id}/diagnosis",
+    name="get_diagnosis",
+    response_model=DiagnosisPublic,
+    responses=problems(503),
+)
 async def diagnosis(
     principal: Annotated[Principal, scope("apps:read")],
     app: AppDep,
@@ -164,7 +169,12 @@ async def diagnosis(
     return _public_diagnosis(app, env, found, lines, logs_error)
 
 
-@router.get("/apps/{app_id}/logs", response_model=RuntimeLogPage, responses=problems(503))
+@router.get(
+    "/apps/{app_id}/logs",
+    name="get_runtime_logs",
+    response_model=RuntimeLogPage,
+    responses=problems(503),
+)
 async def runtime_logs(
     principal: Annotated[Principal, scope("apps:read")],
     app: AppDep,

@@ -50,6 +50,7 @@ def get_template(
     principal: Annotated[Principal, scope("apps:read")],
     session: SessionDep,
 ) -> TemplatePublic:
+    """One template: its source, language and build settings."""
     row = session.get(Template, template_id)
     if row is None or row.tenant_id not in (None, principal.tenant_id):
         raise not_found(f"template {template_id!r}")
