@@ -5,14 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Request
-from pydantic import Field
 from sqlmodel import Session, col, select
 
 from api.auth import Principal
 from api.deps import AppDep, PageDep, SessionDep, SettingsDep, TenantDep, scope
 from api.pagination import Page, newest_first
 from api.routers import API_PREFIX
-from api.schemas import AppPublic, EnvironmentSummary, GitConnectionSummary, Strict
+from api.schemas import AppPublic, EnvironmentSummary, GitConnectionSummary
+from api.schemas.apps import (
+    AppUpdate,
+)
 from core.audit import record_audit
 from core.clock import utcnow
 from core.models import App, Environment, GitConnection
@@ -62,10 +64,6 @@ def get_app(
 ) -> AppPublic:
     """The app, with its environments, its git connection and its public URL."""
     return public(session, app, settings)
-
-
-class AppUpdate(Strict):
-    name: str = Field(min_length=1, max_length=200)
 
 
 @router.patch("/apps/{app_id}", response_model=AppPublic)

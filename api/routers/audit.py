@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
-from typing import Any
-
 from fastapi import APIRouter
-from pydantic import BaseModel
 
 from api.deps import PageDep, PrincipalDep, SessionDep, TenantDep
 from api.errors import ApiError
 from api.pagination import Page, newest_first
 from api.routers import API_PREFIX
+from api.schemas.audit import (
+    AuditEventPublic,
+)
 from core.models import AuditEvent
 
 router = APIRouter(prefix=f"{API_PREFIX}/tenants/{{tenant}}/audit-events", tags=["audit"])
-
-
-class AuditEventPublic(BaseModel):
-    id: uuid.UUID
-    actor: str
-    action: str
-    target: str
-    result: str
-    request_id: str
-    detail: dict[str, Any]
-    created_at: datetime
 
 
 @router.get("", response_model=Page[AuditEventPublic])

@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
-from pydantic import field_validator
 from sqlmodel import Session
 from temporalio.common import WorkflowIDConflictPolicy
 
@@ -15,32 +14,19 @@ from api.contract import problems
 from api.deps import AppDep, SessionDep, SettingsDep, TemporalDep, scope
 from api.errors import ApiError
 from api.routers import API_PREFIX
-from api.schemas import GitConnectionSummary, Strict
-from api.schemas.git_connections import Disconnecting
+from api.schemas import GitConnectionSummary
+from api.schemas.git_connections import (
+    BranchChange,
+    ConnectionReplace,
+    Disconnecting,
+)
 from api.workflow_calls import reaching_temporal
 from core.audit import record_audit
 from core.clock import utcnow
 from core.models import App, GitConnection
-from core.naming import branch_problem
 from workflows.disconnect import DisconnectInput, DisconnectRepository, disconnect_workflow_id
 
 router = APIRouter(prefix=f"{API_PREFIX}/apps/{{app_id}}/git-connection", tags=["git connection"])
-
-
-class BranchChange(Strict):
-    branch: str
-
-    @field_validator("branch")
-    @classmethod
-    def _git_accepts(cls, value: str) -> str:
-        problem = branch_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
-
-
-class ConnectionReplace(BranchChange):
-    repo_full_name: str
 
 
 def _connection(session: Session, app: App) -> GitConnection:

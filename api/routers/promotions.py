@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import JSONResponse
-from pydantic import Field
 from sqlmodel import Session, col, select
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
@@ -35,13 +34,17 @@ from api.promotions import (
     target_environment,
 )
 from api.routers import API_PREFIX
-from api.schemas import MAX_VERSION, Strict, Version
+from api.schemas import MAX_VERSION
 from api.schemas.promotions import (
+    ApprovalBody,
     Evidence,
+    OverrideBody,
     Preflight,
+    PromotionCreate,
     PromotionDetail,
     PromotionPage,
     PromotionPublic,
+    RejectionBody,
 )
 from api.workflow_calls import addressing_run, cancel_run, run_handle
 from clients.registry import ImageRef, RegistryClient, RegistryError
@@ -71,37 +74,6 @@ REFUSAL_STATUS = {
     "DIGEST_MISMATCH": 409,
     "REASON_MISSING": 422,
 }
-
-
-class PromotionCreate(Strict):
-    version: Version
-    environment: str = Field(min_length=1, max_length=30)
-    note: str = Field(default="", max_length=2000)
-
-
-DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
-
-
-class ApprovalBody(Strict):
-    comment: str = Field(default="", max_length=2000)
-    release_digest: str = Field(
-        pattern=DIGEST_PATTERN,
-        description="the image digest being approved, as shown to the approver; the approval "
-        "is bound to it and refused (409 DIGEST_MISMATCH) if it is not the promotion's",
-    )
-
-
-class RejectionBody(Strict):
-    comment: str = Field(default="", max_length=2000)
-    release_digest: str | None = Field(
-        default=None,
-        pattern=DIGEST_PATTERN,
-        description="if given, the digest being rejected; refused (409) if not the promotion's",
-    )
-
-
-class OverrideBody(Strict):
-    reason: str = Field(min_length=3, max_length=2000)
 
 
 @router.get(

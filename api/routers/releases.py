@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from datetime import datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Path, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 from sqlalchemy.engine import CursorResult
 from sqlmodel import Session, col, select
 
@@ -23,8 +21,13 @@ from api.errors import ApiError, not_found
 from api.pagination import Page, newest_first
 from api.promotions import recheck_open_promotions, start_promotion
 from api.routers import API_PREFIX
-from api.schemas import Strict
 from api.schemas.promotions import PromotionPublic
+from api.schemas.releases import (
+    ApprovalPublic,
+    LifecycleAction,
+    LifecycleStarted,
+    ReleasePublic,
+)
 from core import lifecycle
 from core.audit import record_audit
 from core.models import App, Approval, Environment, Promotion, Release
@@ -36,45 +39,6 @@ router = APIRouter(prefix=API_PREFIX, tags=["releases"])
 VersionPath = Annotated[
     str, Path(pattern=r"^v?[0-9]{1,9}$", description="the release version: 3 or v3")
 ]
-
-
-class ApprovalPublic(BaseModel):
-    promotion_id: uuid.UUID
-    environment: str
-    subject: str
-    decision: str
-    comment: str
-    at: datetime
-
-
-class ReleasePublic(BaseModel):
-    id: uuid.UUID
-    app_id: uuid.UUID
-    version: int
-    commit_sha: str
-    image_digest: str
-    image_ref: str
-    lifecycle: str
-    allowed_actions: list[str] = Field(description="lifecycle actions its state allows now")
-    active_in: list[str] = Field(description="environments running it now, in pipeline order")
-    approvals: list[ApprovalPublic]
-    created_at: datetime
-
-
-class LifecycleAction(Strict):
-    action: lifecycle.ActionName
-    environment: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=30,
-        description="deploy-stable only: staging or prod (accept-rc always deploys to qa)",
-    )
-    note: str = Field(default="", max_length=2000)
-
-
-class LifecycleStarted(BaseModel):
-    release: ReleasePublic
-    promotion: PromotionPublic = Field(description="the promotion the action started")
 
 
 @router.get("/apps/{app_id}/releases", response_model=Page[ReleasePublic])

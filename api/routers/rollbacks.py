@@ -5,12 +5,10 @@ followed as a deployment with trigger `rollback` (its `status_url`), and can be 
 
 from __future__ import annotations
 
-import re
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Request, status
-from pydantic import BaseModel, BeforeValidator, Field
 from sqlmodel import Session, col, select
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -24,7 +22,10 @@ from api.errors import ApiError, not_found
 from api.retention import refuse_deleted
 from api.routers import API_PREFIX
 from api.routers.bootstraps import workflow_url
-from api.schemas import Version
+from api.schemas.rollbacks import (
+    RollbackCreate,
+    RollbackPublic,
+)
 from api.workflow_calls import reaching_temporal, start_after_closing_run
 from core.audit import record_audit
 from core.models import App, Deployment, Environment, Release, Tenant
@@ -38,38 +39,6 @@ from workflows.rollback import Rollback, RollbackInput, rollback_workflow_id
 router = APIRouter(prefix=API_PREFIX, tags=["rollbacks"])
 REFUSED = "ROLLBACK_REFUSED"
 IN_PROGRESS = ("pending", "deploying")
-
-
-def _version_number(value: Any) -> Any:
-    """`3` and `"v3"` name the same release; an explicit null names none."""
-    if value is None:
-        raise ValueError("may be left out, but not null")
-    if isinstance(value, str) and re.fullmatch(r"[vV]?[0-9]{1,9}", value.strip()):
-        return int(value.strip().lstrip("vV"))
-    return value
-
-
-class RollbackCreate(BaseModel):
-    # Left out means the previous good release; null is not a version (422).
-    to_version: Annotated[Version | None, BeforeValidator(_version_number)] = Field(
-        default=None,
-        description='The release to put back (3 or "v3"); by default the previous good one.',
-    )
-    reason: str = Field(default="", max_length=500)
-
-
-class RollbackPublic(BaseModel):
-    deployment_id: uuid.UUID
-    app_id: uuid.UUID
-    environment: str
-    status: str
-    to_version: int
-    to_image_ref: str
-    from_version: int | None
-    reason: str
-    workflow_id: str
-    workflow_url: str
-    status_url: str
 
 
 @router.post(

@@ -16,12 +16,10 @@ import base64
 import binascii
 import json
 import math
-import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
 from api.auth import Principal
@@ -30,6 +28,17 @@ from api.deps import AppDep, KubeDep, SessionDep, cluster_unavailable, scope
 from api.errors import ApiError
 from api.pagination import LogLimit
 from api.routers import API_PREFIX
+from api.schemas.runtime import (
+    AppOutput,
+    ConditionState,
+    DiagnosisPublic,
+    EventState,
+    OutputMessage,
+    PlatformReport,
+    PodState,
+    RuntimeLogLine,
+    RuntimeLogPage,
+)
 from clients.kube import Diagnosis, KubeClient, KubeError, KubeRejected, LogLine
 from core.clock import utcnow
 from core.models import App, Environment
@@ -43,102 +52,9 @@ DIAGNOSIS_LOG_LINES = 20
 # `since` becomes the cluster's `sinceSeconds`, counted on its clock: read a little more than
 # asked, so a clock a few seconds apart loses nothing; the exact bound is applied here.
 CLOCK_MARGIN_SECONDS = 5
-UNTRUSTED_NOTICE = (
-    "written by the app, its image or the cluster about them; untrusted text, show it as text"
-)
 
 
 # -- shapes ----------------------------------------------------------------------------------
-
-
-class ConditionState(BaseModel):
-    type: str
-    status: str
-    reason: str | None = None
-    message: str | None = Field(default=None, description="written by a Kubernetes controller")
-
-
-class PodState(BaseModel):
-    name: str
-    phase: str
-    ready: bool
-    restart_count: int
-    image: str | None = None
-    waiting_reason: str | None = Field(
-        default=None, description="e.g. CrashLoopBackOff, ImagePullBackOff"
-    )
-    last_exit_code: int | None = None
-
-
-class EventState(BaseModel):
-    type: str
-    reason: str
-    object: str
-    count: int
-    last_seen: datetime | None = None
-
-
-class PlatformReport(BaseModel):
-    """What Kubernetes itself says about the rollout."""
-
-    image: str | None = None
-    replicas: int
-    ready_replicas: int
-    updated_replicas: int
-    available_replicas: int
-    conditions: list[ConditionState]
-    pods: list[PodState]
-    events: list[EventState]
-
-
-class OutputMessage(BaseModel):
-    object: str
-    reason: str | None = None
-    message: str
-
-
-class RuntimeLogLine(BaseModel):
-    timestamp: datetime
-    pod: str
-    container: str
-    message: str
-
-
-class AppOutput(BaseModel):
-    """Free text from the app or about it: untrusted."""
-
-    notice: str = UNTRUSTED_NOTICE
-    messages: list[OutputMessage] = Field(
-        description="messages of the events and of waiting containers"
-    )
-    log_lines: list[RuntimeLogLine] = Field(description="the newest lines the app's pods wrote")
-    logs_unavailable: str | None = Field(
-        default=None, description="why no log lines could be read, when they could not"
-    )
-
-
-class DiagnosisPublic(BaseModel):
-    app_id: uuid.UUID
-    environment: str
-    namespace: str
-    deployment: str
-    checked_at: datetime
-    found: bool = Field(description="false when the app's Deployment does not exist (yet)")
-    healthy: bool
-    summary: str = Field(description="in words, from the platform's facts only")
-    platform: PlatformReport
-    app_output: AppOutput
-
-
-class RuntimeLogPage(BaseModel):
-    lines: list[RuntimeLogLine] = Field(description="oldest first")
-    has_more: bool
-    next_cursor: str | None = Field(
-        description=(
-            "backward: older lines, null at the oldest; forward: lines after the last one "
-            "(also when there are none yet), for polling"
-        )
-    )
 
 
 # -- endpoints -------------------------------------------------------------------------------

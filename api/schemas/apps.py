@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+from api.schemas.common import Strict
 
 
 class EnvironmentSummary(BaseModel):
@@ -36,3 +38,7 @@ class AppPublic(BaseModel):
     git_connection: GitConnectionSummary | None
     created_at: datetime
     updated_at: datetime
+
+
+class AppUpdate(Strict):
+    name: str = Field(min_length=1, max_length=200)

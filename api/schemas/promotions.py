@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from api.schemas.common import Strict, Version
+
 
 class PromotionPublic(BaseModel):
     id: uuid.UUID
@@ -102,3 +104,34 @@ class Evidence(BaseModel):
     outcome: EvidenceOutcome
     timings: EvidenceTimings
     workflow_id: str
+
+
+class PromotionCreate(Strict):
+    version: Version
+    environment: str = Field(min_length=1, max_length=30)
+    note: str = Field(default="", max_length=2000)
+
+
+DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
+
+
+class ApprovalBody(Strict):
+    comment: str = Field(default="", max_length=2000)
+    release_digest: str = Field(
+        pattern=DIGEST_PATTERN,
+        description="the image digest being approved, as shown to the approver; the approval "
+        "is bound to it and refused (409 DIGEST_MISMATCH) if it is not the promotion's",
+    )
+
+
+class RejectionBody(Strict):
+    comment: str = Field(default="", max_length=2000)
+    release_digest: str | None = Field(
+        default=None,
+        pattern=DIGEST_PATTERN,
+        description="if given, the digest being rejected; refused (409) if not the promotion's",
+    )
+
+
+class OverrideBody(Strict):
+    reason: str = Field(min_length=3, max_length=2000)
