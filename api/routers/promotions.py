@@ -37,9 +37,11 @@ from api.routers import API_PREFIX
 from api.schemas import MAX_VERSION
 from api.schemas.promotions import (
     ApprovalBody,
+    ConfigDiff,
     Evidence,
     OverrideBody,
     Preflight,
+    PromotionApproval,
     PromotionCreate,
     PromotionDetail,
     PromotionPage,
@@ -86,7 +88,7 @@ async def preflight(
     settings: SettingsDep,
     version: Annotated[int, Query(ge=1, le=MAX_VERSION)],
     environment: Annotated[str, Query(min_length=1, max_length=30)],
-) -> dict[str, Any]:
+) -> Preflight:
     """Whether the release can be promoted there now, and every reason it cannot."""
     release = release_by_version(session, app, version)
     target = target_environment(session, app, environment)
@@ -103,17 +105,17 @@ async def preflight(
     until = freeze.frozen_until(windows, utcnow())
     if until is not None:
         reasons.append(f"{environment} is frozen until {until.isoformat()}")
-    return {
-        "promotable": not reasons,
-        "reasons": reasons,
-        "version": version,
-        "environment": environment,
-        "lifecycle_state": release.lifecycle,
-        "image_present": image_present,
-        "frozen_until": until.isoformat() if until else None,
-        "required_approvals": target.required_approvals,
-        "config_diff": _config_diff(session, app, release, target),
-    }
+    return Preflight(
+        promotable=not reasons,
+        reasons=reasons,
+        version=version,
+        environment=environment,
+        lifecycle_state=release.lifecycle,
+        image_present=image_present,
+        frozen_until=until.isoformat() if until else None,
+        required_approvals=target.required_approvals,
+        config_diff=_config_diff(session, app, release, target),
+    )
 
 
 @router.post(
@@ -130,7 +132,7 @@ async def create_promotion(
     session: SessionDep,
     settings: SettingsDep,
     temporal: TemporalDep,
-) -> dict[str, Any]:
+) -> PromotionPublic:
     """Promote a release to an environment: approvals, freeze windows and verification
     apply. Answers at once; follow `status_url`."""
     release = release_by_version(session, app, body.version)
@@ -146,14 +148,12 @@ def list_promotions(
     app: AppDep,
     session: SessionDep,
     page: PageDep,
-) -> dict[str, Any]:
+) -> PromotionPage:
     """The app's promotions, newest first."""
     rows, total, next_cursor = newest_first(session, Promotion, [Promotion.app_id == app.id], page)
-    return {
-        "items": [promotion_public(row) for row in rows],
-        "total": total,
-        "next_cursor": next_cursor,
-    }
+    return PromotionPage(
+        items=[promotion_public(row) for row in rows], total=total, next_cursor=next_cursor
+    )
 
 
 @router.get("/apps/{app_id}/promotions/{promotion_id}", response_model=PromotionDetail)
@@ -162,10 +162,10 @@ def get_promotion(
     principal: Annotated[Principal, scope("apps:read")],
     app: AppDep,
     session: SessionDep,
-) -> dict[str, Any]:
+) -> PromotionDetail:
     """One promotion, with the approvals and rejections it received."""
     promotion = _promotion(session, app, promotion_id)
-    return {**promotion_public(promotion), "approvals": _approvals(session, promotion)}
+    return _detail(session, promotion)
 
 
 @router.post(
@@ -182,7 +182,7 @@ async def approve(
     request: Request,
     session: SessionDep,
     temporal: TemporalDep,
-) -> dict[str, Any]:
+) -> PromotionDetail:
     """Approve the release's digest, named in the body as the approver saw it; refused before
     anything is recorded when the digest is not the promotion's, when the caller may not (the
     requester, a second approval, a missing scope) or the promotion is not waiting."""
@@ -203,7 +203,7 @@ async def reject(
     request: Request,
     session: SessionDep,
     temporal: TemporalDep,
-) -> dict[str, Any]:
+) -> PromotionDetail:
     """Reject the promotion (named by the release's digest, as the approver saw it); it ends
     `rejected`."""
     return await _decide(REJECT, app, promotion_id, body, request, principal, session, temporal)
@@ -223,7 +223,7 @@ async def override_freeze(
     app: AppDep,
     session: SessionDep,
     temporal: TemporalDep,
-) -> dict[str, Any]:
+) -> PromotionPublic:
     """Break glass: let a promotion through a freeze window, with a reason, audited."""
     promotion = _promotion(session, app, promotion_id)
     override = FreezeOverride(
@@ -254,7 +254,7 @@ async def cancel(
     app: AppDep,
     session: SessionDep,
     temporal: TemporalDep,
-) -> dict[str, Any]:
+) -> PromotionPublic:
     """Before its deploy a promotion just ends `cancelled`; after, the environment is rolled
     back to what ran before."""
     promotion = _promotion(session, app, promotion_id)
@@ -293,7 +293,7 @@ def evidence(
         "release": {"version": promotion.version, "digest": promotion.release_digest},
         "requested_by": promotion.requested_by,
         "note": promotion.note,
-        "approvals": _approvals(session, promotion),
+        "approvals": [approval.model_dump() for approval in _approvals(session, promotion)],
         "required_approvals": promotion.required_approvals,
         "gates": promotion.gates,
         "previous_image": promotion.previous_image,
@@ -320,7 +320,7 @@ def pending_approvals(
     tenant: TenantDep,
     principal: Annotated[Principal, scope("apps:read")],
     session: SessionDep,
-) -> dict[str, Any]:
+) -> PromotionPage:
     """Promotions waiting for approvals that the caller may give now."""
     waiting = session.exec(
         select(Promotion, Environment)
@@ -338,10 +338,10 @@ def pending_approvals(
             continue
         if promotion.requested_by == principal.subject and not environment.requester_may_approve:
             continue
-        if any(item["subject"] == principal.subject for item in _approvals(session, promotion)):
+        if any(item.subject == principal.subject for item in _approvals(session, promotion)):
             continue
         items.append(promotion_public(promotion))
-    return {"items": items, "total": len(items), "next_cursor": None}
+    return PromotionPage(items=items, total=len(items), next_cursor=None)
 
 
 async def _decide(
@@ -353,7 +353,7 @@ async def _decide(
     principal: Principal,
     session: Session,
     temporal: Any,
-) -> dict[str, Any]:
+) -> PromotionDetail:
     promotion = _promotion(session, app, promotion_id)
     if body.release_digest is not None and body.release_digest != promotion.release_digest:
         raise ApiError(
@@ -375,7 +375,7 @@ async def _decide(
     )  # fmt: skip
     session.commit()
     session.refresh(promotion)
-    return {**promotion_public(promotion), "approvals": _approvals(session, promotion)}
+    return _detail(session, promotion)
 
 
 async def _update(temporal: Any, promotion: Promotion, update: str, argument: Any) -> None:
@@ -402,20 +402,26 @@ def _promotion(session: Session, app: App, promotion_id: uuid.UUID) -> Promotion
     return promotion
 
 
-def _approvals(session: Session, promotion: Promotion) -> list[dict[str, Any]]:
+def _detail(session: Session, promotion: Promotion) -> PromotionDetail:
+    return PromotionDetail(
+        **promotion_public(promotion).model_dump(), approvals=_approvals(session, promotion)
+    )
+
+
+def _approvals(session: Session, promotion: Promotion) -> list[PromotionApproval]:
     rows = session.exec(
         select(Approval)
         .where(Approval.promotion_id == promotion.id)
         .order_by(col(Approval.created_at))
     ).all()
     return [
-        {
-            "subject": row.subject,
-            "decision": row.decision,
-            "comment": row.comment,
-            "release_digest": row.release_digest,
-            "at": row.created_at.isoformat(),
-        }
+        PromotionApproval(
+            subject=row.subject,
+            decision=row.decision,
+            comment=row.comment,
+            release_digest=row.release_digest,
+            at=row.created_at.isoformat(),
+        )
         for row in rows
     ]
 
@@ -428,7 +434,7 @@ def _windows(session: Session, environment: Environment) -> list[FreezeWindow]:
     )
 
 
-def _config_diff(session: Session, app: App, release: Any, target: Environment) -> dict[str, Any]:
+def _config_diff(session: Session, app: App, release: Any, target: Environment) -> ConfigDiff:
     """Configuration keys that differ between where the release runs now and the target."""
     source = (
         session.exec(
@@ -455,12 +461,12 @@ def _config_diff(session: Session, app: App, release: Any, target: Environment) 
         for name in set(source.variables) & set(target.variables)
         if source.variables[name] != target.variables[name]
     )
-    return {
-        "source_environment": source.name,
-        "only_in_source": sorted(source_keys - target_keys),
-        "only_in_target": sorted(target_keys - source_keys),
-        "values_differ": different,
-    }
+    return ConfigDiff(
+        source_environment=source.name,
+        only_in_source=sorted(source_keys - target_keys),
+        only_in_target=sorted(target_keys - source_keys),
+        values_differ=different,
+    )
 
 
 async def _image_present(settings: Any, app: App, release: Any) -> bool | None:

@@ -21,7 +21,6 @@ from api.errors import ApiError, not_found
 from api.pagination import Page, newest_first
 from api.promotions import recheck_open_promotions, start_promotion
 from api.routers import API_PREFIX
-from api.schemas.promotions import PromotionPublic
 from api.schemas.releases import (
     ApprovalPublic,
     LifecycleAction,
@@ -160,7 +159,7 @@ async def _start(
     )  # fmt: skip
     started = LifecycleStarted(
         release=releases_public(session, app, [release])[0],
-        promotion=PromotionPublic.model_validate(promotion),
+        promotion=promotion,
     )
     return JSONResponse(jsonable_encoder(started), status_code=status.HTTP_202_ACCEPTED)
 

@@ -152,23 +152,23 @@ def put_policies(
 # -- runs --------------------------------------------------------------------------------------
 
 
-def _public(run: RetentionRun, tenant: Tenant, settings: Settings) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "tenant": tenant.slug,
-        "app_id": run.app_id,
-        "dry_run": run.dry_run,
-        "trigger": run.trigger,
-        "status": run.status,
-        "requested_by": run.requested_by,
-        "summary": run.summary,
-        "error": run.error,
-        "created_at": run.created_at,
-        "completed_at": run.completed_at,
-        "workflow_id": run.workflow_id,
-        "workflow_url": workflow_url(settings, run.workflow_id),
-        "status_url": f"{API_PREFIX}/tenants/{tenant.slug}/retention-runs/{run.id}",
-    }
+def _public(run: RetentionRun, tenant: Tenant, settings: Settings) -> RunPublic:
+    return RunPublic(
+        id=run.id,
+        tenant=tenant.slug,
+        app_id=run.app_id,
+        dry_run=run.dry_run,
+        trigger=run.trigger,
+        status=run.status,
+        requested_by=run.requested_by,
+        summary=run.summary,
+        error=run.error,
+        created_at=run.created_at,
+        completed_at=run.completed_at,
+        workflow_id=run.workflow_id,
+        workflow_url=workflow_url(settings, run.workflow_id),
+        status_url=f"{API_PREFIX}/tenants/{tenant.slug}/retention-runs/{run.id}",
+    )
 
 
 @router.post(
@@ -186,7 +186,7 @@ async def create_run(
     session: SessionDep,
     settings: SettingsDep,
     temporal: TemporalDep,
-) -> dict[str, Any]:
+) -> RunPublic:
     """Start a retention run now; a dry run reports the same plan a real run would carry out.
     Follow `status_url` for the report."""
     app = app_for(session, principal, body.app_id) if body.app_id else None
@@ -256,16 +256,14 @@ def list_runs(
     session: SessionDep,
     settings: SettingsDep,
     page: PageDep,
-) -> dict[str, Any]:
+) -> Page[RunPublic]:
     """The tenant's retention runs, on demand and scheduled, newest first."""
     rows, total, next_cursor = newest_first(
         session, RetentionRun, [col(RetentionRun.tenant_id) == tenant.id], page
     )
-    return {
-        "items": [_public(row, tenant, settings) for row in rows],
-        "total": total,
-        "next_cursor": next_cursor,
-    }
+    return Page[RunPublic](
+        items=[_public(row, tenant, settings) for row in rows], total=total, next_cursor=next_cursor
+    )
 
 
 @router.get(
@@ -277,12 +275,12 @@ def get_run(
     run_id: uuid.UUID,
     session: SessionDep,
     settings: SettingsDep,
-) -> dict[str, Any]:
+) -> RunReport:
     """A run and its report: every image, kept or deleted, and why."""
     run = session.get(RetentionRun, run_id)
     if run is None or run.tenant_id != tenant.id:
         raise not_found(f"retention run {run_id}")
-    return {**_public(run, tenant, settings), "items": run.items}
+    return RunReport(**_public(run, tenant, settings).model_dump(), items=run.items)
 
 
 # -- schedule ----------------------------------------------------------------------------------
