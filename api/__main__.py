@@ -8,8 +8,8 @@ import uvicorn
 
 from api.app import create_app
 from core.logging import configure_logging
+from core.net import port_is_open
 from core.settings import load_settings
-from sandbox.net import port_is_open
 
 
 def main() -> None:

@@ -68,6 +68,7 @@ def create_app(
         version="0.1.0",
         summary="Deployment control plane: bootstrap, deploy, promote, roll back, retain.",
         lifespan=lifespan,
+        generate_unique_id_function=contract.operation_id,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -110,13 +111,14 @@ def create_app(
         health.router,
     ):
         app.include_router(router)
-    _document_with(app, idempotency.document, contract.document)
+    _document_with(app, idempotency.document, contract.document, contract.document_headers)
     return app
 
 
 def _document_with(app: FastAPI, *additions: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
     """The generated OpenAPI schema, completed with what routes cannot say of themselves: the
-    header the idempotency middleware reads, the problem answers every operation can give."""
+    header the idempotency middleware reads, the problem answers every operation can give, the
+    headers every answer carries."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:

@@ -1,23 +1,37 @@
-"""Dependencies every router shares: settings, a database session, the caller, Temporal, and
-read-only access to the cluster."""
+"""Dependencies every router shares: settings, a database session, the caller and what it may
+do, the tenant or app in the path, Temporal, and read-only access to the cluster.
+
+A handler states what it needs in its signature, in the order the checks are made:
+`principal: Annotated[Principal, scope("deploy")], app: AppDep` answers 403 for a missing scope
+before 404 for another tenant's app, and both before the body is validated."""
 
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from api.auth import Principal, authenticate, presented_credential
-from api.errors import ApiError
+from api.auth import (
+    Principal,
+    authenticate,
+    presented_credential,
+    require_platform_admin,
+    require_scope,
+    visible_tenant,
+)
+from api.errors import ApiError, not_found
 from api.failed_auth import FailedAuthGuard, client_address
 from api.pagination import PageParams
 from api.ratelimit import RateLimiter
 from clients.github import GitHubClient
 from clients.kube import KubeClient, KubeError
+from core.models import App, Tenant
 from core.settings import Settings
 from core.temporal import TemporalGateway
 
@@ -56,7 +70,29 @@ TemporalDep = Annotated[TemporalGateway, Depends(get_temporal)]
 GitHubDep = Annotated[GitHubClient, Depends(get_github)]
 
 
-def get_principal(request: Request, session: SessionDep, settings: SettingsDep) -> Principal:
+# How OpenAPI (and /docs' Authorize) learns of the two ways to present a key; the credential
+# itself is read by `presented_credential`, so both are declared without refusing anything.
+BEARER_KEY = HTTPBearer(
+    scheme_name="BearerKey",
+    bearerFormat="shp_<id>_<secret>",
+    description="A tenant API key, or the platform admin token: `Authorization: Bearer shp_...`",
+    auto_error=False,
+)
+API_KEY_HEADER = APIKeyHeader(
+    name="X-API-Key",
+    scheme_name="ApiKey",
+    description="The same key in its own header: `X-API-Key: shp_...`",
+    auto_error=False,
+)
+
+
+def get_principal(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER_KEY)],
+    _api_key: Annotated[str | None, Security(API_KEY_HEADER)],
+) -> Principal:
     guard: FailedAuthGuard = request.app.state.failed_auth
     credential = presented_credential(request)
     address = client_address(request)
@@ -85,6 +121,49 @@ def get_principal(request: Request, session: SessionDep, settings: SettingsDep) 
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def scope(name: str) -> Any:
+    """`Annotated[Principal, scope("deploy")]`: the caller, who must be a tenant key holding the
+    scope (403 otherwise)."""
+
+    def scoped(principal: PrincipalDep) -> Principal:
+        require_scope(principal, name)
+        return principal
+
+    return Depends(scoped)
+
+
+def get_platform_admin(principal: PrincipalDep) -> Principal:
+    require_platform_admin(principal)
+    return principal
+
+
+PlatformAdminDep = Annotated[Principal, Depends(get_platform_admin)]
+
+
+def get_tenant(tenant: str, principal: PrincipalDep, session: SessionDep) -> Tenant:
+    """The tenant named in the path, if the caller may see it; another tenant's is a 404."""
+    return visible_tenant(session, principal, tenant)
+
+
+TenantDep = Annotated[Tenant, Depends(get_tenant)]
+
+
+def app_for(session: Session, principal: Principal, app_id: uuid.UUID) -> App:
+    """The app, if it belongs to the caller's tenant; otherwise a 404 that reveals nothing."""
+    app = session.get(App, app_id)
+    if app is None or principal.is_platform_admin or app.tenant_id != principal.tenant_id:
+        raise not_found(f"app {app_id}")
+    return app
+
+
+def get_app(app_id: uuid.UUID, principal: PrincipalDep, session: SessionDep) -> App:
+    """The app in the path, if it is the caller's tenant's."""
+    return app_for(session, principal, app_id)
+
+
+AppDep = Annotated[App, Depends(get_app)]
 
 
 def get_page(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any
 
 import structlog
 from sqlmodel import Session, col, select
@@ -18,6 +17,7 @@ from api.deploys import step_timeouts
 from api.errors import ApiError
 from api.retention import refuse_deleted
 from api.routers import API_PREFIX
+from api.schemas.promotions import PromotionPublic
 from api.workflow_calls import addressing_run, reaching_temporal, run_handle
 from core import lifecycle
 from core.audit import record_audit
@@ -63,26 +63,26 @@ def blocking_reason(release: Release, environment: str, pipeline: list[str]) -> 
     return None if allowed else reason
 
 
-def promotion_public(promotion: Promotion) -> dict[str, Any]:
-    return {
-        "id": str(promotion.id),
-        "app_id": str(promotion.app_id),
-        "version": promotion.version,
-        "environment": promotion.environment,
-        "status": promotion.status,
-        "requested_by": promotion.requested_by,
-        "note": promotion.note,
-        "lifecycle_action": promotion.lifecycle_action,
-        "required_approvals": promotion.required_approvals,
-        "release_digest": promotion.release_digest,
-        "expires_at": promotion.expires_at.isoformat() if promotion.expires_at else None,
-        "failure_reason": promotion.failure_reason,
-        "gates": promotion.gates,
-        "workflow_id": promotion.workflow_id,
-        "status_url": f"{API_PREFIX}/apps/{promotion.app_id}/promotions/{promotion.id}",
-        "created_at": promotion.created_at.isoformat(),
-        "completed_at": promotion.completed_at.isoformat() if promotion.completed_at else None,
-    }
+def promotion_public(promotion: Promotion) -> PromotionPublic:
+    return PromotionPublic(
+        id=promotion.id,
+        app_id=promotion.app_id,
+        version=promotion.version,
+        environment=promotion.environment,
+        status=promotion.status,
+        requested_by=promotion.requested_by,
+        note=promotion.note,
+        lifecycle_action=promotion.lifecycle_action,
+        required_approvals=promotion.required_approvals,
+        release_digest=promotion.release_digest,
+        expires_at=promotion.expires_at.isoformat() if promotion.expires_at else None,
+        failure_reason=promotion.failure_reason,
+        gates=promotion.gates,
+        workflow_id=promotion.workflow_id,
+        status_url=f"{API_PREFIX}/apps/{promotion.app_id}/promotions/{promotion.id}",
+        created_at=promotion.created_at.isoformat(),
+        completed_at=promotion.completed_at.isoformat() if promotion.completed_at else None,
+    )
 
 
 async def start_promotion(
@@ -96,7 +96,7 @@ async def start_promotion(
     note: str,
     lifecycle_action: str | None,
     request_id: str,
-) -> dict[str, Any]:
+) -> PromotionPublic:
     """Record the promotion and start its workflow; the gates are the workflow's to enforce."""
     target = target_environment(session, app, environment)
     blocked = blocking_reason(release, environment, app.pipeline)

@@ -45,6 +45,7 @@ from core.models import (
     ReleaseActivation,
     RetentionPolicy,
 )
+from core.releases import rollback_refusal
 
 KEEP = "keep"
 DELETE = "delete"
@@ -154,12 +155,16 @@ def protections(ledger: Ledger, rollback_targets: int) -> dict[uuid.UUID, list[R
                 break
             release = existing.get(release_id)
             # Only what a rollback could put back counts: not what runs, deleted or REJECTED.
-            if (
-                release_id == current
-                or release_id in found
-                or release is None
-                or release.lifecycle == lifecycle.REJECTED
-            ):
+            if release is None or release_id in found:
+                continue
+            refusal = rollback_refusal(
+                version=release.version,
+                state=release.lifecycle,
+                environment=environment,
+                ran_there=True,
+                is_current=release_id == current,
+            )
+            if refusal is not None:
                 continue
             found.append(release_id)
             reasons[release_id].append(

@@ -11,18 +11,16 @@ from typing import Any
 
 import uvicorn
 
+from core.net import port_is_open
+
+__all__ = ["free_port", "port_is_open", "serve", "wait_for_port"]
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nobody listens on right now (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
-
-
-def port_is_open(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex((host, port)) == 0
 
 
 def wait_for_port(host: str, port: int, timeout: float = 20.0, what: str = "service") -> None:

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import uuid
+from typing import Annotated
 
 from fastapi import APIRouter, Request
-from pydantic import Field
 from sqlmodel import Session, col, select
 
-from api.auth import Principal, require_scope, visible_tenant
-from api.deps import PageDep, PrincipalDep, SessionDep, SettingsDep
-from api.errors import not_found
+from api.auth import Principal
+from api.deps import AppDep, PageDep, SessionDep, SettingsDep, TenantDep, scope
 from api.pagination import Page, newest_first
 from api.routers import API_PREFIX
-from api.schemas import AppPublic, EnvironmentSummary, GitConnectionSummary, Strict
+from api.schemas import AppPublic, EnvironmentSummary, GitConnectionSummary
+from api.schemas.apps import (
+    AppUpdate,
+)
 from core.audit import record_audit
 from core.clock import utcnow
 from core.models import App, Environment, GitConnection
@@ -21,14 +22,6 @@ from core.settings import Settings
 
 router = APIRouter(prefix=API_PREFIX, tags=["apps"])
 APP_FIELDS = set(AppPublic.model_fields) - {"url", "environments", "git_connection"}
-
-
-def app_for(session: Session, principal: Principal, app_id: uuid.UUID) -> App:
-    """The app, if it belongs to the caller's tenant; otherwise a 404 that reveals nothing."""
-    app = session.get(App, app_id)
-    if app is None or principal.is_platform_admin or app.tenant_id != principal.tenant_id:
-        raise not_found(f"app {app_id}")
-    return app
 
 
 def public(session: Session, app: App, settings: Settings) -> AppPublic:
@@ -50,40 +43,39 @@ def public(session: Session, app: App, settings: Settings) -> AppPublic:
 
 @router.get("/tenants/{tenant}/apps", response_model=Page[AppPublic])
 def list_apps(
-    tenant: str, principal: PrincipalDep, session: SessionDep, settings: SettingsDep, page: PageDep
+    tenant: TenantDep,
+    principal: Annotated[Principal, scope("apps:read")],
+    session: SessionDep,
+    settings: SettingsDep,
+    page: PageDep,
 ) -> Page[AppPublic]:
     """The tenant's apps, newest first, failed bootstraps included (status `failed`)."""
-    found = visible_tenant(session, principal, tenant)
-    require_scope(principal, "apps:read")
-    rows, total, next_cursor = newest_first(session, App, [App.tenant_id == found.id], page)
+    rows, total, next_cursor = newest_first(session, App, [App.tenant_id == tenant.id], page)
     items = [public(session, row, settings) for row in rows]
     return Page[AppPublic](items=items, total=total, next_cursor=next_cursor)
 
 
 @router.get("/apps/{app_id}", response_model=AppPublic)
 def get_app(
-    app_id: uuid.UUID, principal: PrincipalDep, session: SessionDep, settings: SettingsDep
+    principal: Annotated[Principal, scope("apps:read")],
+    app: AppDep,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> AppPublic:
-    require_scope(principal, "apps:read")
-    return public(session, app_for(session, principal, app_id), settings)
-
-
-class AppUpdate(Strict):
-    name: str = Field(min_length=1, max_length=200)
+    """The app, with its environments, its git connection and its public URL."""
+    return public(session, app, settings)
 
 
 @router.patch("/apps/{app_id}", response_model=AppPublic)
 def update_app(
-    app_id: uuid.UUID,
+    principal: Annotated[Principal, scope("apps:write")],
+    app: AppDep,
     body: AppUpdate,
     request: Request,
-    principal: PrincipalDep,
     session: SessionDep,
     settings: SettingsDep,
 ) -> AppPublic:
     """Rename the app; its slug, repository and hosts stay, as running things depend on them."""
-    require_scope(principal, "apps:write")
-    app = app_for(session, principal, app_id)
     previous = app.name
     app.name = body.name
     app.updated_at = utcnow()

@@ -2,44 +2,32 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
-from typing import Any
-
 from fastapi import APIRouter
-from pydantic import BaseModel
 
-from api.auth import visible_tenant
-from api.deps import PageDep, PrincipalDep, SessionDep
+from api.deps import PageDep, PrincipalDep, SessionDep, TenantDep
 from api.errors import ApiError
 from api.pagination import Page, newest_first
 from api.routers import API_PREFIX
+from api.schemas.audit import (
+    AuditEventPublic,
+)
 from core.models import AuditEvent
 
 router = APIRouter(prefix=f"{API_PREFIX}/tenants/{{tenant}}/audit-events", tags=["audit"])
 
 
-class AuditEventPublic(BaseModel):
-    id: uuid.UUID
-    actor: str
-    action: str
-    target: str
-    result: str
-    request_id: str
-    detail: dict[str, Any]
-    created_at: datetime
-
-
 @router.get("", response_model=Page[AuditEventPublic])
 def list_audit_events(
-    tenant: str, principal: PrincipalDep, session: SessionDep, page: PageDep
+    principal: PrincipalDep,
+    tenant: TenantDep,
+    session: SessionDep,
+    page: PageDep,
 ) -> Page[AuditEventPublic]:
     """Readable by the platform admin and by the tenant's admin keys."""
-    found = visible_tenant(session, principal, tenant)
     if not principal.is_platform_admin and principal.role != "admin":
         raise ApiError(403, "FORBIDDEN", "only admin keys may read the audit log")
     rows, total, next_cursor = newest_first(
-        session, AuditEvent, [AuditEvent.tenant_id == found.id], page
+        session, AuditEvent, [AuditEvent.tenant_id == tenant.id], page
     )
     items = [AuditEventPublic.model_validate(row, from_attributes=True) for row in rows]
     return Page[AuditEventPublic](items=items, total=total, next_cursor=next_cursor)

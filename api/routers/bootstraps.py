@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response, status
@@ -13,10 +14,10 @@ from sqlmodel import Session, col, select
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from api.auth import Principal, require_scope, visible_tenant
+from api.auth import Principal
 from api.contract import problems
 from api.deploys import step_timeouts
-from api.deps import PrincipalDep, SessionDep, SettingsDep, TemporalDep
+from api.deps import SessionDep, SettingsDep, TemporalDep, TenantDep, scope
 from api.errors import ApiError, not_found
 from api.routers import API_PREFIX
 from api.schemas import BootstrapCreate, BootstrapPublic
@@ -70,35 +71,34 @@ def fingerprint(body: BootstrapCreate, installation_id: int) -> str:
 
 @router.post(
     "",
+    name="create_bootstrap",
     response_model=BootstrapPublic,
     status_code=status.HTTP_202_ACCEPTED,
     responses=problems(409, 503),
 )
 async def start_bootstrap(
-    tenant: str,
+    tenant: TenantDep,
+    principal: Annotated[Principal, scope("apps:write")],
     body: BootstrapCreate,
     request: Request,
     response: Response,
-    principal: PrincipalDep,
     session: SessionDep,
     settings: SettingsDep,
     temporal: TemporalDep,
 ) -> BootstrapPublic:
     """Create an app from a template: repository, first commit, push-to-deploy and a first
     deploy. Answers at once; follow `status_url` (or the workflow in the Web UI)."""
-    found = visible_tenant(session, principal, tenant)
-    require_scope(principal, "apps:write")
-    template = _usable_template(session, found, body.template_id)
-    installation_id = _bound_installation(session, found, body.github_installation_id)
+    template = _usable_template(session, tenant, body.template_id)
+    installation_id = _bound_installation(session, tenant, body.github_installation_id)
     print_ = fingerprint(body, installation_id)
 
-    earlier = _same_request(session, found, body.slug, print_)
+    earlier = _same_request(session, tenant, body.slug, print_)
     if earlier is not None:
         response.status_code = status.HTTP_200_OK
-        return public(earlier, found, settings)
+        return public(earlier, tenant, settings)
 
     app = App(
-        tenant_id=found.id,
+        tenant_id=tenant.id,
         slug=body.slug,
         name=body.name,
         subdomain=body.subdomain,
@@ -108,9 +108,9 @@ async def start_bootstrap(
         status="bootstrapping",
     )
     bootstrap = AppBootstrap(
-        tenant_id=found.id,
+        tenant_id=tenant.id,
         app_id=app.id,
-        workflow_id=bootstrap_workflow_id(found.slug, body.slug),
+        workflow_id=bootstrap_workflow_id(tenant.slug, body.slug),
         request_fingerprint=print_,
         request=body.model_dump(),
         requested_by=principal.subject,
@@ -125,13 +125,13 @@ async def start_bootstrap(
         # Another request took the slug between our check and this insert.
         session.rollback()
         raise ApiError(
-            409, "SLUG_IN_USE", f"app slug {body.slug!r} is already used in {found.slug}"
+            409, "SLUG_IN_USE", f"app slug {body.slug!r} is already used in {tenant.slug}"
         ) from None
     session.add(bootstrap)
     session.commit()
 
     workflow_input = _workflow_input(
-        settings, found, app, bootstrap, body, template, installation_id, principal
+        settings, tenant, app, bootstrap, body, template, installation_id, principal
     )
     try:
         async with reaching_temporal("start the bootstrap"):
@@ -144,9 +144,9 @@ async def start_bootstrap(
                     id=bootstrap.workflow_id,
                     task_queue=settings.task_queue,
                     id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                    static_summary=f"Bootstrap {found.slug}/{body.slug} from {template.id}",
+                    static_summary=f"Bootstrap {tenant.slug}/{body.slug} from {template.id}",
                     search_attributes=search.for_app(
-                        found.slug, body.slug, DEFAULT_PIPELINE[0], "app"
+                        tenant.slug, body.slug, DEFAULT_PIPELINE[0], "app"
                     ),
                 ),
                 bootstrap.workflow_id,
@@ -180,7 +180,7 @@ async def start_bootstrap(
     session.add(bootstrap)
     record_audit(
         session,
-        tenant_id=found.id,
+        tenant_id=tenant.id,
         actor=principal.subject,
         action="app.bootstrap.start",
         target=f"app:{body.slug}",
@@ -189,20 +189,20 @@ async def start_bootstrap(
         detail={"bootstrap_id": str(bootstrap.id), "template_id": template.id},
     )
     session.commit()
-    return public(bootstrap, found, settings)
+    return public(bootstrap, tenant, settings)
 
 
 @router.get("/{bootstrap_id}", response_model=BootstrapPublic)
 def get_bootstrap(
-    tenant: str,
+    tenant: TenantDep,
+    principal: Annotated[Principal, scope("apps:read")],
     bootstrap_id: uuid.UUID,
-    principal: PrincipalDep,
     session: SessionDep,
     settings: SettingsDep,
 ) -> BootstrapPublic:
-    found = visible_tenant(session, principal, tenant)
-    require_scope(principal, "apps:read")
-    return public(_bootstrap(session, found, bootstrap_id), found, settings)
+    """Where the bootstrap is: its status and stage, and the app, repository and first
+    deployment it made."""
+    return public(_bootstrap(session, tenant, bootstrap_id), tenant, settings)
 
 
 @router.post(
@@ -212,18 +212,16 @@ def get_bootstrap(
     responses=problems(409, 503),
 )
 async def cancel_bootstrap(
-    tenant: str,
+    tenant: TenantDep,
+    principal: Annotated[Principal, scope("apps:write")],
     bootstrap_id: uuid.UUID,
     request: Request,
-    principal: PrincipalDep,
     session: SessionDep,
     settings: SettingsDep,
     temporal: TemporalDep,
 ) -> BootstrapPublic:
     """Ask the bootstrap to stop; every step it took is undone before it ends `cancelled`."""
-    found = visible_tenant(session, principal, tenant)
-    require_scope(principal, "apps:write")
-    bootstrap = _bootstrap(session, found, bootstrap_id)
+    bootstrap = _bootstrap(session, tenant, bootstrap_id)
     if bootstrap.status in ("done", "failed"):
         raise ApiError(
             409,
@@ -236,7 +234,7 @@ async def cancel_bootstrap(
         )
         record_audit(
             session,
-            tenant_id=found.id,
+            tenant_id=tenant.id,
             actor=principal.subject,
             action="app.bootstrap.cancel",
             target=f"bootstrap:{bootstrap.id}",
@@ -244,7 +242,7 @@ async def cancel_bootstrap(
             request_id=request.state.request_id,
         )
         session.commit()
-    return public(bootstrap, found, settings)
+    return public(bootstrap, tenant, settings)
 
 
 def _usable_template(session: Session, tenant: Tenant, template_id: str) -> Template:

@@ -11,19 +11,18 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from api.auth import Principal, require_scope, visible_tenant
+from api.auth import Principal
 from api.contract import problems
 from api.deploys import deploy_input, mark_not_started, run_labels
-from api.deps import PageDep, PrincipalDep, SessionDep, SettingsDep, TemporalDep
+from api.deps import AppDep, PageDep, SessionDep, SettingsDep, TemporalDep, TenantDep, scope
 from api.errors import ApiError, not_found
 from api.pagination import LogLimit, Page, newest_first
 from api.routers import API_PREFIX
-from api.routers.apps import app_for
 from api.routers.bootstraps import workflow_url
 from api.schemas import DeploymentCreate, DeploymentPublic, LogPage
 from api.workflow_calls import addressing_run, reaching_temporal, run_handle
 from core.audit import record_audit
-from core.models import Deployment, GitConnection
+from core.models import App, Deployment, GitConnection
 from core.settings import Settings
 from workflows.deploy import CANCEL_DEPLOYMENT_UPDATE, DeployRelease, deploy_workflow_id
 
@@ -43,15 +42,13 @@ def public(deployment: Deployment, settings: Settings) -> DeploymentPublic:
 
 @router.get("/apps/{app_id}/deployments", response_model=Page[DeploymentPublic])
 def list_deployments(
-    app_id: uuid.UUID,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, scope("apps:read")],
+    app: AppDep,
     session: SessionDep,
     settings: SettingsDep,
     page: PageDep,
 ) -> Page[DeploymentPublic]:
     """The app's deployments, newest first."""
-    require_scope(principal, "apps:read")
-    app = app_for(session, principal, app_id)
     rows, total, next_cursor = newest_first(
         session, Deployment, [Deployment.app_id == app.id], page
     )
@@ -67,18 +64,16 @@ def list_deployments(
     responses=problems(409, 412, 503),
 )
 async def create_deployment(
-    app_id: uuid.UUID,
+    principal: Annotated[Principal, scope("deploy")],
+    app: AppDep,
     body: DeploymentCreate,
     request: Request,
-    principal: PrincipalDep,
     session: SessionDep,
     settings: SettingsDep,
     temporal: TemporalDep,
 ) -> DeploymentPublic:
     """Deploy the branch head (or `commit_sha`) to the app's first environment; later
     environments change only by promotion or rollback."""
-    require_scope(principal, "deploy")
-    app = app_for(session, principal, app_id)
     connection = session.get(GitConnection, app.id)
     if connection is None:
         raise ApiError(
@@ -157,14 +152,14 @@ async def create_deployment(
 
 @router.get("/apps/{app_id}/deployments/{deployment_id}", response_model=DeploymentPublic)
 def get_deployment(
-    app_id: uuid.UUID,
     deployment_id: uuid.UUID,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, scope("apps:read")],
+    app: AppDep,
     session: SessionDep,
     settings: SettingsDep,
 ) -> DeploymentPublic:
-    require_scope(principal, "apps:read")
-    return public(_deployment(session, principal, app_id, deployment_id), settings)
+    """One deployment: its commit, stage, image by digest and outcome."""
+    return public(_deployment(session, app, deployment_id), settings)
 
 
 @router.post(
@@ -173,17 +168,16 @@ def get_deployment(
     responses=problems(409, 503),
 )
 async def cancel_deployment(
-    app_id: uuid.UUID,
     deployment_id: uuid.UUID,
     request: Request,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, scope("deploy")],
+    app: AppDep,
     session: SessionDep,
     temporal: TemporalDep,
 ) -> Response:
     """Stop at the current stage; if the rollout had begun, the previous image is restored
     and running again before this answers."""
-    require_scope(principal, "deploy")
-    deployment = _deployment(session, principal, app_id, deployment_id)
+    deployment = _deployment(session, app, deployment_id)
     if deployment.status in IN_PROGRESS:
         try:
             async with addressing_run(f"deployment {deployment.id}"):
@@ -212,47 +206,49 @@ async def cancel_deployment(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/apps/{app_id}/deployments/{deployment_id}/logs", response_model=LogPage)
+@router.get(
+    "/apps/{app_id}/deployments/{deployment_id}/logs",
+    name="get_deployment_logs",
+    response_model=LogPage,
+)
 def deployment_logs(
-    app_id: uuid.UUID,
     deployment_id: uuid.UUID,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, scope("apps:read")],
+    app: AppDep,
     session: SessionDep,
     limit: LogLimit = 100,
     cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,9}$")] = None,
 ) -> LogPage:
     """The build and rollout log of the deployment, oldest first."""
-    require_scope(principal, "apps:read")
-    deployment = _deployment(session, principal, app_id, deployment_id)
+    deployment = _deployment(session, app, deployment_id)
     start = int(cursor or 0)
     lines = deployment.log_lines[start : start + limit]
     more = start + limit < len(deployment.log_lines)
     return LogPage(lines=lines, has_more=more, next_cursor=str(start + limit) if more else None)
 
 
-@router.get("/tenants/{tenant}/deployments", response_model=Page[DeploymentPublic])
+@router.get(
+    "/tenants/{tenant}/deployments",
+    name="list_tenant_deployments",
+    response_model=Page[DeploymentPublic],
+)
 def tenant_feed(
-    tenant: str,
-    principal: PrincipalDep,
+    tenant: TenantDep,
+    principal: Annotated[Principal, scope("apps:read")],
     session: SessionDep,
     settings: SettingsDep,
     page: PageDep,
 ) -> Page[DeploymentPublic]:
     """Every deployment of the tenant's apps, newest first."""
-    found = visible_tenant(session, principal, tenant)
-    require_scope(principal, "apps:read")
     rows, total, next_cursor = newest_first(
-        session, Deployment, [Deployment.tenant_id == found.id], page
+        session, Deployment, [Deployment.tenant_id == tenant.id], page
     )
     return Page[DeploymentPublic](
         items=[public(row, settings) for row in rows], total=total, next_cursor=next_cursor
     )
 
 
-def _deployment(
-    session: Session, principal: Principal, app_id: uuid.UUID, deployment_id: uuid.UUID
-) -> Deployment:
-    app = app_for(session, principal, app_id)
+def _deployment(session: Session, app: App, deployment_id: uuid.UUID) -> Deployment:
     deployment = session.get(Deployment, deployment_id)
     if deployment is None or deployment.app_id != app.id:
         raise not_found(f"deployment {deployment_id}")

@@ -4,25 +4,32 @@ and secrets whose values are write-only); freeze windows."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response, status
-from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, field_validator
 from sqlmodel import Session, col, select
 
 from activities.locks import lock_waiters
-from api.auth import Principal, require_scope
-from api.deps import PageDep, PrincipalDep, SessionDep, SettingsDep
+from api.auth import Principal
+from api.deps import AppDep, PageDep, SessionDep, SettingsDep, scope
 from api.errors import ApiError, not_found
 from api.pagination import Page, newest_first
 from api.routers import API_PREFIX
-from api.routers.apps import app_for
-from api.schemas import Strict
+from api.schemas.environments import (
+    ApprovalPolicy,
+    ConfigPublic,
+    ConfigUpdate,
+    EnvironmentPublic,
+    EnvironmentUpdate,
+    FreezeWindowCreate,
+    FreezeWindowPublic,
+    LockPublic,
+    LockWaiterPublic,
+    SecretName,
+)
 from core import freeze
 from core.audit import record_audit
 from core.clock import utcnow
-from core.keys import SCOPES
 from core.models import (
     App,
     Environment,
@@ -35,14 +42,6 @@ from core.secrets import encrypt
 
 router = APIRouter(prefix=API_PREFIX, tags=["environments"])
 
-ENV_VAR_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-VariableName = Annotated[str, StringConstraints(pattern=ENV_VAR_NAME, max_length=120)]
-MAX_ENTRIES = 200
-MAX_VARIABLE_LENGTH = 10_000
-# Bytes, not characters: the sealed value must fit its column (environment_secrets.ciphertext).
-MAX_SECRET_BYTES = 10_000
-# Thirty days: an approval nobody gave within a month is no longer about the same release.
-MAX_APPROVAL_EXPIRY = 30 * 86_400
 # Far enough for any plan; the bounds keep conversion to UTC clear of datetime's limits.
 EARLIEST_YEAR, LATEST_YEAR = 2000, 2999
 
@@ -50,163 +49,16 @@ EARLIEST_YEAR, LATEST_YEAR = 2000, 2999
 # -- bodies ----------------------------------------------------------------------------------
 
 
-class ApprovalPolicy(BaseModel):
-    required_approvals: int = Field(description="distinct approvals a promotion here needs")
-    approver_scope: str = Field(description="the scope an approver's key must hold")
-    requester_may_approve: bool
-    approval_expiry_seconds: int = Field(
-        description="a promotion not approved this long after it was requested expires"
-    )
-
-
-class LockPublic(BaseModel):
-    holder_kind: str = Field(description="deploy | promotion | rollback")
-    holder_workflow_id: str
-    acquired_at: datetime
-
-
-class LockWaiterPublic(BaseModel):
-    kind: str = Field(description="deploy | promotion")
-    workflow_id: str
-    waiting_for: str = Field(description="the workflow id of the holder it waits for")
-    since: datetime
-
-
-class EnvironmentPublic(BaseModel):
-    name: str
-    position: int
-    namespace: str
-    current_release_id: uuid.UUID | None
-    current_version: int | None
-    replicas: int
-    approval_policy: ApprovalPolicy
-    soak_seconds: int
-    frozen_until: datetime | None = Field(description="set while a freeze window holds it now")
-    lock: LockPublic | None = Field(
-        description="the operation changing its cluster state now, if any"
-    )
-    waiting: list[LockWaiterPublic] = Field(
-        description="operations waiting for the lock, longest waiting first"
-    )
-    updated_at: datetime
-
-
-class NotNull(Strict):
-    """A partial update: fields left out keep their value; a field sent as null is refused."""
-
-    @field_validator("*")
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("may be left out, but not null")
-        return value
-
-
-class ApprovalPolicyUpdate(NotNull):
-    required_approvals: int | None = Field(default=None, ge=0, le=10)
-    approver_scope: str | None = Field(default=None, description=f"one of {list(SCOPES)}")
-    requester_may_approve: bool | None = None
-    approval_expiry_seconds: int | None = Field(default=None, ge=1, le=MAX_APPROVAL_EXPIRY)
-
-    @field_validator("approver_scope")
-    @classmethod
-    def _known_scope(cls, value: str | None) -> str | None:
-        if value is not None and value not in SCOPES:
-            raise ValueError(f"unknown scope; known: {list(SCOPES)}")
-        return value
-
-
-class EnvironmentUpdate(NotNull):
-    approval_policy: ApprovalPolicyUpdate | None = None
-    soak_seconds: int | None = Field(default=None, ge=0, le=86_400)
-    replicas: int | None = Field(default=None, ge=0, le=50)
-
-
-class ConfigUpdate(Strict):
-    variables: dict[VariableName, str] = Field(
-        default_factory=dict, description="replaces every plain variable"
-    )
-    secrets: dict[VariableName, str | None] = Field(
-        default_factory=dict,
-        description="a value sets or replaces the secret, null deletes it, a name left out "
-        "keeps it; values are never returned",
-    )
-
-    @field_validator("variables")
-    @classmethod
-    def _variable_sizes(cls, value: dict[str, str]) -> dict[str, str]:
-        if len(value) > MAX_ENTRIES:
-            raise ValueError(f"at most {MAX_ENTRIES} variables")
-        for name, text in value.items():
-            if len(text) > MAX_VARIABLE_LENGTH:
-                raise ValueError(f"{name} is longer than {MAX_VARIABLE_LENGTH} characters")
-        return value
-
-    @field_validator("secrets")
-    @classmethod
-    def _secret_sizes(cls, value: dict[str, str | None]) -> dict[str, str | None]:
-        if len(value) > MAX_ENTRIES:
-            raise ValueError(f"at most {MAX_ENTRIES} secrets")
-        for name, text in value.items():
-            if text is not None and len(text.encode()) > MAX_SECRET_BYTES:
-                # The name only: a message must never carry the value.
-                raise ValueError(f"the value of {name} is longer than {MAX_SECRET_BYTES} bytes")
-        return value
-
-
-class SecretName(BaseModel):
-    name: str
-    updated_at: datetime
-
-
-class ConfigPublic(BaseModel):
-    environment: str
-    variables: dict[str, str]
-    secrets: list[SecretName] = Field(description="names only; values are write-only")
-    updated_at: datetime
-
-
-class FreezeWindowCreate(Strict):
-    kind: Literal["one_off", "recurring"]
-    reason: str = Field(min_length=1, max_length=500)
-    starts_at: AwareDatetime | None = Field(default=None, description="one_off: UTC start")
-    ends_at: AwareDatetime | None = Field(default=None, description="one_off: UTC end")
-    cron: str | None = Field(
-        default=None, max_length=120, description="recurring: 5-field cron of each start"
-    )
-    duration_minutes: int | None = Field(default=None, description="recurring: 1 to 20160")
-    timezone: str = Field(
-        default="UTC", max_length=60, description="recurring: IANA zone the cron reads in"
-    )
-
-
-class FreezeWindowPublic(BaseModel):
-    id: uuid.UUID
-    environment: str
-    kind: str
-    reason: str
-    starts_at: datetime | None
-    ends_at: datetime | None
-    cron: str | None
-    duration_minutes: int | None
-    timezone: str
-    created_by: str
-    created_at: datetime
-    active_now: bool
-    opens_at: datetime | None = Field(description="while active: when this window ends")
-    next_starts_at: datetime | None = Field(description="when it freezes next, if it will")
-
-
 # -- environments ----------------------------------------------------------------------------
 
 
 @router.get("/apps/{app_id}/environments", response_model=list[EnvironmentPublic])
 def list_environments(
-    app_id: uuid.UUID, principal: PrincipalDep, session: SessionDep
+    principal: Annotated[Principal, scope("apps:read")],
+    app: AppDep,
+    session: SessionDep,
 ) -> list[EnvironmentPublic]:
     """The app's environments in pipeline order."""
-    require_scope(principal, "apps:read")
-    app = app_for(session, principal, app_id)
     environments = session.exec(
         select(Environment).where(Environment.app_id == app.id).order_by(col(Environment.position))
     ).all()
@@ -215,26 +67,28 @@ def list_environments(
 
 @router.get("/apps/{app_id}/environments/{env}", response_model=EnvironmentPublic)
 def get_environment(
-    app_id: uuid.UUID, env: str, principal: PrincipalDep, session: SessionDep
+    env: str,
+    principal: Annotated[Principal, scope("apps:read")],
+    app: AppDep,
+    session: SessionDep,
 ) -> EnvironmentPublic:
-    require_scope(principal, "apps:read")
-    _, environment = _environment(session, principal, app_id, env)
+    """The environment: what runs there, its approval policy, replicas and lock."""
+    environment = _environment(session, app, env)
     return environment_public(session, environment)
 
 
 @router.patch("/apps/{app_id}/environments/{env}", response_model=EnvironmentPublic)
 def update_environment(
-    app_id: uuid.UUID,
     env: str,
     body: EnvironmentUpdate,
     request: Request,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, scope("apps:write")],
+    app: AppDep,
     session: SessionDep,
 ) -> EnvironmentPublic:
     """Change the approval policy, soak time or replicas; fields left out keep their value.
     Promotions already open keep the policy they started with."""
-    require_scope(principal, "apps:write")
-    app, environment = _environment(session, principal, app_id, env)
+    environment = _environment(session, app, env)
     changes: dict[str, Any] = body.model_dump(exclude_unset=True, exclude={"approval_policy"})
     if body.approval_policy is not None:
         changes.update(body.approval_policy.model_dump(exclude_unset=True))
@@ -276,30 +130,39 @@ def environment_public(session: Session, environment: Environment) -> Environmen
 # -- configuration ---------------------------------------------------------------------------
 
 
-@router.get("/apps/{app_id}/environments/{env}/config", response_model=ConfigPublic)
+@router.get(
+    "/apps/{app_id}/environments/{env}/config",
+    name="get_environment_config",
+    response_model=ConfigPublic,
+)
 def get_config(
-    app_id: uuid.UUID, env: str, principal: PrincipalDep, session: SessionDep
+    env: str,
+    principal: Annotated[Principal, scope("apps:read")],
+    app: AppDep,
+    session: SessionDep,
 ) -> ConfigPublic:
     """Plain variables with their values; secrets by name only."""
-    require_scope(principal, "apps:read")
-    _, environment = _environment(session, principal, app_id, env)
+    environment = _environment(session, app, env)
     return _config_public(session, environment)
 
 
-@router.put("/apps/{app_id}/environments/{env}/config", response_model=ConfigPublic)
+@router.put(
+    "/apps/{app_id}/environments/{env}/config",
+    name="replace_environment_config",
+    response_model=ConfigPublic,
+)
 def put_config(
-    app_id: uuid.UUID,
     env: str,
     body: ConfigUpdate,
     request: Request,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, scope("apps:write")],
+    app: AppDep,
     session: SessionDep,
     settings: SettingsDep,
 ) -> ConfigPublic:
     """Replace the variables; set, replace or delete secrets. Takes effect with the next
     deployment, promotion or rollback of the environment."""
-    require_scope(principal, "apps:write")
-    app, environment = _environment(session, principal, app_id, env)
+    environment = _environment(session, app, env)
     stored = {row.name: row for row in _secrets(session, environment)}
     remaining = (set(stored) | {n for n, v in body.secrets.items() if v is not None}) - {
         n for n, v in body.secrets.items() if v is None
@@ -372,17 +235,16 @@ def _secrets(session: Session, environment: Environment) -> list[EnvironmentSecr
     status_code=status.HTTP_201_CREATED,
 )
 def create_freeze_window(
-    app_id: uuid.UUID,
     env: str,
     body: FreezeWindowCreate,
     request: Request,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, scope("apps:write")],
+    app: AppDep,
     session: SessionDep,
 ) -> FreezeWindowPublic:
     """A one-off window (starts_at, ends_at) or a recurring one (cron, duration_minutes,
     timezone). Promotions that reach the environment while it is frozen wait for it to open."""
-    require_scope(principal, "apps:write")
-    app, environment = _environment(session, principal, app_id, env)
+    environment = _environment(session, app, env)
     problems = _window_problems(body)
     if problems:
         raise ApiError(
@@ -419,11 +281,14 @@ def create_freeze_window(
     "/apps/{app_id}/environments/{env}/freeze-windows", response_model=Page[FreezeWindowPublic]
 )
 def list_freeze_windows(
-    app_id: uuid.UUID, env: str, principal: PrincipalDep, session: SessionDep, page: PageDep
+    env: str,
+    principal: Annotated[Principal, scope("apps:read")],
+    app: AppDep,
+    session: SessionDep,
+    page: PageDep,
 ) -> Page[FreezeWindowPublic]:
     """The environment's freeze windows, newest first, each saying whether it holds now."""
-    require_scope(principal, "apps:read")
-    _, environment = _environment(session, principal, app_id, env)
+    environment = _environment(session, app, env)
     rows, total, next_cursor = newest_first(
         session, FreezeWindow, [FreezeWindow.environment_id == environment.id], page
     )
@@ -439,10 +304,14 @@ def list_freeze_windows(
     response_model=FreezeWindowPublic,
 )
 def get_freeze_window(
-    app_id: uuid.UUID, env: str, window_id: uuid.UUID, principal: PrincipalDep, session: SessionDep
+    env: str,
+    window_id: uuid.UUID,
+    principal: Annotated[Principal, scope("apps:read")],
+    app: AppDep,
+    session: SessionDep,
 ) -> FreezeWindowPublic:
-    require_scope(principal, "apps:read")
-    _, environment = _environment(session, principal, app_id, env)
+    """One freeze window, saying whether it holds now."""
+    environment = _environment(session, app, env)
     return _window_public(_window(session, environment, window_id), environment.name)
 
 
@@ -451,16 +320,15 @@ def get_freeze_window(
     status_code=status.HTTP_204_NO_CONTENT,
 )
 def delete_freeze_window(
-    app_id: uuid.UUID,
     env: str,
     window_id: uuid.UUID,
     request: Request,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, scope("apps:write")],
+    app: AppDep,
     session: SessionDep,
 ) -> Response:
     """Remove the window; a promotion waiting for it re-checks the windows when it wakes."""
-    require_scope(principal, "apps:write")
-    app, environment = _environment(session, principal, app_id, env)
+    environment = _environment(session, app, env)
     window = _window(session, environment, window_id)
     session.delete(window)
     _audit(
@@ -558,16 +426,13 @@ def _windows(session: Session, environment: Environment) -> list[FreezeWindow]:
 # -- shared ----------------------------------------------------------------------------------
 
 
-def _environment(
-    session: Session, principal: Principal, app_id: uuid.UUID, name: str
-) -> tuple[App, Environment]:
-    app = app_for(session, principal, app_id)
+def _environment(session: Session, app: App, name: str) -> Environment:
     environment = session.exec(
         select(Environment).where(Environment.app_id == app.id, Environment.name == name)
     ).first()
     if environment is None:
         raise not_found(f"environment {name!r} of app {app.slug}")
-    return app, environment
+    return environment
 
 
 def _audit(

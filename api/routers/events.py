@@ -24,11 +24,10 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from api.auth import key_refusal, require_scope
-from api.deps import PrincipalDep, SessionDep
+from api.auth import Principal, key_refusal
+from api.deps import AppDep, SessionDep, scope
 from api.errors import ApiError
 from api.routers import API_PREFIX
-from api.routers.apps import app_for
 from core.clock import utcnow
 from core.models import ApiKey, AppEvent
 
@@ -53,6 +52,7 @@ STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 @router.get(
     "/apps/{app_id}/events",
+    name="stream_app_events",
     response_class=StreamingResponse,
     responses={
         200: {
@@ -66,9 +66,9 @@ STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     },
 )
 def app_events(
-    app_id: uuid.UUID,
+    principal: Annotated[Principal, scope("apps:read")],
+    app: AppDep,
     request: Request,
-    principal: PrincipalDep,
     session: SessionDep,
     last_event_id_header: Annotated[
         str | None,
@@ -91,8 +91,6 @@ def app_events(
     `deployment` events carry `deployment_id`, `environment`, `status`, `stage`, `commit_sha`
     and `message`; `bootstrap` events carry `bootstrap_id`, `status`, `stage` and
     `error_code`; both carry `at`, when it happened."""
-    require_scope(principal, "apps:read")
-    app = app_for(session, principal, app_id)
     after = _resume_point(last_event_id_header, last_event_id)
     # The stream outlives this request's session: give its connection back now, or an open
     # read transaction would pin a pooled connection (and hold back SQLite's WAL checkpoints)

@@ -2,45 +2,31 @@
 
 from __future__ import annotations
 
-import uuid
+from typing import Annotated
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
-from pydantic import field_validator
 from sqlmodel import Session
 from temporalio.common import WorkflowIDConflictPolicy
 
-from api.auth import require_scope
+from api.auth import Principal
 from api.contract import problems
-from api.deps import PrincipalDep, SessionDep, SettingsDep, TemporalDep
+from api.deps import AppDep, SessionDep, SettingsDep, TemporalDep, scope
 from api.errors import ApiError
 from api.routers import API_PREFIX
-from api.routers.apps import app_for
-from api.schemas import GitConnectionSummary, Strict
+from api.schemas import GitConnectionSummary
+from api.schemas.git_connections import (
+    BranchChange,
+    ConnectionReplace,
+    Disconnecting,
+)
 from api.workflow_calls import reaching_temporal
 from core.audit import record_audit
 from core.clock import utcnow
 from core.models import App, GitConnection
-from core.naming import branch_problem
 from workflows.disconnect import DisconnectInput, DisconnectRepository, disconnect_workflow_id
 
 router = APIRouter(prefix=f"{API_PREFIX}/apps/{{app_id}}/git-connection", tags=["git connection"])
-
-
-class BranchChange(Strict):
-    branch: str
-
-    @field_validator("branch")
-    @classmethod
-    def _git_accepts(cls, value: str) -> str:
-        problem = branch_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
-
-
-class ConnectionReplace(BranchChange):
-    repo_full_name: str
 
 
 def _connection(session: Session, app: App) -> GitConnection:
@@ -56,39 +42,37 @@ def _public(connection: GitConnection) -> GitConnectionSummary:
     return GitConnectionSummary.model_validate(connection, from_attributes=True)
 
 
-@router.get("", response_model=GitConnectionSummary)
+@router.get("", name="get_git_connection", response_model=GitConnectionSummary)
 def get_connection(
-    app_id: uuid.UUID, principal: PrincipalDep, session: SessionDep
+    principal: Annotated[Principal, scope("apps:read")],
+    app: AppDep,
+    session: SessionDep,
 ) -> GitConnectionSummary:
-    require_scope(principal, "apps:read")
-    return _public(_connection(session, app_for(session, principal, app_id)))
+    """The repository and branch whose pushes deploy the app."""
+    return _public(_connection(session, app))
 
 
-@router.patch("", response_model=GitConnectionSummary)
+@router.patch("", name="update_git_connection", response_model=GitConnectionSummary)
 def change_branch(
-    app_id: uuid.UUID,
+    principal: Annotated[Principal, scope("apps:write")],
+    app: AppDep,
     body: BranchChange,
     request: Request,
-    principal: PrincipalDep,
     session: SessionDep,
 ) -> GitConnectionSummary:
     """Follow another branch: pushes to it deploy from now on."""
-    require_scope(principal, "apps:write")
-    app = app_for(session, principal, app_id)
     return _set_branch(session, app, body.branch, principal.subject, request.state.request_id)
 
 
-@router.put("", response_model=GitConnectionSummary)
+@router.put("", name="replace_git_connection", response_model=GitConnectionSummary)
 def replace_connection(
-    app_id: uuid.UUID,
+    principal: Annotated[Principal, scope("apps:write")],
+    app: AppDep,
     body: ConnectionReplace,
     request: Request,
-    principal: PrincipalDep,
     session: SessionDep,
 ) -> GitConnectionSummary:
     """Set the whole connection. The repository is the one the app was bootstrapped with."""
-    require_scope(principal, "apps:write")
-    app = app_for(session, principal, app_id)
     connection = _connection(session, app)
     if body.repo_full_name.lower() != connection.repo_full_name.lower():
         raise ApiError(
@@ -100,11 +84,17 @@ def replace_connection(
     return _set_branch(session, app, body.branch, principal.subject, request.state.request_id)
 
 
-@router.delete("", status_code=status.HTTP_202_ACCEPTED, responses=problems(503))
+@router.delete(
+    "",
+    name="delete_git_connection",
+    response_model=Disconnecting,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problems(503),
+)
 async def disconnect(
-    app_id: uuid.UUID,
+    principal: Annotated[Principal, scope("apps:write")],
+    app: AppDep,
     request: Request,
-    principal: PrincipalDep,
     session: SessionDep,
     settings: SettingsDep,
     temporal: TemporalDep,
@@ -112,8 +102,6 @@ async def disconnect(
     """Stop push-to-deploy: a workflow removes the webhook from GitHub, then the connection
     (follow it by its `workflow_id`; asking again while it runs answers the same). The app, its
     releases and deployments stay."""
-    require_scope(principal, "apps:write")
-    app = app_for(session, principal, app_id)
     connection = _connection(session, app)
     workflow_input = DisconnectInput(
         app_id=str(app.id), tenant_id=str(app.tenant_id),

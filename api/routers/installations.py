@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response, status
 
-from api.auth import require_platform_admin, require_scope, visible_tenant
+from api.auth import require_scope
 from api.contract import problems
-from api.deps import GitHubDep, PageDep, PrincipalDep, SessionDep
+from api.deps import GitHubDep, PageDep, PlatformAdminDep, PrincipalDep, SessionDep, TenantDep
 from api.errors import ApiError, not_found
 from api.pagination import Page, newest_first
 from api.routers import API_PREFIX
@@ -30,20 +30,18 @@ router = APIRouter(
     responses=problems(409, 503),
 )
 async def bind_installation(
-    tenant: str,
+    principal: PlatformAdminDep,
+    tenant: TenantDep,
     body: InstallationBind,
     request: Request,
     response: Response,
-    principal: PrincipalDep,
     session: SessionDep,
     github: GitHubDep,
 ) -> InstallationPublic:
     """Bind an installation of Shipyard's GitHub App to the tenant (platform admin only)."""
-    require_platform_admin(principal)
-    found = visible_tenant(session, principal, tenant)
     existing = session.get(GitHubInstallation, body.installation_id)
     if existing is not None:
-        if existing.tenant_id != found.id:
+        if existing.tenant_id != tenant.id:
             raise ApiError(
                 409,
                 "INSTALLATION_BOUND_ELSEWHERE",
@@ -64,7 +62,7 @@ async def bind_installation(
         raise ApiError(503, "GITHUB_UNAVAILABLE", f"GitHub could not be asked: {exc}") from None
     row = GitHubInstallation(
         id=installation.id,
-        tenant_id=found.id,
+        tenant_id=tenant.id,
         account_login=installation.account_login,
         account_type=installation.account_type,
         bound_by=principal.subject,
@@ -72,7 +70,7 @@ async def bind_installation(
     session.add(row)
     record_audit(
         session,
-        tenant_id=found.id,
+        tenant_id=tenant.id,
         actor=principal.subject,
         action="github_installation.bind",
         target=f"installation:{installation.id}",
@@ -86,13 +84,16 @@ async def bind_installation(
 
 @router.get("", response_model=Page[InstallationPublic])
 def list_installations(
-    tenant: str, principal: PrincipalDep, session: SessionDep, page: PageDep
+    principal: PrincipalDep,
+    tenant: TenantDep,
+    session: SessionDep,
+    page: PageDep,
 ) -> Page[InstallationPublic]:
-    found = visible_tenant(session, principal, tenant)
+    """The GitHub App installations bound to the tenant, newest first."""
     if not principal.is_platform_admin:
         require_scope(principal, "apps:read")
     rows, total, next_cursor = newest_first(
-        session, GitHubInstallation, [GitHubInstallation.tenant_id == found.id], page
+        session, GitHubInstallation, [GitHubInstallation.tenant_id == tenant.id], page
     )
     items = [_public(row) for row in rows]
     return Page[InstallationPublic](items=items, total=total, next_cursor=next_cursor)
@@ -100,22 +101,20 @@ def list_installations(
 
 @router.delete("/{installation_id}", status_code=status.HTTP_204_NO_CONTENT)
 def unbind_installation(
-    tenant: str,
+    principal: PlatformAdminDep,
+    tenant: TenantDep,
     installation_id: Annotated[int, Path(ge=1, le=MAX_INSTALLATION_ID)],
     request: Request,
-    principal: PrincipalDep,
     session: SessionDep,
 ) -> Response:
     """Unbind (platform admin only); apps already connected keep their connection."""
-    require_platform_admin(principal)
-    found = visible_tenant(session, principal, tenant)
     row = session.get(GitHubInstallation, installation_id)
-    if row is None or row.tenant_id != found.id:
+    if row is None or row.tenant_id != tenant.id:
         raise not_found(f"installation {installation_id}")
     session.delete(row)
     record_audit(
         session,
-        tenant_id=found.id,
+        tenant_id=tenant.id,
         actor=principal.subject,
         action="github_installation.unbind",
         target=f"installation:{installation_id}",

@@ -6,9 +6,9 @@ from fastapi import APIRouter, Request, Response, status
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from api.auth import Principal, require_scope, visible_tenant
+from api.auth import Principal, require_scope
 from api.contract import problems
-from api.deps import PageDep, PrincipalDep, SessionDep
+from api.deps import PageDep, PrincipalDep, SessionDep, TenantDep
 from api.errors import ApiError, not_found
 from api.pagination import Page, newest_first
 from api.routers import API_PREFIX
@@ -68,14 +68,17 @@ def _authorize_key_management(session: Session, principal: Principal, tenant: Te
     "", status_code=status.HTTP_201_CREATED, response_model=KeyCreated, responses=problems(409)
 )
 def create_key(
-    tenant: str, body: KeyCreate, request: Request, principal: PrincipalDep, session: SessionDep
+    principal: PrincipalDep,
+    tenant: TenantDep,
+    body: KeyCreate,
+    request: Request,
+    session: SessionDep,
 ) -> KeyCreated:
     """Make a key; its plaintext is in this response only."""
-    found = visible_tenant(session, principal, tenant)
-    _authorize_key_management(session, principal, found)
+    _authorize_key_management(session, principal, tenant)
     if principal.is_platform_admin:
         # The platform admin only bootstraps a tenant (or recovers one with no admin left).
-        if body.role != "admin" or _live_admin_key_exists(session, found):
+        if body.role != "admin" or _live_admin_key_exists(session, tenant):
             raise ApiError(
                 403,
                 "FORBIDDEN",
@@ -96,7 +99,7 @@ def create_key(
     if (
         session.exec(
             select(ApiKey.id).where(
-                ApiKey.tenant_id == found.id,
+                ApiKey.tenant_id == tenant.id,
                 ApiKey.subject == body.subject,
                 col(ApiKey.revoked_at).is_(None),
             )
@@ -108,7 +111,7 @@ def create_key(
         )
     created = issue_key(
         session,
-        found,
+        tenant,
         subject=body.subject,
         role=body.role,
         scopes=scopes,
@@ -116,7 +119,7 @@ def create_key(
     )
     record_audit(
         session,
-        tenant_id=found.id,
+        tenant_id=tenant.id,
         actor=principal.subject,
         action="key.create",
         target=f"key:{created.id}",
@@ -136,32 +139,37 @@ def create_key(
 
 @router.get("", response_model=Page[KeyPublic])
 def list_keys(
-    tenant: str, principal: PrincipalDep, session: SessionDep, page: PageDep
+    principal: PrincipalDep,
+    tenant: TenantDep,
+    session: SessionDep,
+    page: PageDep,
 ) -> Page[KeyPublic]:
     """The tenant's keys, newest first, revoked ones included; never a secret."""
-    found = visible_tenant(session, principal, tenant)
-    _authorize_key_management(session, principal, found)
-    rows, total, next_cursor = newest_first(session, ApiKey, [ApiKey.tenant_id == found.id], page)
+    _authorize_key_management(session, principal, tenant)
+    rows, total, next_cursor = newest_first(session, ApiKey, [ApiKey.tenant_id == tenant.id], page)
     items = [KeyPublic.model_validate(row, from_attributes=True) for row in rows]
     return Page[KeyPublic](items=items, total=total, next_cursor=next_cursor)
 
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
 def revoke_key(
-    tenant: str, key_id: str, request: Request, principal: PrincipalDep, session: SessionDep
+    principal: PrincipalDep,
+    tenant: TenantDep,
+    key_id: str,
+    request: Request,
+    session: SessionDep,
 ) -> Response:
     """Revoke a key at once; revoking a revoked key changes nothing."""
-    found = visible_tenant(session, principal, tenant)
-    _authorize_key_management(session, principal, found)
+    _authorize_key_management(session, principal, tenant)
     key = session.get(ApiKey, key_id)
-    if key is None or key.tenant_id != found.id:
+    if key is None or key.tenant_id != tenant.id:
         raise not_found(f"key {key_id!r}")
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         session.add(key)
         record_audit(
             session,
-            tenant_id=found.id,
+            tenant_id=tenant.id,
             actor=principal.subject,
             action="key.revoke",
             target=f"key:{key.id}",

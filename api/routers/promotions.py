@@ -8,14 +8,22 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import JSONResponse
-from pydantic import Field
 from sqlmodel import Session, col, select
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from api.auth import Principal, require_scope, visible_tenant
+from api.auth import Principal
 from api.contract import problems
-from api.deps import PageDep, PrincipalDep, SessionDep, SettingsDep, TemporalDep
+from api.deps import (
+    AppDep,
+    PageDep,
+    PrincipalDep,
+    SessionDep,
+    SettingsDep,
+    TemporalDep,
+    TenantDep,
+    scope,
+)
 from api.errors import ApiError, not_found
 from api.pagination import newest_first
 from api.promotions import (
@@ -26,8 +34,20 @@ from api.promotions import (
     target_environment,
 )
 from api.routers import API_PREFIX
-from api.routers.apps import app_for
-from api.schemas import MAX_VERSION, Strict, Version
+from api.schemas import MAX_VERSION
+from api.schemas.promotions import (
+    ApprovalBody,
+    ConfigDiff,
+    Evidence,
+    OverrideBody,
+    Preflight,
+    PromotionApproval,
+    PromotionCreate,
+    PromotionDetail,
+    PromotionPage,
+    PromotionPublic,
+    RejectionBody,
+)
 from api.workflow_calls import addressing_run, cancel_run, run_handle
 from clients.registry import ImageRef, RegistryClient, RegistryError
 from core import freeze
@@ -58,49 +78,18 @@ REFUSAL_STATUS = {
 }
 
 
-class PromotionCreate(Strict):
-    version: Version
-    environment: str = Field(min_length=1, max_length=30)
-    note: str = Field(default="", max_length=2000)
-
-
-DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
-
-
-class ApprovalBody(Strict):
-    comment: str = Field(default="", max_length=2000)
-    release_digest: str = Field(
-        pattern=DIGEST_PATTERN,
-        description="the image digest being approved, as shown to the approver; the approval "
-        "is bound to it and refused (409 DIGEST_MISMATCH) if it is not the promotion's",
-    )
-
-
-class RejectionBody(Strict):
-    comment: str = Field(default="", max_length=2000)
-    release_digest: str | None = Field(
-        default=None,
-        pattern=DIGEST_PATTERN,
-        description="if given, the digest being rejected; refused (409) if not the promotion's",
-    )
-
-
-class OverrideBody(Strict):
-    reason: str = Field(min_length=3, max_length=2000)
-
-
-@router.get("/apps/{app_id}/promotions/preflight")
+@router.get(
+    "/apps/{app_id}/promotions/preflight", name="get_promotion_preflight", response_model=Preflight
+)
 async def preflight(
-    app_id: uuid.UUID,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, scope("apps:read")],
+    app: AppDep,
     session: SessionDep,
     settings: SettingsDep,
     version: Annotated[int, Query(ge=1, le=MAX_VERSION)],
     environment: Annotated[str, Query(min_length=1, max_length=30)],
-) -> dict[str, Any]:
+) -> Preflight:
     """Whether the release can be promoted there now, and every reason it cannot."""
-    require_scope(principal, "apps:read")
-    app = app_for(session, principal, app_id)
     release = release_by_version(session, app, version)
     target = target_environment(session, app, environment)
     reasons: list[str] = []
@@ -116,33 +105,36 @@ async def preflight(
     until = freeze.frozen_until(windows, utcnow())
     if until is not None:
         reasons.append(f"{environment} is frozen until {until.isoformat()}")
-    return {
-        "promotable": not reasons,
-        "reasons": reasons,
-        "version": version,
-        "environment": environment,
-        "lifecycle_state": release.lifecycle,
-        "image_present": image_present,
-        "frozen_until": until.isoformat() if until else None,
-        "required_approvals": target.required_approvals,
-        "config_diff": _config_diff(session, app, release, target),
-    }
+    return Preflight(
+        promotable=not reasons,
+        reasons=reasons,
+        version=version,
+        environment=environment,
+        lifecycle_state=release.lifecycle,
+        image_present=image_present,
+        frozen_until=until.isoformat() if until else None,
+        required_approvals=target.required_approvals,
+        config_diff=_config_diff(session, app, release, target),
+    )
 
 
 @router.post(
-    "/apps/{app_id}/promotions", status_code=status.HTTP_202_ACCEPTED, responses=problems(409, 503)
+    "/apps/{app_id}/promotions",
+    response_model=PromotionPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problems(409, 503),
 )
 async def create_promotion(
-    app_id: uuid.UUID,
+    principal: Annotated[Principal, scope("promote")],
+    app: AppDep,
     body: PromotionCreate,
     request: Request,
-    principal: PrincipalDep,
     session: SessionDep,
     settings: SettingsDep,
     temporal: TemporalDep,
-) -> dict[str, Any]:
-    require_scope(principal, "promote")
-    app = app_for(session, principal, app_id)
+) -> PromotionPublic:
+    """Promote a release to an environment: approvals, freeze windows and verification
+    apply. Answers at once; follow `status_url`."""
     release = release_by_version(session, app, body.version)
     return await start_promotion(
         session, settings, temporal, principal, app, release, body.environment, body.note, None,
@@ -150,72 +142,90 @@ async def create_promotion(
     )  # fmt: skip
 
 
-@router.get("/apps/{app_id}/promotions")
+@router.get("/apps/{app_id}/promotions", response_model=PromotionPage)
 def list_promotions(
-    app_id: uuid.UUID, principal: PrincipalDep, session: SessionDep, page: PageDep
-) -> dict[str, Any]:
-    require_scope(principal, "apps:read")
-    app = app_for(session, principal, app_id)
+    principal: Annotated[Principal, scope("apps:read")],
+    app: AppDep,
+    session: SessionDep,
+    page: PageDep,
+) -> PromotionPage:
+    """The app's promotions, newest first."""
     rows, total, next_cursor = newest_first(session, Promotion, [Promotion.app_id == app.id], page)
-    return {
-        "items": [promotion_public(row) for row in rows],
-        "total": total,
-        "next_cursor": next_cursor,
-    }
+    return PromotionPage(
+        items=[promotion_public(row) for row in rows], total=total, next_cursor=next_cursor
+    )
 
 
-@router.get("/apps/{app_id}/promotions/{promotion_id}")
+@router.get("/apps/{app_id}/promotions/{promotion_id}", response_model=PromotionDetail)
 def get_promotion(
-    app_id: uuid.UUID, promotion_id: uuid.UUID, principal: PrincipalDep, session: SessionDep
-) -> dict[str, Any]:
-    require_scope(principal, "apps:read")
-    promotion = _promotion(session, principal, app_id, promotion_id)
-    return {**promotion_public(promotion), "approvals": _approvals(session, promotion)}
-
-
-@router.post("/apps/{app_id}/promotions/{promotion_id}/approve", responses=problems(409, 503))
-async def approve(
-    app_id: uuid.UUID,
     promotion_id: uuid.UUID,
-    body: ApprovalBody,
-    request: Request,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, scope("apps:read")],
+    app: AppDep,
     session: SessionDep,
-    temporal: TemporalDep,
-) -> dict[str, Any]:
-    """Approve the release's digest, named in the body as the approver saw it; refused before
-    anything is recorded when the digest is not the promotion's, when the caller may not (the
-    requester, a second approval, a missing scope) or the promotion is not waiting."""
-    return await _decide(APPROVE, app_id, promotion_id, body, request, principal, session, temporal)
-
-
-@router.post("/apps/{app_id}/promotions/{promotion_id}/reject", responses=problems(409, 503))
-async def reject(
-    app_id: uuid.UUID,
-    promotion_id: uuid.UUID,
-    body: RejectionBody,
-    request: Request,
-    principal: PrincipalDep,
-    session: SessionDep,
-    temporal: TemporalDep,
-) -> dict[str, Any]:
-    return await _decide(REJECT, app_id, promotion_id, body, request, principal, session, temporal)
+) -> PromotionDetail:
+    """One promotion, with the approvals and rejections it received."""
+    promotion = _promotion(session, app, promotion_id)
+    return _detail(session, promotion)
 
 
 @router.post(
-    "/apps/{app_id}/promotions/{promotion_id}/override-freeze", responses=problems(409, 503)
+    "/apps/{app_id}/promotions/{promotion_id}/approve",
+    name="approve_promotion",
+    response_model=PromotionDetail,
+    responses=problems(409, 503),
+)
+async def approve(
+    principal: PrincipalDep,
+    app: AppDep,
+    promotion_id: uuid.UUID,
+    body: ApprovalBody,
+    request: Request,
+    session: SessionDep,
+    temporal: TemporalDep,
+) -> PromotionDetail:
+    """Approve the release's digest, named in the body as the approver saw it; refused before
+    anything is recorded when the digest is not the promotion's, when the caller may not (the
+    requester, a second approval, a missing scope) or the promotion is not waiting."""
+    return await _decide(APPROVE, app, promotion_id, body, request, principal, session, temporal)
+
+
+@router.post(
+    "/apps/{app_id}/promotions/{promotion_id}/reject",
+    name="reject_promotion",
+    response_model=PromotionDetail,
+    responses=problems(409, 503),
+)
+async def reject(
+    principal: PrincipalDep,
+    app: AppDep,
+    promotion_id: uuid.UUID,
+    body: RejectionBody,
+    request: Request,
+    session: SessionDep,
+    temporal: TemporalDep,
+) -> PromotionDetail:
+    """Reject the promotion (named by the release's digest, as the approver saw it); it ends
+    `rejected`."""
+    return await _decide(REJECT, app, promotion_id, body, request, principal, session, temporal)
+
+
+@router.post(
+    "/apps/{app_id}/promotions/{promotion_id}/override-freeze",
+    name="override_promotion_freeze",
+    response_model=PromotionPublic,
+    responses=problems(409, 503),
 )
 async def override_freeze(
-    app_id: uuid.UUID,
     promotion_id: uuid.UUID,
     body: OverrideBody,
     request: Request,
     principal: PrincipalDep,
+    app: AppDep,
     session: SessionDep,
     temporal: TemporalDep,
-) -> dict[str, Any]:
+) -> PromotionPublic:
     """Break glass: let a promotion through a freeze window, with a reason, audited."""
-    promotion = _promotion(session, principal, app_id, promotion_id)
+    promotion = _promotion(session, app, promotion_id)
     override = FreezeOverride(
         subject=principal.subject, scopes=sorted(principal.scopes), reason=body.reason
     )
@@ -231,20 +241,23 @@ async def override_freeze(
 
 
 @router.post(
-    "/apps/{app_id}/promotions/{promotion_id}/cancel", status_code=202, responses=problems(409, 503)
+    "/apps/{app_id}/promotions/{promotion_id}/cancel",
+    name="cancel_promotion",
+    response_model=PromotionPublic,
+    status_code=202,
+    responses=problems(409, 503),
 )
 async def cancel(
-    app_id: uuid.UUID,
     promotion_id: uuid.UUID,
     request: Request,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, scope("promote")],
+    app: AppDep,
     session: SessionDep,
     temporal: TemporalDep,
-) -> dict[str, Any]:
+) -> PromotionPublic:
     """Before its deploy a promotion just ends `cancelled`; after, the environment is rolled
     back to what ran before."""
-    require_scope(principal, "promote")
-    promotion = _promotion(session, principal, app_id, promotion_id)
+    promotion = _promotion(session, app, promotion_id)
     if promotion.status not in OPEN and promotion.status != "cancelled":
         raise ApiError(409, "PROMOTION_FINISHED", f"the promotion already ended {promotion.status}")
     if promotion.status in OPEN:
@@ -260,13 +273,19 @@ async def cancel(
     return promotion_public(promotion)
 
 
-@router.get("/apps/{app_id}/promotions/{promotion_id}/evidence")
+@router.get(
+    "/apps/{app_id}/promotions/{promotion_id}/evidence",
+    name="get_promotion_evidence",
+    response_model=Evidence,
+)
 def evidence(
-    app_id: uuid.UUID, promotion_id: uuid.UUID, principal: PrincipalDep, session: SessionDep
+    promotion_id: uuid.UUID,
+    principal: Annotated[Principal, scope("apps:read")],
+    app: AppDep,
+    session: SessionDep,
 ) -> JSONResponse:
     """The evidence packet: who asked, who approved when and why, gates, digests, timings."""
-    require_scope(principal, "apps:read")
-    promotion = _promotion(session, principal, app_id, promotion_id)
+    promotion = _promotion(session, app, promotion_id)
     packet = {
         "promotion_id": str(promotion.id),
         "app_id": str(promotion.app_id),
@@ -274,7 +293,7 @@ def evidence(
         "release": {"version": promotion.version, "digest": promotion.release_digest},
         "requested_by": promotion.requested_by,
         "note": promotion.note,
-        "approvals": _approvals(session, promotion),
+        "approvals": [approval.model_dump() for approval in _approvals(session, promotion)],
         "required_approvals": promotion.required_approvals,
         "gates": promotion.gates,
         "previous_image": promotion.previous_image,
@@ -292,11 +311,17 @@ def evidence(
     )
 
 
-@router.get("/tenants/{tenant}/pending-approvals")
-def pending_approvals(tenant: str, principal: PrincipalDep, session: SessionDep) -> dict[str, Any]:
+@router.get(
+    "/tenants/{tenant}/pending-approvals",
+    name="list_pending_approvals",
+    response_model=PromotionPage,
+)
+def pending_approvals(
+    tenant: TenantDep,
+    principal: Annotated[Principal, scope("apps:read")],
+    session: SessionDep,
+) -> PromotionPage:
     """Promotions waiting for approvals that the caller may give now."""
-    found = visible_tenant(session, principal, tenant)
-    require_scope(principal, "apps:read")
     waiting = session.exec(
         select(Promotion, Environment)
         .join(
@@ -304,7 +329,7 @@ def pending_approvals(tenant: str, principal: PrincipalDep, session: SessionDep)
             (col(Environment.app_id) == col(Promotion.app_id))
             & (col(Environment.name) == col(Promotion.environment)),
         )
-        .where(Promotion.tenant_id == found.id, Promotion.status == "pending_approval")
+        .where(Promotion.tenant_id == tenant.id, Promotion.status == "pending_approval")
         .order_by(col(Promotion.created_at).desc())
     ).all()
     items = []
@@ -313,23 +338,23 @@ def pending_approvals(tenant: str, principal: PrincipalDep, session: SessionDep)
             continue
         if promotion.requested_by == principal.subject and not environment.requester_may_approve:
             continue
-        if any(item["subject"] == principal.subject for item in _approvals(session, promotion)):
+        if any(item.subject == principal.subject for item in _approvals(session, promotion)):
             continue
         items.append(promotion_public(promotion))
-    return {"items": items, "total": len(items), "next_cursor": None}
+    return PromotionPage(items=items, total=len(items), next_cursor=None)
 
 
 async def _decide(
     kind: str,
-    app_id: uuid.UUID,
+    app: App,
     promotion_id: uuid.UUID,
     body: ApprovalBody | RejectionBody,
     request: Request,
     principal: Principal,
     session: Session,
     temporal: Any,
-) -> dict[str, Any]:
-    promotion = _promotion(session, principal, app_id, promotion_id)
+) -> PromotionDetail:
+    promotion = _promotion(session, app, promotion_id)
     if body.release_digest is not None and body.release_digest != promotion.release_digest:
         raise ApiError(
             409,
@@ -350,7 +375,7 @@ async def _decide(
     )  # fmt: skip
     session.commit()
     session.refresh(promotion)
-    return {**promotion_public(promotion), "approvals": _approvals(session, promotion)}
+    return _detail(session, promotion)
 
 
 async def _update(temporal: Any, promotion: Promotion, update: str, argument: Any) -> None:
@@ -370,30 +395,33 @@ async def _update(temporal: Any, promotion: Promotion, update: str, argument: An
         raise
 
 
-def _promotion(
-    session: Session, principal: Principal, app_id: uuid.UUID, promotion_id: uuid.UUID
-) -> Promotion:
-    app = app_for(session, principal, app_id)
+def _promotion(session: Session, app: App, promotion_id: uuid.UUID) -> Promotion:
     promotion = session.get(Promotion, promotion_id)
     if promotion is None or promotion.app_id != app.id:
         raise not_found(f"promotion {promotion_id}")
     return promotion
 
 
-def _approvals(session: Session, promotion: Promotion) -> list[dict[str, Any]]:
+def _detail(session: Session, promotion: Promotion) -> PromotionDetail:
+    return PromotionDetail(
+        **promotion_public(promotion).model_dump(), approvals=_approvals(session, promotion)
+    )
+
+
+def _approvals(session: Session, promotion: Promotion) -> list[PromotionApproval]:
     rows = session.exec(
         select(Approval)
         .where(Approval.promotion_id == promotion.id)
         .order_by(col(Approval.created_at))
     ).all()
     return [
-        {
-            "subject": row.subject,
-            "decision": row.decision,
-            "comment": row.comment,
-            "release_digest": row.release_digest,
-            "at": row.created_at.isoformat(),
-        }
+        PromotionApproval(
+            subject=row.subject,
+            decision=row.decision,
+            comment=row.comment,
+            release_digest=row.release_digest,
+            at=row.created_at.isoformat(),
+        )
         for row in rows
     ]
 
@@ -406,7 +434,7 @@ def _windows(session: Session, environment: Environment) -> list[FreezeWindow]:
     )
 
 
-def _config_diff(session: Session, app: App, release: Any, target: Environment) -> dict[str, Any]:
+def _config_diff(session: Session, app: App, release: Any, target: Environment) -> ConfigDiff:
     """Configuration keys that differ between where the release runs now and the target."""
     source = (
         session.exec(
@@ -433,12 +461,12 @@ def _config_diff(session: Session, app: App, release: Any, target: Environment) 
         for name in set(source.variables) & set(target.variables)
         if source.variables[name] != target.variables[name]
     )
-    return {
-        "source_environment": source.name,
-        "only_in_source": sorted(source_keys - target_keys),
-        "only_in_target": sorted(target_keys - source_keys),
-        "values_differ": different,
-    }
+    return ConfigDiff(
+        source_environment=source.name,
+        only_in_source=sorted(source_keys - target_keys),
+        only_in_target=sorted(target_keys - source_keys),
+        values_differ=different,
+    )
 
 
 async def _image_present(settings: Any, app: App, release: Any) -> bool | None:

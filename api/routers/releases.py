@@ -5,26 +5,28 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from datetime import datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Path, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 from sqlalchemy.engine import CursorResult
 from sqlmodel import Session, col, select
 
-from api.auth import Principal, require_scope
+from api.auth import Principal
 from api.contract import problems
-from api.deps import PageDep, PrincipalDep, SessionDep, SettingsDep, TemporalDep
+from api.deps import AppDep, PageDep, SessionDep, SettingsDep, TemporalDep, scope
 from api.errors import ApiError, not_found
 from api.pagination import Page, newest_first
 from api.promotions import recheck_open_promotions, start_promotion
 from api.routers import API_PREFIX
-from api.routers.apps import app_for
-from api.schemas import Strict
+from api.schemas.releases import (
+    ApprovalPublic,
+    LifecycleAction,
+    LifecycleStarted,
+    ReleasePublic,
+)
 from core import lifecycle
 from core.audit import record_audit
 from core.models import App, Approval, Environment, Promotion, Release
@@ -38,52 +40,14 @@ VersionPath = Annotated[
 ]
 
 
-class ApprovalPublic(BaseModel):
-    promotion_id: uuid.UUID
-    environment: str
-    subject: str
-    decision: str
-    comment: str
-    at: datetime
-
-
-class ReleasePublic(BaseModel):
-    id: uuid.UUID
-    app_id: uuid.UUID
-    version: int
-    commit_sha: str
-    image_digest: str
-    image_ref: str
-    lifecycle: str
-    allowed_actions: list[str] = Field(description="lifecycle actions its state allows now")
-    active_in: list[str] = Field(description="environments running it now, in pipeline order")
-    approvals: list[ApprovalPublic]
-    created_at: datetime
-
-
-class LifecycleAction(Strict):
-    action: lifecycle.ActionName
-    environment: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=30,
-        description="deploy-stable only: staging or prod (accept-rc always deploys to qa)",
-    )
-    note: str = Field(default="", max_length=2000)
-
-
-class LifecycleStarted(BaseModel):
-    release: ReleasePublic
-    promotion: dict[str, Any] = Field(description="the promotion the action started")
-
-
 @router.get("/apps/{app_id}/releases", response_model=Page[ReleasePublic])
 def list_releases(
-    app_id: uuid.UUID, principal: PrincipalDep, session: SessionDep, page: PageDep
+    principal: Annotated[Principal, scope("apps:read")],
+    app: AppDep,
+    session: SessionDep,
+    page: PageDep,
 ) -> Page[ReleasePublic]:
     """The app's releases, newest first."""
-    require_scope(principal, "apps:read")
-    app = app_for(session, principal, app_id)
     rows, total, next_cursor = newest_first(session, Release, [Release.app_id == app.id], page)
     return Page[ReleasePublic](
         items=releases_public(session, app, rows), total=total, next_cursor=next_cursor
@@ -92,15 +56,19 @@ def list_releases(
 
 @router.get("/apps/{app_id}/releases/{version}", response_model=ReleasePublic)
 def get_release(
-    app_id: uuid.UUID, version: VersionPath, principal: PrincipalDep, session: SessionDep
+    version: VersionPath,
+    principal: Annotated[Principal, scope("apps:read")],
+    app: AppDep,
+    session: SessionDep,
 ) -> ReleasePublic:
-    require_scope(principal, "apps:read")
-    app, release = _release(session, principal, app_id, version)
+    """One release (3 or v3): its digest, lifecycle state and where it is active."""
+    release = _release(session, app, version)
     return releases_public(session, app, [release])[0]
 
 
 @router.post(
     "/apps/{app_id}/releases/{version}/lifecycle",
+    name="apply_lifecycle_action",
     response_model=ReleasePublic,
     responses={
         202: {"model": LifecycleStarted, "description": "a deploying action started a promotion"},
@@ -109,11 +77,11 @@ def get_release(
     },
 )
 async def lifecycle_action(
-    app_id: uuid.UUID,
     version: VersionPath,
     body: LifecycleAction,
     request: Request,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, scope("promote")],
+    app: AppDep,
     session: SessionDep,
     settings: SettingsDep,
     temporal: TemporalDep,
@@ -124,8 +92,7 @@ async def lifecycle_action(
     again. accept-rc (to qa) and deploy-stable (to the
     `environment` given) start a promotion (202, the release and the promotion); the release
     takes its new state when the promotion has deployed it."""
-    require_scope(principal, "promote")
-    app, release = _release(session, principal, app_id, version)
+    release = _release(session, app, version)
     if body.action == lifecycle.ACCEPT_RC and body.environment not in (None, "qa"):
         raise _environment_refused("accept-rc always deploys to qa")
     if body.action not in lifecycle.DEPLOYING_ACTIONS and body.environment is not None:
@@ -191,7 +158,8 @@ async def _start(
         body.action, request.state.request_id,
     )  # fmt: skip
     started = LifecycleStarted(
-        release=releases_public(session, app, [release])[0], promotion=promotion
+        release=releases_public(session, app, [release])[0],
+        promotion=promotion,
     )
     return JSONResponse(jsonable_encoder(started), status_code=status.HTTP_202_ACCEPTED)
 
@@ -246,17 +214,14 @@ def _allowed(app: App, release: Release) -> list[str]:
     return lifecycle.allowed_actions(release.lifecycle, app.pipeline)
 
 
-def _release(
-    session: Session, principal: Principal, app_id: uuid.UUID, version: str
-) -> tuple[App, Release]:
-    app = app_for(session, principal, app_id)
+def _release(session: Session, app: App, version: str) -> Release:
     number = int(version.removeprefix("v"))
     release = session.exec(
         select(Release).where(Release.app_id == app.id, Release.version == number)
     ).first()
     if release is None:
         raise not_found(f"release v{number} of app {app.slug}")
-    return app, release
+    return release
 
 
 def _transition_invalid(release: Release, exc: lifecycle.LifecycleError) -> ApiError:

@@ -4,22 +4,28 @@ tenant's retention schedule in Temporal."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any
 
-from croniter import croniter
 from fastapi import APIRouter, Request, status
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlmodel import Session, col, select
 from temporalio.client import ScheduleDescription, ScheduleSpec, ScheduleState, ScheduleUpdate
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
 from activities.records import not_started
-from api.auth import require_scope, visible_tenant
+from api.auth import Principal
 from api.contract import problems
 from api.deploys import step_timeouts
-from api.deps import PageDep, PrincipalDep, SessionDep, SettingsDep, TemporalDep
+from api.deps import (
+    AppDep,
+    PageDep,
+    SessionDep,
+    SettingsDep,
+    TemporalDep,
+    TenantDep,
+    app_for,
+    scope,
+)
 from api.errors import ApiError, not_found
 from api.pagination import Page, newest_first
 from api.retention import (
@@ -29,8 +35,18 @@ from api.retention import (
     schedule_url,
 )
 from api.routers import API_PREFIX
-from api.routers.apps import app_for
 from api.routers.bootstraps import workflow_url
+from api.schemas.retention import (
+    LifecycleState,
+    PoliciesIn,
+    PoliciesOut,
+    PolicyOut,
+    RunCreate,
+    RunPublic,
+    RunReport,
+    ScheduleIn,
+    SchedulePublic,
+)
 from api.workflow_calls import reaching_temporal
 from core import lifecycle, retention
 from core.audit import record_audit
@@ -41,46 +57,10 @@ from workflows import search
 from workflows.retention import Retention, RetentionInput, run_workflow_id, schedule_id
 
 router = APIRouter(prefix=API_PREFIX, tags=["retention"])
-LifecycleState = Literal["BUILD", "DEV", "RC", "QA", "STABLE", "STAGING", "PROD", "REJECTED"]
 assert set(LifecycleState.__args__) == set(lifecycle.STATES)  # type: ignore[attr-defined]
 
 
 # -- policies ----------------------------------------------------------------------------------
-
-
-class PolicyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    keep_last: int | None = Field(
-        ge=0, le=10000, description="keep the newest N releases in this state (null: any number)"
-    )
-    max_age_days: int | None = Field(
-        ge=1, le=36500, description="delete releases older than this (null: never by age)"
-    )
-
-
-class PoliciesIn(BaseModel):
-    """The app's policies by lifecycle state; a state left out follows the default."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    policies: dict[LifecycleState, PolicyIn]
-
-
-class PolicyOut(BaseModel):
-    state: str
-    keep_last: int | None
-    max_age_days: int | None
-    source: Literal["default", "app"]
-
-
-class PoliciesOut(BaseModel):
-    app_id: uuid.UUID
-    policies: list[PolicyOut]
-    rollback_targets: int = Field(
-        description="rollback targets per environment always kept, whatever the policies say"
-    )
-    always_kept: list[str]
 
 
 def _policies(session: Session, app: App, settings: Settings) -> PoliciesOut:
@@ -112,27 +92,33 @@ def _policies(session: Session, app: App, settings: Settings) -> PoliciesOut:
     )
 
 
-@router.get("/apps/{app_id}/retention-policies", response_model=PoliciesOut)
+@router.get(
+    "/apps/{app_id}/retention-policies", name="get_retention_policies", response_model=PoliciesOut
+)
 def get_policies(
-    app_id: uuid.UUID, principal: PrincipalDep, session: SessionDep, settings: SettingsDep
+    principal: Annotated[Principal, scope("apps:read")],
+    app: AppDep,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> PoliciesOut:
     """The app's retention policy for every lifecycle state (its own or the default)."""
-    require_scope(principal, "apps:read")
-    return _policies(session, app_for(session, principal, app_id), settings)
+    return _policies(session, app, settings)
 
 
-@router.put("/apps/{app_id}/retention-policies", response_model=PoliciesOut)
+@router.put(
+    "/apps/{app_id}/retention-policies",
+    name="replace_retention_policies",
+    response_model=PoliciesOut,
+)
 def put_policies(
-    app_id: uuid.UUID,
+    principal: Annotated[Principal, scope("retention")],
+    app: AppDep,
     body: PoliciesIn,
     request: Request,
-    principal: PrincipalDep,
     session: SessionDep,
     settings: SettingsDep,
 ) -> PoliciesOut:
     """Replace the app's policies; states left out go back to the defaults."""
-    require_scope(principal, "retention")
-    app = app_for(session, principal, app_id)
     existing = {
         row.state: row
         for row in session.exec(select(RetentionPolicy).where(RetentionPolicy.app_id == app.id))
@@ -166,78 +152,46 @@ def put_policies(
 # -- runs --------------------------------------------------------------------------------------
 
 
-class RunCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    dry_run: bool = Field(default=True, description="plan and report only; delete nothing")
-    app_id: uuid.UUID | None = Field(default=None, description="only this app (default: all)")
-
-
-class RunPublic(BaseModel):
-    id: uuid.UUID
-    tenant: str
-    app_id: uuid.UUID | None
-    dry_run: bool
-    trigger: str
-    status: str
-    requested_by: str
-    summary: dict[str, Any]
-    error: str | None
-    created_at: datetime
-    completed_at: datetime | None
-    workflow_id: str
-    workflow_url: str
-    status_url: str
-
-
-class RunReport(RunPublic):
-    items: list[dict[str, Any]] = Field(
-        description="per image: action keep|delete, reasons [{code, detail}], outcome "
-        "kept|would_delete|planned|deleted|spared, bytes_freed when the registry told"
+def _public(run: RetentionRun, tenant: Tenant, settings: Settings) -> RunPublic:
+    return RunPublic(
+        id=run.id,
+        tenant=tenant.slug,
+        app_id=run.app_id,
+        dry_run=run.dry_run,
+        trigger=run.trigger,
+        status=run.status,
+        requested_by=run.requested_by,
+        summary=run.summary,
+        error=run.error,
+        created_at=run.created_at,
+        completed_at=run.completed_at,
+        workflow_id=run.workflow_id,
+        workflow_url=workflow_url(settings, run.workflow_id),
+        status_url=f"{API_PREFIX}/tenants/{tenant.slug}/retention-runs/{run.id}",
     )
-
-
-def _public(run: RetentionRun, tenant: Tenant, settings: Settings) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "tenant": tenant.slug,
-        "app_id": run.app_id,
-        "dry_run": run.dry_run,
-        "trigger": run.trigger,
-        "status": run.status,
-        "requested_by": run.requested_by,
-        "summary": run.summary,
-        "error": run.error,
-        "created_at": run.created_at,
-        "completed_at": run.completed_at,
-        "workflow_id": run.workflow_id,
-        "workflow_url": workflow_url(settings, run.workflow_id),
-        "status_url": f"{API_PREFIX}/tenants/{tenant.slug}/retention-runs/{run.id}",
-    }
 
 
 @router.post(
     "/tenants/{tenant}/retention-runs",
+    name="create_retention_run",
     response_model=RunPublic,
     status_code=status.HTTP_202_ACCEPTED,
     responses=problems(409, 503),
 )
 async def create_run(
-    tenant: str,
+    principal: Annotated[Principal, scope("retention")],
+    tenant: TenantDep,
     body: RunCreate,
     request: Request,
-    principal: PrincipalDep,
     session: SessionDep,
     settings: SettingsDep,
     temporal: TemporalDep,
-) -> dict[str, Any]:
+) -> RunPublic:
     """Start a retention run now; a dry run reports the same plan a real run would carry out.
     Follow `status_url` for the report."""
-    require_scope(principal, "retention")
-    found = visible_tenant(session, principal, tenant)
     app = app_for(session, principal, body.app_id) if body.app_id else None
     run = RetentionRun(
-        tenant_id=found.id,
+        tenant_id=tenant.id,
         app_id=app.id if app else None,
         dry_run=body.dry_run,
         trigger="api",
@@ -245,18 +199,18 @@ async def create_run(
         workflow_id="",
         requested_by=principal.subject,
     )
-    run.workflow_id = run_workflow_id(found.slug, str(run.id))
+    run.workflow_id = run_workflow_id(tenant.slug, str(run.id))
     session.add(run)
     session.commit()
-    what = f"{found.slug}/{app.slug}" if app else found.slug
+    what = f"{tenant.slug}/{app.slug}" if app else tenant.slug
     try:
         async with reaching_temporal("start the retention run"):
             client = await temporal.client()
             await client.start_workflow(
                 Retention.run,
                 RetentionInput(
-                    tenant_id=str(found.id),
-                    tenant_slug=found.slug,
+                    tenant_id=str(tenant.id),
+                    tenant_slug=tenant.slug,
                     run_id=str(run.id),
                     app_id=str(app.id) if app else None,
                     app_slug=app.slug if app else None,
@@ -269,7 +223,7 @@ async def create_run(
                 task_queue=settings.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 static_summary=f"{'Dry run of r' if body.dry_run else 'R'}etention for {what}",
-                search_attributes=search.for_app(found.slug, app.slug if app else "", "", "plan"),
+                search_attributes=search.for_app(tenant.slug, app.slug if app else "", "", "plan"),
             )
     except BaseException as exc:
         # Not started, as far as this request can tell: the record says so. Should the start
@@ -281,7 +235,7 @@ async def create_run(
         raise
     record_audit(
         session,
-        tenant_id=found.id,
+        tenant_id=tenant.id,
         actor=principal.subject,
         action="retention.run",
         target=f"retention_run:{run.id}",
@@ -290,76 +244,46 @@ async def create_run(
         detail={"dry_run": body.dry_run, "app_id": str(app.id) if app else None},
     )
     session.commit()
-    return _public(run, found, settings)
+    return _public(run, tenant, settings)
 
 
-@router.get("/tenants/{tenant}/retention-runs", response_model=Page[RunPublic])
+@router.get(
+    "/tenants/{tenant}/retention-runs", name="list_retention_runs", response_model=Page[RunPublic]
+)
 def list_runs(
-    tenant: str, principal: PrincipalDep, session: SessionDep, settings: SettingsDep, page: PageDep
-) -> dict[str, Any]:
-    """The tenant's retention runs, on demand and scheduled, newest first."""
-    require_scope(principal, "apps:read")
-    found = visible_tenant(session, principal, tenant)
-    rows, total, next_cursor = newest_first(
-        session, RetentionRun, [col(RetentionRun.tenant_id) == found.id], page
-    )
-    return {
-        "items": [_public(row, found, settings) for row in rows],
-        "total": total,
-        "next_cursor": next_cursor,
-    }
-
-
-@router.get("/tenants/{tenant}/retention-runs/{run_id}", response_model=RunReport)
-def get_run(
-    tenant: str,
-    run_id: uuid.UUID,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, scope("apps:read")],
+    tenant: TenantDep,
     session: SessionDep,
     settings: SettingsDep,
-) -> dict[str, Any]:
+    page: PageDep,
+) -> Page[RunPublic]:
+    """The tenant's retention runs, on demand and scheduled, newest first."""
+    rows, total, next_cursor = newest_first(
+        session, RetentionRun, [col(RetentionRun.tenant_id) == tenant.id], page
+    )
+    return Page[RunPublic](
+        items=[_public(row, tenant, settings) for row in rows], total=total, next_cursor=next_cursor
+    )
+
+
+@router.get(
+    "/tenants/{tenant}/retention-runs/{run_id}", name="get_retention_run", response_model=RunReport
+)
+def get_run(
+    principal: Annotated[Principal, scope("apps:read")],
+    tenant: TenantDep,
+    run_id: uuid.UUID,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> RunReport:
     """A run and its report: every image, kept or deleted, and why."""
-    require_scope(principal, "apps:read")
-    found = visible_tenant(session, principal, tenant)
     run = session.get(RetentionRun, run_id)
-    if run is None or run.tenant_id != found.id:
+    if run is None or run.tenant_id != tenant.id:
         raise not_found(f"retention run {run_id}")
-    return {**_public(run, found, settings), "items": run.items}
+    return RunReport(**_public(run, tenant, settings).model_dump(), items=run.items)
 
 
 # -- schedule ----------------------------------------------------------------------------------
-
-
-class ScheduleIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    interval_minutes: int | None = Field(default=None, ge=5, le=525600)
-    cron: str | None = Field(default=None, max_length=120, description="5 fields, UTC")
-    paused: bool | None = None
-    note: str | None = Field(default=None, max_length=500)
-
-    @model_validator(mode="after")
-    def _one_timing(self) -> ScheduleIn:
-        if self.interval_minutes is not None and self.cron is not None:
-            raise ValueError("give interval_minutes or cron, not both")
-        if self.cron is not None and (
-            len(self.cron.split()) != 5 or not croniter.is_valid(self.cron)
-        ):
-            raise ValueError(f"cron {self.cron!r} is not a valid 5-field cron expression")
-        return self
-
-
-class SchedulePublic(BaseModel):
-    schedule_id: str
-    tenant: str
-    interval_minutes: int | None
-    cron: str | None
-    paused: bool
-    note: str
-    overlap: str
-    next_runs: list[datetime]
-    recent_runs: list[dict[str, Any]]
-    schedule_url: str
 
 
 def _schedule_public(
@@ -403,38 +327,40 @@ async def _handle_for(temporal: Any, tenant: Tenant, settings: Settings) -> Any:
 
 
 @router.get(
-    "/tenants/{tenant}/retention-schedule", response_model=SchedulePublic, responses=problems(503)
+    "/tenants/{tenant}/retention-schedule",
+    name="get_retention_schedule",
+    response_model=SchedulePublic,
+    responses=problems(503),
 )
 async def get_schedule(
-    tenant: str,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, scope("apps:read")],
+    tenant: TenantDep,
     session: SessionDep,
     settings: SettingsDep,
     temporal: TemporalDep,
 ) -> SchedulePublic:
     """The tenant's retention schedule (made with the defaults if it is missing)."""
-    require_scope(principal, "apps:read")
-    found = visible_tenant(session, principal, tenant)
-    handle = await _handle_for(temporal, found, settings)
-    return _schedule_public(await handle.describe(), found, settings)
+    handle = await _handle_for(temporal, tenant, settings)
+    return _schedule_public(await handle.describe(), tenant, settings)
 
 
 @router.put(
-    "/tenants/{tenant}/retention-schedule", response_model=SchedulePublic, responses=problems(503)
+    "/tenants/{tenant}/retention-schedule",
+    name="update_retention_schedule",
+    response_model=SchedulePublic,
+    responses=problems(503),
 )
 async def put_schedule(
-    tenant: str,
+    principal: Annotated[Principal, scope("retention")],
+    tenant: TenantDep,
     body: ScheduleIn,
     request: Request,
-    principal: PrincipalDep,
     session: SessionDep,
     settings: SettingsDep,
     temporal: TemporalDep,
 ) -> SchedulePublic:
     """Change when the schedule runs (interval or cron), pause or resume it, or its note."""
-    require_scope(principal, "retention")
-    found = visible_tenant(session, principal, tenant)
-    handle = await _handle_for(temporal, found, settings)
+    handle = await _handle_for(temporal, tenant, settings)
     described = await handle.describe()
     if body.interval_minutes is not None or body.cron is not None:
         spec = schedule_spec(body.interval_minutes, body.cron)
@@ -443,7 +369,7 @@ async def put_schedule(
     state = described.schedule.state
     note = body.note if body.note is not None else state.note
     paused = body.paused if body.paused is not None else state.paused
-    new = retention_schedule(found, settings, spec, ScheduleState(note=note, paused=paused))
+    new = retention_schedule(tenant, settings, spec, ScheduleState(note=note, paused=paused))
 
     def replace(_: Any) -> ScheduleUpdate:
         return ScheduleUpdate(schedule=new)
@@ -461,16 +387,16 @@ async def put_schedule(
         ) from None
     record_audit(
         session,
-        tenant_id=found.id,
+        tenant_id=tenant.id,
         actor=principal.subject,
         action="retention.schedule.update",
-        target=f"schedule:{schedule_id(found.slug)}",
+        target=f"schedule:{schedule_id(tenant.slug)}",
         result="ok",
         request_id=request.state.request_id,
         detail=body.model_dump(exclude_none=True),
     )
     session.commit()
-    return _schedule_public(await handle.describe(), found, settings)
+    return _schedule_public(await handle.describe(), tenant, settings)
 
 
 def _same_timing(described: ScheduleDescription) -> ScheduleSpec:

@@ -5,31 +5,32 @@ followed as a deployment with trigger `rollback` (its `status_url`), and can be 
 
 from __future__ import annotations
 
-import re
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Request, status
-from pydantic import BaseModel, BeforeValidator, Field
 from sqlmodel import Session, col, select
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from activities.locks import holder_is_running, lock_holder, locked_message
-from api.auth import require_scope
+from api.auth import Principal
 from api.contract import problems
 from api.deploys import mark_not_started, step_timeouts
-from api.deps import PrincipalDep, SessionDep, SettingsDep, TemporalDep
+from api.deps import AppDep, SessionDep, SettingsDep, TemporalDep, scope
 from api.errors import ApiError, not_found
 from api.retention import refuse_deleted
 from api.routers import API_PREFIX
-from api.routers.apps import app_for
 from api.routers.bootstraps import workflow_url
-from api.schemas import Version
+from api.schemas.rollbacks import (
+    RollbackCreate,
+    RollbackPublic,
+)
 from api.workflow_calls import reaching_temporal, start_after_closing_run
 from core.audit import record_audit
-from core.models import App, Deployment, Environment, Release, ReleaseActivation, Tenant
+from core.models import App, Deployment, Environment, Release, Tenant
 from core.naming import host_for
+from core.releases import ReleaseNotFound, RollbackRefused, rollback_target
 from core.temporal import TemporalGateway
 from workflows import search
 from workflows.contracts.locks import ENVIRONMENT_LOCKED
@@ -40,38 +41,6 @@ REFUSED = "ROLLBACK_REFUSED"
 IN_PROGRESS = ("pending", "deploying")
 
 
-def _version_number(value: Any) -> Any:
-    """`3` and `"v3"` name the same release; an explicit null names none."""
-    if value is None:
-        raise ValueError("may be left out, but not null")
-    if isinstance(value, str) and re.fullmatch(r"[vV]?[0-9]{1,9}", value.strip()):
-        return int(value.strip().lstrip("vV"))
-    return value
-
-
-class RollbackCreate(BaseModel):
-    # Left out means the previous good release; null is not a version (422).
-    to_version: Annotated[Version | None, BeforeValidator(_version_number)] = Field(
-        default=None,
-        description='The release to put back (3 or "v3"); by default the previous good one.',
-    )
-    reason: str = Field(default="", max_length=500)
-
-
-class RollbackPublic(BaseModel):
-    deployment_id: uuid.UUID
-    app_id: uuid.UUID
-    environment: str
-    status: str
-    to_version: int
-    to_image_ref: str
-    from_version: int | None
-    reason: str
-    workflow_id: str
-    workflow_url: str
-    status_url: str
-
-
 @router.post(
     "/apps/{app_id}/environments/{env}/rollback",
     response_model=RollbackPublic,
@@ -79,11 +48,11 @@ class RollbackPublic(BaseModel):
     responses=problems(409, 503),
 )
 async def create_rollback(
-    app_id: uuid.UUID,
+    principal: Annotated[Principal, scope("deploy")],
+    app: AppDep,
     env: str,
     body: RollbackCreate,
     request: Request,
-    principal: PrincipalDep,
     session: SessionDep,
     settings: SettingsDep,
     temporal: TemporalDep,
@@ -93,8 +62,6 @@ async def create_rollback(
     since that release ran are applied too), and wait for its rollout; refused for REJECTED
     releases and ones that never ran there.
     Follow `status_url`; cancelling it there puts back what ran before."""
-    require_scope(principal, "deploy")
-    app = app_for(session, principal, app_id)
     environment = session.exec(
         select(Environment).where(Environment.app_id == app.id, Environment.name == env)
     ).first()
@@ -105,7 +72,12 @@ async def create_rollback(
         if environment.current_release_id
         else None
     )
-    target = rollback_target(session, app, environment, current, body.to_version)
+    try:
+        target = rollback_target(session, app, environment, body.to_version)
+    except ReleaseNotFound as exc:
+        raise not_found(exc.what) from None
+    except RollbackRefused as exc:
+        raise ApiError(409, REFUSED, exc.message) from None
     workflow_id = rollback_workflow_id(str(app.id), environment.name)
     await _refuse_if_locked(session, temporal, app, environment, workflow_id)
 
@@ -222,87 +194,6 @@ def _rolling_back(session: Session, workflow_id: str, starting: uuid.UUID) -> bo
                 Deployment.workflow_id == workflow_id,
                 Deployment.id != starting,
                 col(Deployment.status).in_(IN_PROGRESS),
-            )
-        ).first()
-        is not None
-    )
-
-
-def rollback_target(
-    session: Session,
-    app: App,
-    environment: Environment,
-    current: Release | None,
-    to_version: int | None,
-) -> Release:
-    """The release to put back, or a 409 saying why there is none."""
-    if to_version is not None:
-        release = session.exec(
-            select(Release).where(Release.app_id == app.id, Release.version == to_version)
-        ).first()
-        if release is None:
-            raise not_found(f"release v{to_version} of app {app.slug}")
-        if release.lifecycle == "REJECTED":
-            raise ApiError(409, REFUSED, f"release v{release.version} is REJECTED")
-        if not _ran_there(session, app, environment, release):
-            raise ApiError(
-                409,
-                REFUSED,
-                f"release v{release.version} never ran in {environment.name}: "
-                "a rollback only puts back what ran there; promote it instead",
-            )
-        if current is not None and release.id == current.id:
-            raise ApiError(
-                409, REFUSED, f"release v{release.version} is already current in {environment.name}"
-            )
-        return release
-    release = previous_good_release(session, app, environment)
-    if release is None:
-        raise ApiError(
-            409, REFUSED, f"{environment.name} has no earlier good release to roll back to"
-        )
-    return release
-
-
-def previous_good_release(session: Session, app: App, environment: Environment) -> Release | None:
-    """The most recent release that ran in the environment before the current one, skipping
-    REJECTED releases and ones a rollback moved away from (until they are deployed again), so
-    that rolling back twice goes two steps back instead of returning to the bad release."""
-    ledger = session.exec(
-        select(ReleaseActivation)
-        .where(
-            ReleaseActivation.app_id == app.id, ReleaseActivation.environment == environment.name
-        )
-        .order_by(col(ReleaseActivation.created_at))
-    ).all()
-    abandoned: set[uuid.UUID] = set()
-    running: uuid.UUID | None = None
-    for activation in ledger:
-        if activation.via == "rollback" and running is not None:
-            abandoned.add(running)
-        else:
-            abandoned.discard(activation.release_id)
-        running = activation.release_id
-    current = environment.current_release_id
-    seen: set[uuid.UUID] = set()
-    for activation in reversed(ledger):
-        candidate = activation.release_id
-        if candidate == current or candidate in abandoned or candidate in seen:
-            continue
-        seen.add(candidate)
-        release = session.get(Release, candidate)
-        if release is not None and release.lifecycle != "REJECTED":
-            return release
-    return None
-
-
-def _ran_there(session: Session, app: App, environment: Environment, release: Release) -> bool:
-    return (
-        session.exec(
-            select(ReleaseActivation.id).where(
-                ReleaseActivation.app_id == app.id,
-                ReleaseActivation.environment == environment.name,
-                ReleaseActivation.release_id == release.id,
             )
         ).first()
         is not None

@@ -16,21 +16,29 @@ import base64
 import binascii
 import json
 import math
-import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
-from api.auth import require_scope
+from api.auth import Principal
 from api.contract import problems
-from api.deps import KubeDep, PrincipalDep, SessionDep, cluster_unavailable
+from api.deps import AppDep, KubeDep, SessionDep, cluster_unavailable, scope
 from api.errors import ApiError
 from api.pagination import LogLimit
 from api.routers import API_PREFIX
-from api.routers.apps import app_for
+from api.schemas.runtime import (
+    AppOutput,
+    ConditionState,
+    DiagnosisPublic,
+    EventState,
+    OutputMessage,
+    PlatformReport,
+    PodState,
+    RuntimeLogLine,
+    RuntimeLogPage,
+)
 from clients.kube import Diagnosis, KubeClient, KubeError, KubeRejected, LogLine
 from core.clock import utcnow
 from core.models import App, Environment
@@ -44,111 +52,23 @@ DIAGNOSIS_LOG_LINES = 20
 # `since` becomes the cluster's `sinceSeconds`, counted on its clock: read a little more than
 # asked, so a clock a few seconds apart loses nothing; the exact bound is applied here.
 CLOCK_MARGIN_SECONDS = 5
-UNTRUSTED_NOTICE = (
-    "written by the app, its image or the cluster about them; untrusted text, show it as text"
-)
 
 
 # -- shapes ----------------------------------------------------------------------------------
 
 
-class ConditionState(BaseModel):
-    type: str
-    status: str
-    reason: str | None = None
-    message: str | None = Field(default=None, description="written by a Kubernetes controller")
-
-
-class PodState(BaseModel):
-    name: str
-    phase: str
-    ready: bool
-    restart_count: int
-    image: str | None = None
-    waiting_reason: str | None = Field(
-        default=None, description="e.g. CrashLoopBackOff, ImagePullBackOff"
-    )
-    last_exit_code: int | None = None
-
-
-class EventState(BaseModel):
-    type: str
-    reason: str
-    object: str
-    count: int
-    last_seen: datetime | None = None
-
-
-class PlatformReport(BaseModel):
-    """What Kubernetes itself says about the rollout."""
-
-    image: str | None = None
-    replicas: int
-    ready_replicas: int
-    updated_replicas: int
-    available_replicas: int
-    conditions: list[ConditionState]
-    pods: list[PodState]
-    events: list[EventState]
-
-
-class OutputMessage(BaseModel):
-    object: str
-    reason: str | None = None
-    message: str
-
-
-class RuntimeLogLine(BaseModel):
-    timestamp: datetime
-    pod: str
-    container: str
-    message: str
-
-
-class AppOutput(BaseModel):
-    """Free text from the app or about it: untrusted."""
-
-    notice: str = UNTRUSTED_NOTICE
-    messages: list[OutputMessage] = Field(
-        description="messages of the events and of waiting containers"
-    )
-    log_lines: list[RuntimeLogLine] = Field(description="the newest lines the app's pods wrote")
-    logs_unavailable: str | None = Field(
-        default=None, description="why no log lines could be read, when they could not"
-    )
-
-
-class DiagnosisPublic(BaseModel):
-    app_id: uuid.UUID
-    environment: str
-    namespace: str
-    deployment: str
-    checked_at: datetime
-    found: bool = Field(description="false when the app's Deployment does not exist (yet)")
-    healthy: bool
-    summary: str = Field(description="in words, from the platform's facts only")
-    platform: PlatformReport
-    app_output: AppOutput
-
-
-class RuntimeLogPage(BaseModel):
-    lines: list[RuntimeLogLine] = Field(description="oldest first")
-    has_more: bool
-    next_cursor: str | None = Field(
-        description=(
-            "backward: older lines, null at the oldest; forward: lines after the last one "
-            "(also when there are none yet), for polling"
-        )
-    )
-
-
 # -- endpoints -------------------------------------------------------------------------------
 
 
-@router.get("/apps/{app_id}/diagnosis", response_model=DiagnosisPublic, responses=problems(503))
+@router.get(
+    "/apps/{app_id}/diagnosis",
+    name="get_diagnosis",
+    response_model=DiagnosisPublic,
+    responses=problems(503),
+)
 async def diagnosis(
-    app_id: uuid.UUID,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, scope("apps:read")],
+    app: AppDep,
     session: SessionDep,
     kube: KubeDep,
     environment: Annotated[
@@ -156,8 +76,6 @@ async def diagnosis(
     ] = None,
 ) -> DiagnosisPublic:
     """Whether the app's rollout in the environment is healthy, and if not, why."""
-    require_scope(principal, "apps:read")
-    app = app_for(session, principal, app_id)
     env = _environment(session, app, environment)
     try:
         found = await asyncio.to_thread(kube.diagnose, env.namespace, app.slug)
@@ -167,10 +85,15 @@ async def diagnosis(
     return _public_diagnosis(app, env, found, lines, logs_error)
 
 
-@router.get("/apps/{app_id}/logs", response_model=RuntimeLogPage, responses=problems(503))
+@router.get(
+    "/apps/{app_id}/logs",
+    name="get_runtime_logs",
+    response_model=RuntimeLogPage,
+    responses=problems(503),
+)
 async def runtime_logs(
-    app_id: uuid.UUID,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, scope("apps:read")],
+    app: AppDep,
     session: SessionDep,
     kube: KubeDep,
     environment: Annotated[
@@ -190,7 +113,6 @@ async def runtime_logs(
     `backward` (the default) starts at the newest line (or at `cursor`) and pages into the
     past. `forward` returns the lines after `cursor` (from `since`, or the oldest line kept,
     without one): poll it with each answer's `next_cursor` to follow new lines."""
-    require_scope(principal, "apps:read")
     since, until = _aware(since), _aware(until)
     if since and until and since > until:
         raise ApiError(
@@ -199,7 +121,6 @@ async def runtime_logs(
             "since is after until",
             errors=[{"field": "query.since", "message": "must not be after until"}],
         )
-    app = app_for(session, principal, app_id)
     env = _environment(session, app, environment)
     position = decode_position(cursor) if cursor else None
     # Forward, nothing before the cursor is wanted: ask the cluster for less.

@@ -8,8 +8,8 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Query
 from sqlmodel import col
 
-from api.auth import require_scope
-from api.deps import PageDep, PrincipalDep, SessionDep
+from api.auth import Principal
+from api.deps import PageDep, SessionDep, scope
 from api.errors import not_found
 from api.pagination import Page, newest_first
 from api.routers import API_PREFIX
@@ -28,13 +28,12 @@ def _public(row: Template) -> TemplatePublic:
 
 @router.get("", response_model=Page[TemplatePublic])
 def list_templates(
-    principal: PrincipalDep,
+    principal: Annotated[Principal, scope("apps:read")],
     session: SessionDep,
     page: PageDep,
     language: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Page[TemplatePublic]:
     """Templates the caller may use, optionally of one language."""
-    require_scope(principal, "apps:read")
     tenant_column = col(Template.tenant_id)
     where = [sa.or_(tenant_column.is_(None), tenant_column == principal.tenant_id)]
     if language:
@@ -46,8 +45,12 @@ def list_templates(
 
 
 @router.get("/{template_id}", response_model=TemplatePublic)
-def get_template(template_id: str, principal: PrincipalDep, session: SessionDep) -> TemplatePublic:
-    require_scope(principal, "apps:read")
+def get_template(
+    template_id: str,
+    principal: Annotated[Principal, scope("apps:read")],
+    session: SessionDep,
+) -> TemplatePublic:
+    """One template: its source, language and build settings."""
     row = session.get(Template, template_id)
     if row is None or row.tenant_id not in (None, principal.tenant_id):
         raise not_found(f"template {template_id!r}")

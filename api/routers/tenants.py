@@ -6,9 +6,8 @@ from fastapi import APIRouter, Request, status
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from api.auth import require_platform_admin, visible_tenant
 from api.contract import problems
-from api.deps import PrincipalDep, SessionDep, SettingsDep, TemporalDep
+from api.deps import PlatformAdminDep, PrincipalDep, SessionDep, SettingsDep, TemporalDep, TenantDep
 from api.errors import ApiError
 from api.retention import create_with_tenant
 from api.routers import API_PREFIX
@@ -26,14 +25,13 @@ router = APIRouter(prefix=f"{API_PREFIX}/tenants", tags=["tenants"])
 async def create_tenant(
     body: TenantCreate,
     request: Request,
-    principal: PrincipalDep,
+    principal: PlatformAdminDep,
     session: SessionDep,
     settings: SettingsDep,
     temporal: TemporalDep,
 ) -> TenantCreated:
     """Create a tenant, its first admin key (platform admin token only) and its retention
     schedule."""
-    require_platform_admin(principal)
     exists = ApiError(409, "TENANT_EXISTS", f"a tenant with slug {body.slug!r} already exists")
     if session.exec(select(Tenant).where(Tenant.slug == body.slug)).first() is not None:
         raise exists
@@ -69,7 +67,10 @@ async def create_tenant(
 
 
 @router.get("/{tenant}", response_model=TenantPublic)
-def get_tenant(tenant: str, principal: PrincipalDep, session: SessionDep) -> TenantPublic:
+def get_tenant(
+    principal: PrincipalDep,
+    tenant: TenantDep,
+    session: SessionDep,
+) -> TenantPublic:
     """A tenant, to the platform admin or to the tenant's own keys."""
-    found = visible_tenant(session, principal, tenant)
-    return TenantPublic.model_validate(found, from_attributes=True)
+    return TenantPublic.model_validate(tenant, from_attributes=True)

@@ -17,6 +17,7 @@ from api.deploys import deploy_input, run_labels
 from api.deps import SessionDep, SettingsDep, TemporalDep
 from api.errors import ApiError
 from api.routers import API_PREFIX
+from api.schemas.webhooks import WebhookOutcome
 from api.workflow_calls import reaching_temporal
 from core.clock import utcnow
 from core.models import App, GitConnection, WebhookDelivery
@@ -34,6 +35,8 @@ def signature_matches(secret: str, body: bytes, presented: str) -> bool:
 
 @router.post(
     "/github",
+    name="receive_github_webhook",
+    response_model=WebhookOutcome,
     status_code=status.HTTP_202_ACCEPTED,
     summary="GitHub webhook deliveries",
     responses=problems(503),

@@ -1,0 +1,52 @@
+"""App bootstraps: a new app from a template, followed by its status."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, Field, field_validator
+
+from api.schemas.common import InstallationId, Strict, check_slug
+
+GITHUB_NAME = r"^[A-Za-z0-9._-]{1,100}$"
+GITHUB_OWNER = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$"
+
+
+class BootstrapCreate(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    slug: str = Field(description="DNS label: a-z, 0-9, '-', starts with a letter, ≤ 30")
+    subdomain: str = Field(min_length=2, max_length=32, pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+    template_id: str = Field(min_length=1, max_length=64)
+    repo_owner: str = Field(pattern=GITHUB_OWNER, description="the GitHub organization")
+    repo_name: str = Field(pattern=GITHUB_NAME)
+    repo_private: bool = True
+    github_installation_id: InstallationId | None = Field(
+        default=None, description="default: the tenant's only bound installation"
+    )
+
+    _slug = field_validator("slug")(check_slug)
+
+    @field_validator("repo_name")
+    @classmethod
+    def _not_dots(cls, value: str) -> str:
+        if value in (".", "..") or value.endswith(".git"):
+            raise ValueError("is not a repository name GitHub accepts")
+        return value
+
+
+class BootstrapPublic(BaseModel):
+    id: uuid.UUID
+    bootstrap_id: uuid.UUID
+    status: str
+    stage: str
+    app_id: uuid.UUID
+    repo_full_name: str
+    deployment_id: uuid.UUID | None
+    error_code: str | None
+    error_message: str | None
+    workflow_id: str
+    workflow_url: str
+    status_url: str
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,51 @@
+"""Releases: built images of an app, their lifecycle state and the actions on it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from api.schemas.common import Strict
+from api.schemas.promotions import PromotionPublic
+from core import lifecycle
+
+
+class ApprovalPublic(BaseModel):
+    promotion_id: uuid.UUID
+    environment: str
+    subject: str
+    decision: str
+    comment: str
+    at: datetime
+
+
+class ReleasePublic(BaseModel):
+    id: uuid.UUID
+    app_id: uuid.UUID
+    version: int
+    commit_sha: str
+    image_digest: str
+    image_ref: str
+    lifecycle: str
+    allowed_actions: list[str] = Field(description="lifecycle actions its state allows now")
+    active_in: list[str] = Field(description="environments running it now, in pipeline order")
+    approvals: list[ApprovalPublic]
+    created_at: datetime
+
+
+class LifecycleAction(Strict):
+    action: lifecycle.ActionName
+    environment: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=30,
+        description="deploy-stable only: staging or prod (accept-rc always deploys to qa)",
+    )
+    note: str = Field(default="", max_length=2000)
+
+
+class LifecycleStarted(BaseModel):
+    release: ReleasePublic
+    promotion: PromotionPublic = Field(description="the promotion the action started")
