@@ -54,7 +54,10 @@ DIAGNOSIS_LOG_LINES = 20
 CLOCK_MARGIN_SECONDS = 5
 
 
-# -- shapes ----------------------------------------------------------------------------------
+# Which environment a live read looks at.
+EnvironmentQuery = Annotated[
+    str | None, Query(max_length=30, description="default: the app's first environment")
+]
 
 
 # -- endpoints -------------------------------------------------------------------------------
@@ -71,9 +74,7 @@ async def diagnosis(
     app: AppDep,
     session: SessionDep,
     kube: KubeDep,
-    environment: Annotated[
-        str | None, Query(max_length=30, description="default: the app's first environment")
-    ] = None,
+    environment: EnvironmentQuery = None,
 ) -> DiagnosisPublic:
     """Whether the app's rollout in the environment is healthy, and if not, why."""
     env = _environment(session, app, environment)
@@ -96,9 +97,7 @@ async def runtime_logs(
     app: AppDep,
     session: SessionDep,
     kube: KubeDep,
-    environment: Annotated[
-        str | None, Query(max_length=30, description="default: the app's first environment")
-    ] = None,
+    environment: EnvironmentQuery = None,
     direction: Annotated[
         Literal["backward", "forward"],
         Query(description="backward: newest first page, then into the past; forward: tail"),
