@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from api import contract, idempotency
+from api.admission import AdmissionMiddleware
 from api.deps import ClusterAccess
 from api.errors import install_error_handlers
 from api.failed_auth import FailedAuthGuard
@@ -84,10 +85,12 @@ def create_app(
     )
 
     install_error_handlers(app)
-    # Inside the request-id middleware, so its refusals carry the request's id.
+    # Inside the request-id middleware, so its refusals carry the request's id; admission
+    # outside the idempotency middleware, whose records take connections too.
     app.add_middleware(
         IdempotencyMiddleware, engine=engine, secret_key=settings.secret_key.get_secret_value()
     )
+    app.add_middleware(AdmissionMiddleware)
     install_observability(app, app.state.metrics)
 
     for router in (

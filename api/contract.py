@@ -43,8 +43,9 @@ class Problem(BaseModel):
 
 
 # Authentication (401), scope (403), another tenant's or a missing resource (404), a malformed
-# request (422), the rate limit (429), and the unexpected (500).
-EVERY_OPERATION = (401, 403, 404, 422, 429, 500)
+# request (422), the rate limit (429), the unexpected (500), and a process serving as many
+# requests as its database connections allow (503 DATABASE_BUSY, api/admission.py).
+EVERY_OPERATION = (401, 403, 404, 422, 429, 500, 503)
 
 
 def operation_id(route: APIRoute) -> str:

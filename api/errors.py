@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Message, Scope, Send
 
 PROBLEM_JSON = "application/problem+json"
 log = structlog.get_logger("shipyard.api")
@@ -156,3 +157,21 @@ def install_error_handlers(app: FastAPI) -> None:
             "INTERNAL_ERROR",
             "an unexpected error occurred; quote the request id when reporting it",
         )
+
+
+async def refuse(
+    scope: Scope,
+    send: Send,
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    headers: dict[str, str] | None = None,
+) -> None:
+    """Answer with a problem document from an ASGI middleware, before any route is reached."""
+    response = problem(Request(scope), status, code, detail, headers=headers)
+    await response(scope, _no_receive, send)
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}

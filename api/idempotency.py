@@ -24,10 +24,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
-from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import problem
+from api.errors import refuse
 from api.routers import API_PREFIX
 from core.clock import utcnow
 from core.models import IdempotencyKey
@@ -160,13 +159,13 @@ class IdempotencyMiddleware:
             await self.app(scope, receive, send)
             return
         if not ACCEPTABLE_KEY.match(key):
-            await _refuse(scope, send, 422, "VALIDATION_FAILED", "Idempotency-Key must be 1 "
+            await refuse(scope, send, 422, "VALIDATION_FAILED", "Idempotency-Key must be 1 "
                           "to 200 printable characters")  # fmt: skip
             return
         body = await _read_body(receive)
         claim = await asyncio.to_thread(self.store.claim, owner, key, fingerprint(scope, body))
         if claim.refusal is not None:
-            await _refuse(scope, send, *claim.refusal)
+            await refuse(scope, send, *claim.refusal)
             return
         if claim.replay is not None:
             await _replay(send, claim.replay, self.store.opened(claim.replay))
@@ -264,15 +263,6 @@ async def _replay(send: Send, kept: IdempotencyKey, body: bytes) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-
-async def _refuse(scope: Scope, send: Send, status: int, code: str, detail: str) -> None:
-    response: Any = problem(Request(scope), status, code, detail)
-    await response(scope, _no_receive, send)
-
-
-async def _no_receive() -> Message:
-    return {"type": "http.disconnect"}
 
 
 def document(schema: dict[str, Any]) -> dict[str, Any]:
