@@ -14,16 +14,20 @@ from api.admission import AdmissionMiddleware
 class Held:
     """An app whose requests stay in until released, counting how many are in at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, full_at: int = 1) -> None:
         self.release = asyncio.Event()
         self.inside = 0
         self.most = 0
         self.entered = asyncio.Event()
+        self.full_at = full_at
+        self.full = asyncio.Event()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.inside += 1
         self.most = max(self.most, self.inside)
         self.entered.set()
+        if self.inside >= self.full_at:
+            self.full.set()
         if not scope["path"].endswith("/events"):
             await self.release.wait()
         self.inside -= 1
@@ -36,11 +40,10 @@ def client_of(app: AdmissionMiddleware) -> httpx.AsyncClient:
 
 
 async def test_a_burst_waits_its_turn():
-    held = Held()
+    held = Held(full_at=2)
     async with client_of(AdmissionMiddleware(held, limit=2)) as client:
         burst = [asyncio.create_task(client.get(f"/api/v1/apps/{n}")) for n in range(6)]
-        while held.inside < 2:
-            await asyncio.sleep(0)
+        await held.full.wait()
         assert not any(request.done() for request in burst)
         held.release.set()
         answers = await asyncio.gather(*burst)
