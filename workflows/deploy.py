@@ -28,7 +28,8 @@ with workflow.unsafe.imports_passed_through():
 
 PUSH_SIGNAL = "push"
 CANCEL_DEPLOYMENT_UPDATE = "cancel_deployment"
-# Runs before it ended at once when cancelled while recording a start, leaving the record open.
+# Runs from before this recorded their start outside the try, so a cancel arriving then ended
+# the run at once and left its record open; they replay that way.
 A_CANCEL_AT_THE_START_ENDS_THE_RECORD = "a-cancel-at-the-start-ends-the-record"
 
 

@@ -33,7 +33,8 @@ HEALTH_CHECK_EVERY = timedelta(seconds=5)
 GATES_HOLD_UNTIL_THE_DEPLOY = "gates-hold-until-the-deploy"
 # Runs recorded before this trusted the API to have written the promotion's record.
 THE_RUN_RECORDS_ITS_PROMOTION = "the-run-records-its-promotion"
-# Runs before it ended at once when cancelled while recording themselves, leaving the record open.
+# Runs from before this recorded their start outside the try, so a cancel arriving then ended
+# the run at once and left its record open; they replay that way.
 A_CANCEL_AT_THE_START_ENDS_THE_RECORD = "a-cancel-at-the-start-ends-the-record"
 
 

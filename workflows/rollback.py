@@ -27,7 +27,8 @@ with workflow.unsafe.imports_passed_through():
 
 # Runs recorded before this swapped only the image; they replay that way.
 ROLLBACK_APPLIES_CONFIG = "rollback-applies-config"
-# Runs before it ended at once when cancelled while recording their start, leaving it open.
+# Runs from before this recorded their start outside the try, so a cancel arriving then ended
+# the run at once and left its record open; they replay that way.
 A_CANCEL_AT_THE_START_ENDS_THE_RECORD = "a-cancel-at-the-start-ends-the-record"
 
 
