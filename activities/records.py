@@ -49,6 +49,9 @@ MAX_LOG_LINES = 2000
 # run's first step takes such a record up again, should the start have gone through after all.
 NOT_STARTED = "NOT_STARTED"
 BOOTSTRAP_ENDED = ("done", "failed", "cancelled")
+# A bootstrap the API marked failed because its start looked refused: should the run have
+# started after all, its steps say so.
+NOT_STARTED_CODES = ("WORKFLOW_ENGINE_UNAVAILABLE", NOT_STARTED)
 
 
 class FollowsARun(Protocol):
@@ -104,7 +107,11 @@ class RecordsActivities:
             row = session.get(AppBootstrap, uuid.UUID(progress.bootstrap_id))
             if row is None:
                 raise RuntimeError(f"bootstrap {progress.bootstrap_id} has no record")
-            if row.status in BOOTSTRAP_ENDED and progress.status not in BOOTSTRAP_ENDED:
+            if (
+                row.status in BOOTSTRAP_ENDED
+                and progress.status not in BOOTSTRAP_ENDED
+                and row.error_code not in NOT_STARTED_CODES
+            ):
                 return  # a step the run's cancel abandoned, landing after its end: it ended
             changed = (row.stage, row.status) != (progress.stage, progress.status)
             row.stage = progress.stage

@@ -203,3 +203,23 @@ async def test_an_ended_bootstrap_stays_ended(engine):
     with Session(engine) as session:
         row = session.get(AppBootstrap, uuid.UUID(bootstrap_id))
         assert row is not None and (row.status, row.stage) == ("cancelled", "push")
+
+
+async def test_a_bootstrap_marked_not_started_follows_its_run_if_it_did_start(engine):
+    """The API marks a bootstrap whose start looked refused `failed`; should the run have
+    started after all, its steps say so."""
+    app, _release = seed_release(engine, "RC")
+    with Session(engine) as session:
+        bootstrap = AppBootstrap(
+            tenant_id=app.tenant_id, app_id=app.id, workflow_id="bootstrap:y",
+            request_fingerprint="f", requested_by="al", status="failed", stage="app",
+            repo_full_name="org/a", error_code="WORKFLOW_ENGINE_UNAVAILABLE",
+        )  # fmt: skip
+        session.add(bootstrap)
+        session.commit()
+        bootstrap_id = str(bootstrap.id)
+    update = RecordsActivities(engine).update_bootstrap
+    ActivityEnvironment().run(update, BootstrapProgress(bootstrap_id=bootstrap_id, stage="repo"))
+    with Session(engine) as session:
+        row = session.get(AppBootstrap, uuid.UUID(bootstrap_id))
+        assert row is not None and (row.status, row.stage) == ("running", "repo")
