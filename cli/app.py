@@ -33,7 +33,7 @@ from cli.client import (
 )
 from cli.config import ConfigError, load_config
 from cli.contexts import context_cli, login
-from cli.deployments import deploy, deployments_cli
+from cli.deployments import CommitOption, ForceRebuildOption, deploy, deployments_cli
 from cli.environments import environments_cli
 from cli.installations import installations_cli
 from cli.keys import keys_cli
@@ -124,13 +124,8 @@ def main_options(
 def deploy_command(
     ctx: typer.Context,
     app_ref: AppOption,
-    commit: Annotated[
-        str | None,
-        typer.Option(help="the commit to deploy (default: the branch's head)", show_default=False),
-    ] = None,
-    force_rebuild: Annotated[
-        bool, typer.Option("--force-rebuild", help="build again even if the image exists")
-    ] = False,
+    commit: CommitOption = None,
+    force_rebuild: ForceRebuildOption = False,
     wait: WaitOption = True,
 ) -> None:
     """Build a commit and deploy it to the app's first environment.

@@ -176,17 +176,22 @@ def deployments_logs(
     render(body, output, table)
 
 
+# What `deployments create` and its shortcut `shipyard deploy` take.
+CommitOption = Annotated[
+    str | None,
+    typer.Option(help="the commit to deploy (default: the branch's head)", show_default=False),
+]
+ForceRebuildOption = Annotated[
+    bool, typer.Option("--force-rebuild", help="build again even if the image exists")
+]
+
+
 @deployments_cli.command("create")
 def deployments_create(
     ctx: typer.Context,
     app: AppOption,
-    commit: Annotated[
-        str | None,
-        typer.Option(help="the commit to deploy (default: the branch's head)", show_default=False),
-    ] = None,
-    force_rebuild: Annotated[
-        bool, typer.Option("--force-rebuild", help="build again even if the image exists")
-    ] = False,
+    commit: CommitOption = None,
+    force_rebuild: ForceRebuildOption = False,
     wait: WaitOption = True,
 ) -> None:
     """Build a commit and deploy it to the app's first environment."""
