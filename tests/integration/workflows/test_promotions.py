@@ -584,32 +584,40 @@ async def test_a_stale_promotion_record_never_reaches_the_live_run(
     assert state["status"] == "pending_approval" and state["approvals"] == []
 
 
+def serving(stack: Stack) -> tuple[asyncio.Event, asyncio.Task[None]]:
+    """The production worker in this process, until the event is set."""
+    stop = asyncio.Event()
+    return stop, asyncio.create_task(worker.run(stack.settings, stop))
+
+
+async def promoting_with_a_stopped_worker(stack: Stack) -> Promoting:
+    """An app whose v1 is STABLE and whose prod wants one approval, with no worker serving:
+    what is started next waits for `serving` to be taken up."""
+    stop, running = serving(stack)
+    done = await stack.bootstrap_and_wait()
+    assert done["status"] == "done", done
+    promoting = Promoting(stack, App(stack, done))
+    promoting.set_lifecycle(1, "STABLE")
+    promoting.set_policy("prod", required_approvals=1, soak_seconds=0)
+    stop.set()
+    await asyncio.wait_for(running, timeout=30)
+    return promoting
+
+
 async def test_an_approval_sent_before_the_run_began_is_judged_by_it(
     stack_without_worker: Stack,
 ):
     """The approval reaches the run with its very first task, before `run` has begun: the
     validator must already know the request (it did not, and the approval was a 500)."""
     stack = stack_without_worker
-
-    async def serving() -> tuple[asyncio.Event, asyncio.Task[None]]:
-        stop = asyncio.Event()
-        return stop, asyncio.create_task(worker.run(stack.settings, stop))
-
-    stop, running = await serving()
-    done = await stack.bootstrap_and_wait()
-    assert done["status"] == "done", done
-    promoting = Promoting(stack, App(stack, done))
-    promoting.set_lifecycle(1, "STABLE")
-    promoting.set_policy("prod", required_approvals=1, soak_seconds=0)
+    promoting = await promoting_with_a_stopped_worker(stack)
     approver = await promoting.key("al", ["approve"])
-    stop.set()
-    await asyncio.wait_for(running, timeout=30)
 
     promotion = await promoting.request(1, "prod")  # started, but no worker has taken it yet
     approving = asyncio.create_task(promoting.act(promotion, "approve", approver))
     await asyncio.sleep(0.5)  # the update is with the server, waiting for the run's first task
     assert not approving.done()
-    stop, running = await serving()
+    stop, running = serving(stack)
     try:
         approved = await asyncio.wait_for(approving, timeout=30)
         assert approved.status_code == 200, approved.text
@@ -631,24 +639,12 @@ async def test_a_promotion_cancelled_before_its_run_began_ends_cancelled(
     """The cancel reaches the run with its first task, while it records itself: the record
     must end `cancelled` too (the run used to end at once and leave it `pending_approval`)."""
     stack = stack_without_worker
-
-    async def serving() -> tuple[asyncio.Event, asyncio.Task[None]]:
-        stop = asyncio.Event()
-        return stop, asyncio.create_task(worker.run(stack.settings, stop))
-
-    stop, running = await serving()
-    done = await stack.bootstrap_and_wait()
-    assert done["status"] == "done", done
-    promoting = Promoting(stack, App(stack, done))
-    promoting.set_lifecycle(1, "STABLE")
-    promoting.set_policy("prod", required_approvals=1, soak_seconds=0)
-    stop.set()
-    await asyncio.wait_for(running, timeout=30)
+    promoting = await promoting_with_a_stopped_worker(stack)
 
     promotion = await promoting.request(1, "prod")  # started, but no worker has taken it yet
     cancelled = await promoting.act(promotion, "cancel", stack.tenant.headers)
     assert cancelled.status_code == 202, cancelled.text
-    stop, running = await serving()
+    stop, running = serving(stack)
     try:
         ended = await promoting.wait(promotion, within=30)
         assert ended["status"] == "cancelled", ended
