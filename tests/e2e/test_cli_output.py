@@ -9,11 +9,13 @@ import json
 import os
 import stat
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from core.keys import parse_key
 from tests.e2e.test_cli_watch import ROOT
 from tests.fixtures.stack import Stack
 
@@ -64,6 +66,21 @@ async def api_body(stack: Stack, path: str, *, paged: bool = False) -> Any:
         cursor = page["next_cursor"]
         if not cursor:
             return {"items": items, "total": page["total"], "next_cursor": None}
+
+
+def last_use(keys: Any, key_id: str) -> datetime:
+    (found,) = [item for item in keys["items"] if item["id"] == key_id]
+    return datetime.fromisoformat(str(found["last_used_at"]))
+
+
+def without_last_use(keys: Any, key_id: str) -> Any:
+    return {
+        **keys,
+        "items": [
+            {**item, "last_used_at": None} if item["id"] == key_id else item
+            for item in keys["items"]
+        ],
+    }
 
 
 async def test_json_and_yaml_output_is_the_apis_body_and_slugs_name_apps(stack: Stack):
@@ -120,7 +137,6 @@ async def test_json_and_yaml_output_is_the_apis_body_and_slugs_name_apps(stack: 
 
     by_tenant = [
         (["apps", "list"], f"/tenants/{tenant}/apps", True),
-        (["keys", "list"], f"/tenants/{tenant}/keys", True),
         (["installations", "list"], f"/tenants/{tenant}/github-installations", True),
         (["retention", "runs", "list"], f"/tenants/{tenant}/retention-runs", True),
         (["promotions", "pending"], f"/tenants/{tenant}/pending-approvals", False),
@@ -135,6 +151,20 @@ async def test_json_and_yaml_output_is_the_apis_body_and_slugs_name_apps(stack: 
         assert json.loads(out) == expected, command
         code, out, errors = await run(*command, "--tenant", tenant, "-o", "yaml", url=url, key=key)
         assert code == 0 and yaml.safe_load(out) == expected, (command, out, errors)
+
+    # Each read is a use of the calling key, which moves its last_used_at on (once a minute at
+    # most): that one field may only move forward between the API's answer and the CLI's.
+    caller = parse_key(key)
+    assert caller is not None
+    expected = await api_body(stack, f"/tenants/{tenant}/keys", paged=True)
+    for output, parse in (("json", json.loads), ("yaml", yaml.safe_load)):
+        code, out, errors = await run(
+            "keys", "list", "--tenant", tenant, "-o", output, url=url, key=key
+        )
+        assert code == 0, (out, errors)
+        printed = parse(out)
+        assert without_last_use(printed, caller[0]) == without_last_use(expected, caller[0])
+        assert last_use(printed, caller[0]) >= last_use(expected, caller[0]), output
 
     code, out, errors = await run("templates", "list", "-o", "json", url=url, key=key)
     assert code == 0 and json.loads(out) == await api_body(stack, "/templates", paged=True), errors
