@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 OCTOKIT_VERSION := 23.0.2
 OCTOKIT_SPEC := $(VENV)/octokit/node_modules/@octokit/openapi/generated/api.github.com.json
-DEBIAN_PACKAGES := docker-registry busybox-static git
+DEBIAN_PACKAGES := docker-registry busybox-static git buildah
 APT_STAMP := $(VENV)/.debian-packages
 
 .PHONY: dev test chaos lint format bench sandbox migrate doctor lock clean

@@ -30,9 +30,10 @@ from activities.image import ImageActivities
 from activities.kube import KubeActivities
 from activities.locks import LockActivities
 from activities.promotions import PromotionActivities
-from activities.records import RecordsActivities
+from activities.records import DeploymentLog, RecordsActivities
 from activities.registry import RegistryActivities
 from activities.retention import RetentionActivities
+from clients.buildah import Buildah
 from clients.github import GitHubClient
 from clients.image_build import ImageBuilder
 from clients.kube import KubeClient
@@ -99,7 +100,12 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         PromotionActivities(engine),
         GitHubActivities(github, settings.github_webhook_secret.get_secret_value()),
         GitActivities(github),
-        ImageActivities(github, ImageBuilder(registry, base_registry)),
+        ImageActivities(
+            github,
+            ImageBuilder(registry, base_registry),
+            Buildah.from_settings(settings),
+            DeploymentLog(engine),
+        ),
         LockActivities(engine, client),
         RetentionActivities(engine, settings.retention_rollback_targets),
         RegistryActivities(registry),

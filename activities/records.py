@@ -241,21 +241,7 @@ class RecordsActivities:
                 row.failure_reason = progress.failure_reason
             # A retried update finds its line already there and appends (and announces) nothing.
             if progress.log_line and not _already_logged(row, progress.log_line):
-                row.log_lines = [*row.log_lines, progress.log_line][-MAX_LOG_LINES:]
-                session.add(
-                    AppEvent(
-                        app_id=row.app_id,
-                        kind="deployment",
-                        data={
-                            "deployment_id": str(row.id),
-                            "environment": row.environment,
-                            "status": row.status,
-                            "stage": row.stage,
-                            "commit_sha": row.commit_sha,
-                            "message": progress.log_line,
-                        },
-                    )
-                )
+                _append_lines(session, row, [progress.log_line])
             if progress.finished and row.completed_at is None:
                 row.completed_at = utcnow()
             session.add(row)
@@ -273,6 +259,40 @@ class RecordsActivities:
                 # Two deploys of one app recorded a release at once: take the next version.
                 continue
         raise RuntimeError(f"could not record a release for app {request.app_id}")
+
+
+class DeploymentLog:
+    """Lines a long step writes into its deployment's log as it goes (a build's output), so
+    whoever reads the deployment or follows the app's events sees them while it runs."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def append(self, deployment_id: str, lines: list[str]) -> None:
+        with session_scope(self._engine) as session:
+            row = session.get(Deployment, uuid.UUID(deployment_id))
+            if row is not None and row.completed_at is None:
+                _append_lines(session, row, lines)
+                session.add(row)
+
+
+def _append_lines(session: Session, row: Deployment, lines: list[str]) -> None:
+    row.log_lines = [*row.log_lines, *lines][-MAX_LOG_LINES:]
+    for line in lines:
+        session.add(
+            AppEvent(
+                app_id=row.app_id,
+                kind="deployment",
+                data={
+                    "deployment_id": str(row.id),
+                    "environment": row.environment,
+                    "status": row.status,
+                    "stage": row.stage,
+                    "commit_sha": row.commit_sha,
+                    "message": line,
+                },
+            )
+        )
 
 
 def _already_logged(row: Deployment, line: str) -> bool:

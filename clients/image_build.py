@@ -17,6 +17,7 @@ import tarfile
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from clients.registry import (
@@ -402,6 +403,13 @@ class ImageBuilder:
         if not await self.registry.blob_exists(repository, image.config_digest):
             await self.registry.upload_blob(repository, image.config, image.config_digest)
 
+    async def upload_layout_blobs(self, blobs: dict[str, Path], repository: str) -> None:
+        """The blobs of an image another builder wrote to disk (an OCI layout)."""
+        for digest, path in blobs.items():
+            if not await self.registry.blob_exists(repository, digest):
+                data = await asyncio.to_thread(path.read_bytes)
+                await self.registry.upload_blob(repository, data, digest)
+
     async def put_manifest(
         self, manifest: bytes, repository: str, tag: str, size: int = 0
     ) -> BuiltImage:
@@ -419,12 +427,12 @@ class ImageBuilder:
         size += sum(int(layer.get("size", 0)) for layer in body.get("layers") or [])
         return self._built(repository, tag, manifest.digest, size)
 
-    async def image_labels(self, repository: str, digest: str) -> dict[str, str]:
-        """The labels in an image's config."""
+    async def run_config(self, repository: str, digest: str) -> dict[str, Any]:
+        """How an image runs (its config's `config`: Labels, ExposedPorts, Cmd...)."""
         manifest = await self.registry.get_manifest(repository, digest)
         config_digest = manifest.parsed()["config"]["digest"]
         config = json.loads(await self.registry.get_blob(repository, config_digest))
-        return dict((config.get("config") or {}).get("Labels") or {})
+        return dict(config.get("config") or {})
 
     def _built(self, repository: str, tag: str, digest: str, size: int) -> BuiltImage:
         return BuiltImage(

@@ -162,10 +162,11 @@ class RegistryClient:
         url: str | None = None,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
     ) -> RegistryClient:
-        """The registry of SHIPYARD_REGISTRY_URL with its credentials; `url` names another
-        registry read without them (where the base images are, when that is elsewhere)."""
+        """The registry of SHIPYARD_REGISTRY_URL with its credentials; `url` names the one
+        base images are pulled from, when that is elsewhere, with its own."""
         if url is not None and url != settings.registry_url:
-            return cls(url, timeout=timeout)
+            username, password = settings.base_image_credentials()
+            return cls(url, username or None, password or None, timeout=timeout)
         return cls(
             settings.registry_url,
             settings.registry_username or None,

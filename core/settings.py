@@ -80,6 +80,12 @@ class Settings(BaseSettings):
 
     base_domain: str = "apps.localhost"
     base_image_registry: str = ""
+    # Credentials of BASE_IMAGE_REGISTRY, when it is not the registry itself.
+    base_image_registry_username: str = ""
+    base_image_registry_password: SecretStr = SecretStr("")
+    # Where Dockerfile builds keep their workspace while they run (the system's temp dir if
+    # unset); each build removes its own when it ends.
+    build_dir: Path | None = None
 
     @field_validator("database_url")
     @classmethod
@@ -121,6 +127,15 @@ class Settings(BaseSettings):
     def base_images_at(self) -> str:
         """Where template base images are pulled from: BASE_IMAGE_REGISTRY or the registry."""
         return (self.base_image_registry or self.registry_url).rstrip("/")
+
+    def base_image_credentials(self) -> tuple[str, str]:
+        """(username, password) for pulling base images; empty when none are needed."""
+        if self.base_images_at == self.registry_url.rstrip("/"):
+            return self.registry_username, self.registry_password.get_secret_value()
+        return (
+            self.base_image_registry_username,
+            self.base_image_registry_password.get_secret_value(),
+        )
 
 
 def load_settings(**overrides: object) -> Settings:

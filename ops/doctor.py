@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 
+from clients.buildah import Buildah
 from clients.github import GitHubClient
 from clients.kube import KubeClient
 from clients.registry import RegistryClient
@@ -114,6 +115,11 @@ async def check_registry(settings: Settings) -> str:
     return f"{settings.registry_url} answers the distribution API"
 
 
+async def check_image_builds(settings: Settings) -> str:
+    version = await Buildah.from_settings(settings).check()
+    return f"{version}: repositories with a Dockerfile are built with it"
+
+
 async def check_kubernetes(settings: Settings) -> str:
     def probe() -> str:
         with KubeClient.from_settings(settings) as kube:
@@ -193,6 +199,7 @@ CHECKS: dict[str, Check] = {
     "temporal": check_temporal,
     "github": check_github,
     "registry": check_registry,
+    "image_builds": check_image_builds,
     "kubernetes": check_kubernetes,
     "public_url": check_public_url,
     "rate_limits": check_rate_limits,

@@ -368,7 +368,12 @@ class DeployRelease:
         await self._move(round_, "building", "build", f"Building {commit[:12]}", commit_sha=commit)
         built = await execute(
             images.BUILD_IMAGE,
-            images.BuildImageInput(source=self._repository(), commit_sha=commit, target=target),
+            images.BuildImageInput(
+                source=self._repository(),
+                commit_sha=commit,
+                target=target,
+                deployment_id=round_.deployment_id,
+            ),
             start_to_close=request.timeouts.build,
             heartbeat=request.timeouts.heartbeat,
             retry=policies.REGISTRY,

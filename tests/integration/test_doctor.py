@@ -42,7 +42,8 @@ async def test_all_good(
         results = {result.name: result for result in await run_checks(settings)}
     app.state.engine.dispose()
     assert set(results) == {
-        "database", "temporal", "github", "registry", "kubernetes", "public_url", "rate_limits",
+        "database", "temporal", "github", "registry", "image_builds", "kubernetes", "public_url",
+        "rate_limits",
     }  # fmt: skip
     for result in results.values():
         assert result.ok, f"{result.name}: {result.message}"
@@ -71,6 +72,7 @@ async def test_reports_what_is_wrong(tmp_path, fake_github: FakeGitHub, kube_san
         ),
         public_url=f"http://127.0.0.1:{port}",
         redis_url=f"redis://127.0.0.1:{port}/0",
+        build_dir=tmp_path / "no-such-directory",
     )
     results = {result.name: result for result in await run_checks(settings, per_check_seconds=10)}
     assert not any(result.ok for result in results.values())
@@ -87,6 +89,9 @@ async def test_reports_what_is_wrong(tmp_path, fake_github: FakeGitHub, kube_san
         in results["public_url"].message
     )
     assert f"cannot reach Redis at redis://127.0.0.1:{port}" in results["rate_limits"].message
+    assert f"builds cannot write to {tmp_path / 'no-such-directory'}" in (
+        results["image_builds"].message
+    )
 
 
 async def test_reports_missing_or_wrong_configuration(tmp_path, fake_github: FakeGitHub):

@@ -17,6 +17,8 @@ class BuildImageInput(BaseModel):
     source: RepositoryRef
     commit_sha: str
     target: ImageTarget
+    # The deployment whose log shows the build's output as it runs.
+    deployment_id: str | None = None
 
 
 class BuiltImage(BaseModel):

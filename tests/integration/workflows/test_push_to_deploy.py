@@ -33,8 +33,10 @@ class App:
         self.slug = self.full_name.split("/")[1]
         self.namespace = namespace_for(stack.tenant.slug, self.slug, "dev")
 
-    async def push(self, text: str, before_push: Any = None) -> str:
-        """A real git push of a new commit that changes the page."""
+    async def push(
+        self, text: str, before_push: Any = None, files: dict[str, bytes] | None = None
+    ) -> str:
+        """A real git push of a new commit that changes the page (and writes `files`)."""
         github = self.stack.github_client
         installation = self.stack.github.installation_id
         repo = await github.get_repository(installation, self.full_name)
@@ -42,6 +44,7 @@ class App:
         head = await github.branch_head(installation, self.full_name, "main")
         tree = await asyncio.to_thread(git.fetch_tree, repo.clone_url, token, head)
         tree["public/index.html"] = SourceFile(f"<h1>{text}</h1>\n".encode())
+        tree.update({path: SourceFile(data) for path, data in (files or {}).items()})
         if before_push is not None:
             before_push()
         return await asyncio.to_thread(
