@@ -12,24 +12,25 @@ from temporalio.exceptions import ApplicationError
 from activities.failures import as_activity_failures
 from activities.records import DeploymentLog
 from clients import git
-from clients.buildah import Buildah, exposed_port
+from clients.buildah import Buildah
 from clients.github import GitHubClient
 from clients.image_build import (
+    HEALTH_LABEL,
+    PORT_LABEL,
     REVISION_LABEL,
     SOURCE_LABEL,
     BuildSettings,
     ImageBuilder,
     assemble_image,
+    exposed_port,
+    run_settings,
 )
-from clients.registry import OCI_MANIFEST
+from clients.registry import OCI_MANIFEST, ManifestNotFound
 from core.build_recipe import DockerfileBuild, build_recipe
 from core.source import SourceTree
 from core.templates import RepoBuildSettings, TemplateError
 from workflows.contracts import image as contract
 
-# Kept in the image, so an image reused for a commit says how to run it without a rebuild.
-PORT_LABEL = "dev.shipyard.port"
-HEALTH_LABEL = "dev.shipyard.health-path"
 # How often a build heartbeats and writes its new output lines.
 TICK_SECONDS = 1.0
 # A build stops this long (at most a tenth of its limit) before its attempt would time out.
@@ -57,18 +58,35 @@ class ImageActivities:
             if found is None:
                 return contract.ImageForCommit()
             run_config = await self._builder.run_config(target.repository, found.digest)
-        labels = dict(run_config.get("Labels") or {})
-        if HEALTH_LABEL not in labels:
+        if HEALTH_LABEL not in (run_config.get("Labels") or {}):
             return contract.ImageForCommit()  # built before these labels existed: build again
-        # A Dockerfile's image may say its port only by EXPOSE.
-        port = labels.get(PORT_LABEL) or exposed_port(run_config)
-        if not port:
+        settings = run_settings(run_config)
+        if settings is None:
             return contract.ImageForCommit()
         return contract.ImageForCommit(
             image_ref=found.reference,
             digest=found.digest,
-            port=int(port),
-            health_path=labels[HEALTH_LABEL],
+            port=settings.port,
+            health_path=settings.health_path,
+        )
+
+    @activity.defn(name=contract.INSPECT_IMAGE.name)
+    async def inspect_image(self, image: contract.ImageByDigest) -> contract.ImageForCommit:
+        """A release's image, by digest wherever it was pushed (built here or by CI), and how
+        it runs; empty when the registry no longer holds it."""
+        with as_activity_failures():
+            try:
+                run_config = await self._builder.run_config(image.repository, image.digest)
+            except ManifestNotFound:
+                return contract.ImageForCommit()
+        settings = run_settings(run_config)
+        if settings is None:
+            return contract.ImageForCommit()
+        return contract.ImageForCommit(
+            image_ref=f"{self._builder.registry.host}/{image.repository}@{image.digest}",
+            digest=image.digest,
+            port=settings.port,
+            health_path=settings.health_path,
         )
 
     @activity.defn(name=contract.BUILD_IMAGE.name)

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from temporalio import activity
 
+from core import lifecycle
 from core.audit import record_audit
 from core.clock import utcnow
 from core.db import session_scope
@@ -310,6 +311,10 @@ def _release_for(session: Session, app_id: uuid.UUID, request: ReleaseInput) -> 
         if existing.deleted_at is not None:
             # Built and pushed again (a reproducible build gives the same digest): it exists.
             existing.deleted_at = None
+            session.add(existing)
+        if existing.lifecycle == lifecycle.BUILD:
+            # Registered by CI and now running in the first environment.
+            existing.lifecycle = lifecycle.DEV
             session.add(existing)
         return existing
     latest = session.exec(

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from activities.records import not_started
 from api.errors import ApiError
+from api.workflow_calls import reaching_temporal
 from core.clock import utcnow
 from core.models import App, Deployment, Environment, GitConnection, Tenant
 from core.settings import Settings
+from core.temporal import TemporalGateway
 from workflows import search
-from workflows.deploy import DeployInput
+from workflows.contracts.image import RegisteredImage
+from workflows.deploy import DeployInput, DeployRelease, deploy_workflow_id
 from workflows.policies import StepTimeouts
+
+IN_PROGRESS = ("pending", "building", "pushing", "deploying")
 
 
 def step_timeouts(settings: Settings) -> StepTimeouts:
@@ -47,6 +55,7 @@ def deploy_input(
     deployment_id: str | None = None,
     commit_sha: str | None = None,
     force_rebuild: bool = False,
+    image: RegisteredImage | None = None,
 ) -> DeployInput:
     tenant = session.get(Tenant, app.tenant_id)
     if tenant is None:
@@ -67,11 +76,85 @@ def deploy_input(
         commit_sha=commit_sha,
         trigger=trigger,
         force_rebuild=force_rebuild,
+        image=image,
         replicas=environment.replicas,
         variables=environment.variables,
         kube_task_queue=settings.kube_task_queue,
         timeouts=step_timeouts(settings),
     )
+
+
+async def start_deployment(
+    session: Session,
+    settings: Settings,
+    temporal: TemporalGateway,
+    app: App,
+    workflow_input: DeployInput,
+) -> Deployment:
+    """Records the deployment and starts its run (one at a time per app and environment: 409
+    DEPLOYMENT_IN_PROGRESS names the one running); the record says `failed` when the start was
+    refused, so a retry is never blocked by a record that lies. Committed; the run id is set."""
+    assert workflow_input.deployment_id is not None
+    workflow_id = deploy_workflow_id(str(app.id), workflow_input.environment)
+    commit_sha = workflow_input.commit_sha
+    deployment = Deployment(
+        id=uuid.UUID(workflow_input.deployment_id),
+        tenant_id=app.tenant_id,
+        app_id=app.id,
+        environment=workflow_input.environment,
+        commit_sha=commit_sha or "",
+        commits=[commit_sha] if commit_sha else [],
+        status="pending",
+        stage="resolve",
+        trigger=workflow_input.trigger,
+        image_ref=workflow_input.image.image_ref if workflow_input.image else None,
+        workflow_id=workflow_id,
+    )
+    session.add(deployment)
+    session.commit()
+    try:
+        async with reaching_temporal("start the deployment"):
+            client = await temporal.client()
+            handle = await client.start_workflow(
+                DeployRelease.run,
+                workflow_input,
+                id=workflow_id,
+                task_queue=settings.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                **run_labels(workflow_input),
+            )
+    except WorkflowAlreadyStartedError:
+        session.delete(deployment)
+        session.commit()
+        running = running_deployment(session, app.id, workflow_input.environment)
+        holder = f" (deployment {running.id})" if running else ""
+        raise ApiError(
+            409,
+            "DEPLOYMENT_IN_PROGRESS",
+            f"a deployment of {app.slug} to {workflow_input.environment} is in progress{holder}; "
+            "wait for it or cancel it",
+        ) from None
+    except BaseException as exc:
+        # Not started, as far as this request can tell: the record says so. Should the start
+        # have gone through after all, the run's first step takes the record up again.
+        mark_not_started(session, deployment, exc)
+        raise
+    deployment.run_id = handle.result_run_id
+    session.add(deployment)
+    session.commit()
+    return deployment
+
+
+def running_deployment(session: Session, app_id: uuid.UUID, environment: str) -> Deployment | None:
+    return session.exec(
+        select(Deployment)
+        .where(
+            Deployment.app_id == app_id,
+            Deployment.environment == environment,
+            col(Deployment.status).in_(IN_PROGRESS),
+        )
+        .order_by(col(Deployment.created_at).desc())
+    ).first()
 
 
 def mark_not_started(session: Session, deployment: Deployment, error: BaseException) -> None:

@@ -1,4 +1,5 @@
-"""`shipyard releases`: list an app's releases, show one, move one through its lifecycle."""
+"""`shipyard releases`: list an app's releases, show one, move one through its lifecycle, and
+register an image a CI job built."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ import typer
 from rich.table import Table
 
 from cli.client import AppOption, KeyOption, app_id_of, run_api, use_key, version_number
+from cli.deployments import Watch, follow_deployment
 from cli.output import Format, OutputOption, console, local_time, print_rows, render, short_digest
 from cli.promotions import VersionOption, print_promotion_next, watch_promotion
 
-releases_cli = typer.Typer(help="Releases: list them, show one, move one through its lifecycle.")
+releases_cli = typer.Typer(
+    help="Releases: list them, show one, move one through its lifecycle, register one CI built."
+)
 
 
 @releases_cli.command("list")
@@ -133,3 +137,48 @@ def releases_lifecycle(
     print_promotion_next(promotion, app)
     if wait:
         watch_promotion(ctx, app_id, promotion["id"])
+
+
+@releases_cli.command("register")
+def releases_register(
+    ctx: typer.Context,
+    app: AppOption,
+    image: Annotated[
+        str,
+        typer.Option(help="the image your CI pushed, by digest: registry/repository@sha256:..."),
+    ],
+    commit: Annotated[
+        str | None, typer.Option(help="the commit it was built from", show_default=False)
+    ] = None,
+    note: Annotated[str, typer.Option(help="kept in the audit log")] = "",
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="follow its deployment until it ends")
+    ] = False,
+    api_key: KeyOption = None,
+    output: OutputOption = Format.table,
+) -> None:
+    """Register an image your CI built (what a CI job runs after pushing it).
+
+    It becomes the app's next release and is deployed to the first environment like a push;
+    the same digest again is the same release. Needs a key with the releases:write scope."""
+    use_key(ctx, api_key)
+    app_id = app_id_of(ctx, app)
+    body: dict[str, Any] = {"image": image, "note": note}
+    if commit:
+        body["commit_sha"] = commit
+    answer = run_api(ctx, lambda api: api.post(f"/apps/{app_id}/releases", body))
+    release, deployment = answer["release"], answer["deployment"]
+
+    def table() -> None:
+        console.print(f"Release v{release['version']} is {release['image_ref']}")
+        if deployment is None:
+            console.print("  registered before: nothing new to deploy")
+        else:
+            console.print(
+                f"  deployment {deployment['id']} to {deployment['environment']} started; "
+                f"follow it: shipyard deployments watch --app {app} -d {deployment['id']}"
+            )
+
+    render(answer, output, table)
+    if wait and deployment is not None:
+        follow_deployment(ctx, Watch(app_id, str(deployment["id"]), set(), None, False))

@@ -60,16 +60,6 @@ class OciImage:
     blobs: dict[str, Path]  # digest → file, the config and every layer
 
 
-def exposed_port(run_config: dict[str, Any]) -> int | None:
-    """The lowest TCP port an image's run configuration EXPOSEs, if any."""
-    ports = []
-    for spec in run_config.get("ExposedPorts") or {}:
-        number, _, protocol = str(spec).partition("/")
-        if number.isdigit() and protocol in ("", "tcp"):
-            ports.append(int(number))
-    return min(ports, default=None)
-
-
 class Buildah:
     @classmethod
     def from_settings(cls, settings: Settings) -> Buildah:

@@ -41,6 +41,10 @@ EXECUTABLE_MODE = 0o755
 DIRECTORY_MODE = 0o755
 REVISION_LABEL = "org.opencontainers.image.revision"
 SOURCE_LABEL = "org.opencontainers.image.source"
+# How an image runs, kept in it: an image found again for a commit, or registered by CI, says
+# where it listens and what readiness checks without a rebuild.
+PORT_LABEL = "dev.shipyard.port"
+HEALTH_LABEL = "dev.shipyard.health-path"
 
 # `uname -m` spellings to the architecture names of the OCI image spec.
 _OCI_ARCHITECTURES = {
@@ -428,8 +432,13 @@ class ImageBuilder:
         return self._built(repository, tag, manifest.digest, size)
 
     async def run_config(self, repository: str, digest: str) -> dict[str, Any]:
-        """How an image runs (its config's `config`: Labels, ExposedPorts, Cmd...)."""
+        """How an image runs (its config's `config`: Labels, ExposedPorts, Cmd...); for an
+        index, that of its image for this machine's platform. ManifestNotFound if absent."""
         manifest = await self.registry.get_manifest(repository, digest)
+        if manifest.is_index:
+            shown = f"{self.registry.host}/{repository}@{digest}"
+            platform_digest = _platform_manifest(manifest.parsed(), shown)
+            manifest = await self.registry.get_manifest(repository, platform_digest)
         config_digest = manifest.parsed()["config"]["digest"]
         config = json.loads(await self.registry.get_blob(repository, config_digest))
         return dict(config.get("config") or {})
@@ -451,6 +460,34 @@ class ImageBuilder:
             return
         data = await self.base_registry.get_blob(base.repository, digest)
         await self.registry.upload_blob(repository, data, digest)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    port: int
+    health_path: str = "/"
+
+
+def run_settings(run_config: dict[str, Any]) -> RunSettings | None:
+    """Where an image listens (its port label, else the lowest TCP port it EXPOSEs) and what
+    readiness checks (its health label, else /); None when it says no port at all."""
+    labels = run_config.get("Labels") or {}
+    port = labels.get(PORT_LABEL)
+    if port is None or not str(port).isdigit():
+        port = exposed_port(run_config)
+    if port is None or not 1 <= int(port) <= 65535:
+        return None
+    return RunSettings(port=int(port), health_path=str(labels.get(HEALTH_LABEL) or "/"))
+
+
+def exposed_port(run_config: dict[str, Any]) -> int | None:
+    """The lowest TCP port an image's run configuration EXPOSEs, if any."""
+    ports = []
+    for spec in run_config.get("ExposedPorts") or {}:
+        number, _, protocol = str(spec).partition("/")
+        if number.isdigit() and protocol in ("", "tcp"):
+            ports.append(int(number))
+    return min(ports, default=None)
 
 
 def _platform_manifest(index: dict[str, Any], shown: str) -> str:

@@ -18,6 +18,8 @@ SCOPES = (
     "freeze:override",
     "keys",
     "retention",
+    # Register images a CI job built (POST /apps/{app_id}/releases): a CI key needs only this.
+    "releases:write",
 )
 MEMBER_DEFAULT_SCOPES = ("apps:read", "apps:write", "deploy", "promote")
 

@@ -52,6 +52,8 @@ class DeployInput(AppEnvironment):
     commit_sha: str | None = None
     trigger: str = "manual"
     force_rebuild: bool = False
+    # An image built by CI: deployed as it is, with no resolve and no build.
+    image: images.RegisteredImage | None = None
     replicas: int = 1
     variables: dict[str, str] = Field(default_factory=dict)
     kube_task_queue: str
@@ -81,6 +83,7 @@ class Round:
     trigger: str
     commits: list[str] = field(default_factory=list)
     force_rebuild: bool = False
+    image: images.RegisteredImage | None = None
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,7 @@ class DeployRelease:
                 trigger=request.trigger,
                 commits=[request.commit_sha] if request.commit_sha else [],
                 force_rebuild=request.force_rebuild,
+                image=request.image,
             )
             self._deployed_up_to = self._deployed_up_to or workflow.now()
         result = await self._run_round(first)
@@ -220,8 +224,11 @@ class DeployRelease:
             if started_inside:
                 await self._record_start(round_)
             while True:
-                commit = await self._resolve_commit(round_)
-                image = await self._image_for(round_, commit)
+                if round_.image is None:
+                    commit = await self._resolve_commit(round_)
+                    image = await self._image_for(round_, commit)
+                else:
+                    commit, image = await self._registered(round_, round_.image)
                 stop_if_cancelled()
                 # Only the cluster phase holds the environment, so a build never blocks a
                 # rollback; a deploy that finds it held waits its turn.
@@ -347,6 +354,19 @@ class DeployRelease:
             summary="resolve the commit to deploy",
         )
         return result.sha
+
+    async def _registered(
+        self, round_: Round, registered: images.RegisteredImage
+    ) -> tuple[str, Image]:
+        """An image CI built: its commit is what CI said (if anything), its image is itself."""
+        commit = round_.commit_sha or ""
+        await self._move(
+            round_, "pushing", "push", f"Deploying {registered.image_ref}, built by CI",
+            commit_sha=commit or None,
+        )  # fmt: skip
+        return commit, Image(
+            registered.image_ref, registered.digest, registered.port, registered.health_path
+        )
 
     async def _image_for(self, round_: Round, commit: str) -> Image:
         """The commit's image: the one already built for it (builds are reproducible, so it is

@@ -240,7 +240,7 @@ class Promote:
 
             image = await release_image(
                 self._steps,
-                f"{request.tenant_slug}/{request.app_slug}",
+                request.image_ref,
                 request.commit_sha,
                 request.release_digest,
                 request.version,

@@ -233,7 +233,7 @@ class Rollback:
         request = self._request
         image = await release_image(
             self._steps,
-            f"{request.tenant_slug}/{request.app_slug}",
+            request.image_ref,
             request.commit_sha,
             request.image_digest,
             request.version,

@@ -6,28 +6,25 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 from temporalio.client import WorkflowUpdateFailedError
-from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.auth import Principal
 from api.contract import problems
-from api.deploys import deploy_input, mark_not_started, run_labels
+from api.deploys import IN_PROGRESS, deploy_input, start_deployment
 from api.deps import AppDep, PageDep, SessionDep, SettingsDep, TemporalDep, TenantDep, scope
 from api.errors import ApiError, not_found
 from api.pagination import LogLimit, Page, newest_first
 from api.routers import API_PREFIX
 from api.routers.bootstraps import workflow_url
 from api.schemas import DeploymentCreate, DeploymentPublic, LogPage
-from api.workflow_calls import addressing_run, reaching_temporal, run_handle
+from api.workflow_calls import addressing_run, run_handle
 from core.audit import record_audit
 from core.models import App, Deployment, GitConnection
 from core.settings import Settings
-from workflows.deploy import CANCEL_DEPLOYMENT_UPDATE, DeployRelease, deploy_workflow_id
+from workflows.deploy import CANCEL_DEPLOYMENT_UPDATE
 
 router = APIRouter(prefix=API_PREFIX, tags=["deployments"])
-IN_PROGRESS = ("pending", "building", "pushing", "deploying")
 
 
 def public(deployment: Deployment, settings: Settings) -> DeploymentPublic:
@@ -92,50 +89,7 @@ async def create_deployment(
         commit_sha=body.commit_sha,
         force_rebuild=body.force_rebuild,
     )
-    workflow_id = deploy_workflow_id(str(app.id), workflow_input.environment)
-    deployment = Deployment(
-        id=deployment_id,
-        tenant_id=app.tenant_id,
-        app_id=app.id,
-        environment=workflow_input.environment,
-        commit_sha=body.commit_sha or "",
-        commits=[body.commit_sha] if body.commit_sha else [],
-        status="pending",
-        stage="resolve",
-        trigger="manual",
-        workflow_id=workflow_id,
-    )
-    session.add(deployment)
-    session.commit()
-    try:
-        async with reaching_temporal("start the deployment"):
-            client = await temporal.client()
-            handle = await client.start_workflow(
-                DeployRelease.run,
-                workflow_input,
-                id=workflow_id,
-                task_queue=settings.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                **run_labels(workflow_input),
-            )
-    except WorkflowAlreadyStartedError:
-        session.delete(deployment)
-        session.commit()
-        running = _running(session, app.id, workflow_input.environment)
-        holder = f" (deployment {running.id})" if running else ""
-        raise ApiError(
-            409,
-            "DEPLOYMENT_IN_PROGRESS",
-            f"a deployment of {app.slug} to {workflow_input.environment} is in progress{holder}; "
-            "wait for it or cancel it",
-        ) from None
-    except BaseException as exc:
-        # Not started, as far as this request can tell: the record says so. Should the start
-        # have gone through after all, the run's first step takes the record up again.
-        mark_not_started(session, deployment, exc)
-        raise
-    deployment.run_id = handle.result_run_id
-    session.add(deployment)
+    deployment = await start_deployment(session, settings, temporal, app, workflow_input)
     record_audit(
         session,
         tenant_id=app.tenant_id,
@@ -253,15 +207,3 @@ def _deployment(session: Session, app: App, deployment_id: uuid.UUID) -> Deploym
     if deployment is None or deployment.app_id != app.id:
         raise not_found(f"deployment {deployment_id}")
     return deployment
-
-
-def _running(session: Session, app_id: uuid.UUID, environment: str) -> Deployment | None:
-    return session.exec(
-        select(Deployment)
-        .where(
-            Deployment.app_id == app_id,
-            Deployment.environment == environment,
-            col(Deployment.status).in_(IN_PROGRESS),
-        )
-        .order_by(col(Deployment.created_at).desc())
-    ).first()

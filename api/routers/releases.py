@@ -8,28 +8,34 @@ from collections import defaultdict
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Path, Request, status
+from fastapi import APIRouter, Path, Request, Response, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import CursorResult
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from api.auth import Principal
 from api.contract import problems
+from api.deploys import deploy_input, running_deployment, start_deployment
 from api.deps import AppDep, PageDep, SessionDep, SettingsDep, TemporalDep, scope
 from api.errors import ApiError, not_found
 from api.pagination import Page, newest_first
 from api.promotions import recheck_open_promotions, start_promotion
+from api.registered_images import inspect_registered_image
 from api.routers import API_PREFIX
+from api.routers.deployments import public as deployment_public
 from api.schemas.releases import (
     ApprovalPublic,
     LifecycleAction,
     LifecycleStarted,
     ReleasePublic,
+    ReleaseRegister,
+    ReleaseRegistered,
 )
 from core import lifecycle
 from core.audit import record_audit
-from core.models import App, Approval, Environment, Promotion, Release
+from core.models import App, Approval, Environment, GitConnection, Promotion, Release
 from core.settings import Settings
 from core.temporal import TemporalGateway
 
@@ -64,6 +70,122 @@ def get_release(
     """One release (3 or v3): its digest, lifecycle state and where it is active."""
     release = _release(session, app, version)
     return releases_public(session, app, [release])[0]
+
+
+@router.post(
+    "/apps/{app_id}/releases",
+    response_model=ReleaseRegistered,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        200: {"model": ReleaseRegistered, "description": "the image was registered before"},
+        **problems(409, 412, 422, 503),
+    },
+)
+async def register_release(
+    principal: Annotated[Principal, scope("releases:write")],
+    app: AppDep,
+    body: ReleaseRegister,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    temporal: TemporalDep,
+) -> ReleaseRegistered:
+    """Register an image your CI built and pushed, named by digest: it is recorded as a release
+    (BUILD, then DEV once it runs) and deployed to the app's first environment like a push;
+    from there it is promoted like any other. The same digest again answers 200 with its
+    release, and deploys it only if it never ran and no deployment of it is in progress."""
+    connection = session.get(GitConnection, app.id)
+    if connection is None:
+        raise ApiError(
+            412, "GIT_CONNECTION_MISSING", f"app {app.slug} has no git connection to deploy with"
+        )
+    if app.status != "active":
+        raise ApiError(409, "APP_NOT_READY", f"app {app.slug} is {app.status}, not active")
+    image = await inspect_registered_image(settings, body.image)
+    release, created = _registered_release(session, app, image.digest, image.image_ref, body)
+    running = running_deployment(session, app.id, app.pipeline[0])
+    if not created and (
+        release.lifecycle != lifecycle.BUILD
+        or (running is not None and running.image_ref == image.image_ref)
+    ):
+        response.status_code = status.HTTP_200_OK
+        shown = running if running is not None and running.image_ref == image.image_ref else None
+        return ReleaseRegistered(
+            release=releases_public(session, app, [release])[0],
+            deployment=deployment_public(shown, settings) if shown else None,
+        )
+    workflow_input = deploy_input(
+        session,
+        settings,
+        app,
+        connection,
+        trigger="ci",
+        deployment_id=str(uuid.uuid4()),
+        commit_sha=body.commit_sha,
+        image=image,
+    )
+    deployment = await start_deployment(session, settings, temporal, app, workflow_input)
+    record_audit(
+        session,
+        tenant_id=app.tenant_id,
+        actor=principal.subject,
+        action="release.register",
+        target=f"release:{release.id}",
+        result="accepted",
+        request_id=request.state.request_id,
+        detail={
+            "app": app.slug,
+            "version": release.version,
+            "image": image.image_ref,
+            "deployment": str(deployment.id),
+            "note": body.note,
+        },
+    )
+    session.commit()
+    return ReleaseRegistered(
+        release=releases_public(session, app, [release])[0],
+        deployment=deployment_public(deployment, settings),
+    )
+
+
+def _registered_release(
+    session: Session, app: App, digest: str, image_ref: str, body: ReleaseRegister
+) -> tuple[Release, bool]:
+    """The app's release of this digest, made (as BUILD, with the next version) if it has
+    none; True when made now. Two registrations at once take distinct versions, and the
+    same digest twice is one release (the table's unique constraints decide)."""
+    for _attempt in range(5):
+        existing = session.exec(
+            select(Release).where(Release.app_id == app.id, Release.image_digest == digest)
+        ).first()
+        if existing is not None:
+            if existing.deleted_at is not None:  # pushed again after retention deleted it
+                existing.deleted_at = None
+                session.add(existing)
+                session.commit()
+            return existing, False
+        latest = session.exec(
+            select(sa.func.max(col(Release.version))).where(Release.app_id == app.id)
+        ).one()
+        release = Release(
+            app_id=app.id,
+            version=(latest or 0) + 1,
+            commit_sha=body.commit_sha or "",
+            image_digest=digest,
+            image_ref=image_ref,
+            lifecycle=lifecycle.BUILD,
+        )
+        session.add(release)
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            continue
+        return release, True
+    raise ApiError(
+        409, "RELEASE_CONFLICT", f"app {app.slug} is registering many releases at once; retry"
+    )
 
 
 @router.post(

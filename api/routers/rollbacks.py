@@ -151,7 +151,7 @@ async def create_rollback(
             "wait for it or cancel it",
         ) from None
     except BaseException as exc:
-        mark_not_started(session, deployment, exc)  # see create_deployment
+        mark_not_started(session, deployment, exc)  # see api/deploys.py start_deployment
         raise
     deployment.run_id = handle.result_run_id
     session.add(deployment)

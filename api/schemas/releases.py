@@ -8,6 +8,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from api.schemas.common import Strict
+from api.schemas.deployments import DeploymentPublic
 from api.schemas.promotions import PromotionPublic
 from core import lifecycle
 
@@ -44,6 +45,26 @@ class LifecycleAction(Strict):
         description="deploy-stable only: staging or prod (accept-rc always deploys to qa)",
     )
     note: str = Field(default="", max_length=2000)
+
+
+class ReleaseRegister(Strict):
+    image: str = Field(
+        min_length=1,
+        max_length=400,
+        description="the image CI pushed, by digest: <registry>/<repository>@sha256:<hex>",
+    )
+    commit_sha: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{40}$", description="the commit CI built it from"
+    )
+    note: str = Field(default="", max_length=2000, description="kept in the audit event")
+
+
+class ReleaseRegistered(BaseModel):
+    release: ReleasePublic
+    deployment: DeploymentPublic | None = Field(
+        description="its deployment to the app's first environment; none when the image was "
+        "registered and deployed before"
+    )
 
 
 class LifecycleStarted(BaseModel):

@@ -13,6 +13,7 @@ import yaml
 
 from tests.e2e.test_cli_output import api_body, run
 from tests.fixtures.stack import Stack
+from tests.integration.workflows.test_ci_releases import ci_build
 
 
 async def test_deploy_environments_config_freeze_and_retention(stack: Stack):
@@ -152,3 +153,34 @@ async def test_keys_and_tenants(stack: Stack):
     assert code == 0 and f"Tenant {slug} created" in out and "shp_" in out, out + errors
     code, out, errors = await run("tenants", "show", slug, "-o", "json", url=url, key=admin)
     assert code == 0 and json.loads(out)["slug"] == slug, errors
+
+
+async def test_a_ci_job_registers_its_image(stack: Stack):
+    """What a CI job runs: a key that may only register releases (and read apps, to name
+    the app by slug), the image by digest, followed until it runs in dev."""
+    done = await stack.bootstrap_and_wait()
+    assert done["status"] == "done", done
+    url, tenant = stack.settings.public_url, stack.tenant.slug
+    app = f"{tenant}/{(await api_body(stack, '/apps/' + done['app_id']))['slug']}"
+    made = await stack.api.post(
+        f"/api/v1/tenants/{tenant}/keys",
+        json={"subject": "ci-" + uuid.uuid4().hex[:6], "role": "member",
+              "scopes": ["releases:write", "apps:read"]},
+        headers=stack.tenant.headers,
+    )  # fmt: skip
+    assert made.status_code == 201, made.text
+    ci_key = made.json()["key"]
+    image = await ci_build(stack, "from the CLI")
+
+    code, out, errors = await run(
+        "releases", "register", "--app", app, "--image", image, "--commit", "ab" * 20,
+        "--note", "pipeline 7", "--wait", url=url, key=ci_key,
+    )  # fmt: skip
+    assert code == 0, out + errors
+    assert "Release v2 is " + image in out and "succeeded" in out, out
+    code, out, errors = await run(
+        "releases", "register", "--app", app, "--image", image, "-o", "json", url=url, key=ci_key
+    )
+    assert code == 0, out + errors
+    again = json.loads(out)
+    assert again["release"]["version"] == 2 and again["deployment"] is None

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from clients.buildah import BaseRegistry, Buildah, exposed_port
-from clients.image_build import BuildError, ImageBuilder
+from clients.buildah import BaseRegistry, Buildah
+from clients.image_build import BuildError, ImageBuilder, exposed_port
 from clients.registry import RegistryClient
 from core.source import SourceFile, SourceTree
 from sandbox.registry import RegistryProcess

@@ -46,6 +46,21 @@ class ImageForCommit(BaseModel):
     health_path: str = "/"
 
 
+class ImageByDigest(BaseModel):
+    repository: str  # registry repository, e.g. "acme/shop"
+    digest: str
+
+
+class RegisteredImage(BaseModel):
+    """An image built elsewhere (a team's CI) and registered by digest: deployed as it is."""
+
+    image_ref: str
+    digest: str
+    port: int
+    health_path: str = "/"
+
+
 FIND_IMAGE: Activity[ImageTarget, ImageForCommit] = Activity("image.find", ImageForCommit)
 BUILD_IMAGE: Activity[BuildImageInput, BuiltImage] = Activity("image.build", BuiltImage)
 PUSH_IMAGE: Activity[BuiltImage, PushImageResult] = Activity("image.push", PushImageResult)
+INSPECT_IMAGE: Activity[ImageByDigest, ImageForCommit] = Activity("image.inspect", ImageForCommit)

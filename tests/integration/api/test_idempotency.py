@@ -26,10 +26,12 @@ from core.models import (
     FreezeWindow,
     IdempotencyKey,
     Promotion,
+    Release,
     RetentionRun,
     Tenant,
 )
 from tests.fixtures.stack import Stack
+from tests.integration.workflows.test_ci_releases import ci_build
 from tests.integration.workflows.test_push_to_deploy import App
 
 Count = Callable[[], int]
@@ -275,6 +277,18 @@ async def test_every_mutating_post_is_idempotent(stack: Stack, poster: Poster):
         status=202,
     )
     await wait_for_status(stack, rolled.json()["status_url"].removeprefix("/api/v1"), "succeeded")
+
+    image = await ci_build(stack, "built by CI")
+    registered = await poster.check(
+        f"{base}/releases",
+        {"image": image},
+        {"image": image, "note": "other"},
+        poster.count(Release, Release.app_id == uuid.UUID(app.id)),
+        status=202,
+        headers=await key_for(stack, "ci", ["releases:write"]),
+    )
+    deployed = registered.json()["deployment"]["status_url"].removeprefix("/api/v1")
+    await wait_for_status(stack, deployed, "succeeded")
 
 
 async def test_a_failed_request_gives_its_key_back(stack: Stack, poster: Poster):

@@ -131,6 +131,11 @@ class Promoting:
 
 @pytest.fixture
 async def promoting(stack: Stack) -> Promoting:
+    return await bootstrapped_for_promotions(stack)
+
+
+async def bootstrapped_for_promotions(stack: Stack) -> Promoting:
+    """A new app whose later environments need no approval and soak for a second."""
     stack.settings.rollout_timeout_seconds = 6
     done = await stack.bootstrap_and_wait()
     assert done["status"] == "done", done
