@@ -35,6 +35,7 @@ from cli.config import ConfigError, load_config
 from cli.contexts import context_cli, login
 from cli.deployments import CommitOption, ForceRebuildOption, deploy, deployments_cli
 from cli.environments import environments_cli
+from cli.github import github_cli
 from cli.installations import installations_cli
 from cli.keys import keys_cli
 from cli.output import Format, OutputOption, console, render
@@ -58,6 +59,7 @@ app.add_typer(retention_cli, name="retention", no_args_is_help=True)
 app.add_typer(keys_cli, name="keys", no_args_is_help=True)
 app.add_typer(tenants_cli, name="tenants", no_args_is_help=True)
 app.add_typer(installations_cli, name="installations", no_args_is_help=True)
+app.add_typer(github_cli, name="github", no_args_is_help=True)
 app.add_typer(audit_cli, name="audit", no_args_is_help=True)
 app.add_typer(context_cli, name="context", no_args_is_help=True)
 app.command("rollback")(rollback)

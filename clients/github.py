@@ -96,6 +96,21 @@ class Installation:
 
 
 @dataclass(frozen=True)
+class RepositoryPage:
+    """One page of the repositories an installation can reach, as GitHub pages them."""
+
+    repositories: list[Repository]
+    total_count: int
+    has_next: bool
+
+
+@dataclass(frozen=True)
+class AppInfo:
+    slug: str
+    html_url: str  # https://github.com/apps/<slug>; its install page is below it
+
+
+@dataclass(frozen=True)
 class Webhook:
     id: int
     url: str
@@ -166,6 +181,14 @@ class GitHubClient:
                 f"GitHub at {self.base_url} cannot be reached: {exc.message}", status=exc.status
             ) from None
 
+    async def get_app(self) -> AppInfo:
+        """The App itself (GET /app): its slug and the page where it is installed from."""
+        response = await self._call(self._app.rest.apps.async_get_authenticated(), "read the App")
+        app = response.parsed_data
+        if app is None:
+            raise GitHubError("GitHub answered GET /app without the App")
+        return AppInfo(slug=str(app.slug or ""), html_url=str(app.html_url))
+
     async def list_installations(self) -> list[Installation]:
         found: list[Installation] = []
         paginator = self._app.rest.paginate(self._app.rest.apps.async_list_installations)
@@ -221,6 +244,26 @@ class GitHubClient:
         except GitHubException as exc:
             raise self._translate_installation(exc, installation_id, "list repositories") from None
         return found
+
+    async def installation_repositories_page(
+        self, installation_id: int, *, page: int, per_page: int
+    ) -> RepositoryPage:
+        """One page (1-based, `per_page` up to 100) of the repositories the installation can
+        reach, with GitHub's count of them all."""
+        github = await self._as_installation(installation_id)
+        response = await self._call(
+            github.rest.apps.async_list_repos_accessible_to_installation(
+                per_page=per_page, page=page
+            ),
+            f"list the repositories of installation {installation_id}",
+            installation_id=installation_id,
+        )
+        body = response.parsed_data
+        return RepositoryPage(
+            repositories=[_repository(item) for item in body.repositories],
+            total_count=body.total_count,
+            has_next='rel="next"' in response.headers.get("link", ""),
+        )
 
     async def create_repository(
         self,

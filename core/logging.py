@@ -12,7 +12,8 @@ import structlog
 
 SECRET_FIELD = re.compile(r"(token|secret|password|private_key|authorization|api_key)", re.I)
 SECRET_VALUE = re.compile(
-    r"(shp_[0-9a-f]+_[0-9a-f]+|ghs_[A-Za-z0-9]+|-----BEGIN [A-Z ]*PRIVATE KEY-----[^-]*"
+    r"(shp_[0-9a-f]+_[0-9a-f]+|ghs_[A-Za-z0-9]+|sis_[A-Za-z0-9_-]+|"
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----[^-]*"
     r"-----END [A-Z ]*PRIVATE KEY-----|x-access-token:[^@\s]+)"
 )
 MASK = "[redacted]"

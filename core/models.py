@@ -124,6 +124,28 @@ class GitHubInstallation(SQLModel, table=True):
     created_at: datetime = _created()
 
 
+class GitHubInstallState(SQLModel, table=True):
+    """A one-time state of the GitHub App install flow: whom it was handed to, what GitHub
+    reported back for it, and whether it was used. Only a hash of the state is kept."""
+
+    __tablename__ = "github_install_states"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    tenant_id: uuid.UUID = Field(foreign_key="tenants.id", index=True)
+    # The API key's subject (unique among the tenant's live keys) and the key itself.
+    subject: str = Field(max_length=100)
+    key_id: str = Field(max_length=16)
+    state_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = _created()
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    # What GitHub's redirect to the Setup URL said; the first report is kept.
+    returned_installation_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    returned_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Set once, by the install-complete that used the state.
+    completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    installation_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+
+
 class App(SQLModel, table=True):
     __tablename__ = "apps"
     __table_args__ = (

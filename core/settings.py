@@ -10,6 +10,9 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "changethis", "change-me", "secret", "dev-admin-token"}
+# Where GitHub sends the browser back after the App was installed (the App's Setup URL is
+# PUBLIC_URL followed by this); the API serves it.
+GITHUB_SETUP_PATH = "/api/v1/github/setup"
 
 
 class Settings(BaseSettings):
@@ -51,6 +54,11 @@ class Settings(BaseSettings):
     github_app_private_key: SecretStr = SecretStr("")
     github_app_private_key_file: Path | None = None
     github_webhook_secret: SecretStr = SecretStr("")
+    # The App's install page, which install URLs point at; empty: the App's own page as GitHub
+    # names it (`<html_url of GET /app>/installations/new`, github.com/apps/<slug>/...).
+    github_app_install_url: str = ""
+    # How long a state handed out by install-start can complete an install.
+    github_install_state_seconds: int = Field(default=600, ge=1, le=86_400)
     # The organization and installation the sandbox's fake GitHub seeds (`make dev` fills these).
     sandbox_github_owner: str = ""
     sandbox_github_installation_id: int | None = None
@@ -108,6 +116,13 @@ class Settings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
 
+    @field_validator("github_app_install_url")
+    @classmethod
+    def _optional_http_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://, or be empty")
+        return value.rstrip("/")
+
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_production(self) -> Settings:
         if self.environment == "production":
@@ -122,6 +137,11 @@ class Settings(BaseSettings):
         if self.github_app_private_key_file is not None:
             return self.github_app_private_key_file.read_text()
         return self.github_app_private_key.get_secret_value()
+
+    @property
+    def github_setup_url(self) -> str:
+        """The App's Setup URL: Shipyard's page that GitHub sends the browser back to."""
+        return self.public_url + GITHUB_SETUP_PATH
 
     @property
     def base_images_at(self) -> str:

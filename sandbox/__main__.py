@@ -23,7 +23,11 @@ def main() -> None:
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     try:
-        sandbox = Sandbox(settings.state_dir, SandboxPorts.from_environ())
+        sandbox = Sandbox(
+            settings.state_dir,
+            SandboxPorts.from_environ(),
+            github_setup_url=settings.github_setup_url,
+        )
         sandbox.start()
     except (SandboxError, RegistryError, RuntimeError, TimeoutError, OSError) as exc:
         print(f"sandbox: {exc}", file=sys.stderr, flush=True)

@@ -100,10 +100,18 @@ def read_env_file(path: Path) -> dict[str, str]:
 class Sandbox:
     """The stand-ins of one state directory, started and stopped together."""
 
-    def __init__(self, state_dir: Path, ports: SandboxPorts, host: str = SANDBOX_HOST) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        ports: SandboxPorts,
+        host: str = SANDBOX_HOST,
+        github_setup_url: str = "",
+    ) -> None:
         self.state_dir = Path(state_dir).resolve()
         self.ports = ports
         self.host = host
+        # Where the fake GitHub's install page sends the browser: Shipyard's setup callback.
+        self.github_setup_url = github_setup_url
         self.registry = RegistryProcess(self.state_dir / "registry", host, ports.registry)
         self.github: FakeGitHub | None = None
         self.kube = FakeKubernetes(self.state_dir / "kube", host, ports.kube)
@@ -131,7 +139,12 @@ class Sandbox:
             self.registry.start()
             self.base_image_digest = asyncio.run(self._push_base_image())
             # Made here, not in __init__: opening the state seeds the fake's world on first use.
-            self.github = FakeGitHub(self.state_dir / "github", self.host, self.ports.github)
+            self.github = FakeGitHub(
+                self.state_dir / "github",
+                self.host,
+                self.ports.github,
+                setup_url=self.github_setup_url,
+            )
             self.github.start()
             self.kube.start()
             shutil.copyfile(self.kube.kubeconfig_path, self.kubeconfig_path)
@@ -172,6 +185,7 @@ class Sandbox:
                 github.url,
                 f"App {github.app_id}, org {github.org}, installation {github.installation_id}",
             ),
+            ("App install page", github.install_url, "?org=NAME installs the App there"),
             (
                 "Kubernetes (fake)",
                 self.kube.url,

@@ -48,7 +48,7 @@ async def bind_installation(
                 f"installation {body.installation_id} is bound to another tenant",
             )
         response.status_code = status.HTTP_200_OK
-        return _public(existing)
+        return installation_public(existing)
     try:
         installation = await github.get_installation(body.installation_id)
     except InstallationNotFound:
@@ -79,7 +79,7 @@ async def bind_installation(
         detail={"account": installation.account_login},
     )
     session.commit()
-    return _public(row)
+    return installation_public(row)
 
 
 @router.get("", response_model=Page[InstallationPublic])
@@ -95,7 +95,7 @@ def list_installations(
     rows, total, next_cursor = newest_first(
         session, GitHubInstallation, [GitHubInstallation.tenant_id == tenant.id], page
     )
-    items = [_public(row) for row in rows]
+    items = [installation_public(row) for row in rows]
     return Page[InstallationPublic](items=items, total=total, next_cursor=next_cursor)
 
 
@@ -125,7 +125,8 @@ def unbind_installation(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-def _public(row: GitHubInstallation) -> InstallationPublic:
+def installation_public(row: GitHubInstallation) -> InstallationPublic:
+    """An installation row as the API shows it."""
     return InstallationPublic(
         installation_id=row.id,
         account_login=row.account_login,

@@ -18,9 +18,18 @@ from sandbox.holds import Hold, ResponseHolds
 from sandbox.net import free_port, wait_for_port
 
 from .app import FakeGitHubAPI
-from .state import ORG, ORG_INSTALLATION_ID, TEMPLATE_REPO, USER, USER_INSTALLATION_ID, GitHubState
+from .state import (
+    APP_SLUG,
+    ORG,
+    ORG_INSTALLATION_ID,
+    TEMPLATE_REPO,
+    USER,
+    USER_INSTALLATION_ID,
+    GitHubState,
+)
 
 __all__ = [
+    "APP_SLUG",
     "ORG",
     "ORG_INSTALLATION_ID",
     "TEMPLATE_REPO",
@@ -45,12 +54,13 @@ class FakeGitHub:
         host: str = "127.0.0.1",
         port: int | None = None,
         generate_delay: float = 0.3,
+        setup_url: str = "",
     ) -> None:
         self.state_dir = Path(state_dir)
         self.host = host
         self.port = port if port is not None else free_port(host)
         self.state = GitHubState(self.state_dir)
-        self.api = FakeGitHubAPI(self.state, generate_delay=generate_delay)
+        self.api = FakeGitHubAPI(self.state, generate_delay=generate_delay, setup_url=setup_url)
         self.holds = ResponseHolds()
         self.app = self.holds.wrap(self.api.asgi)
         self._server: uvicorn.Server | None = None
@@ -60,6 +70,20 @@ class FakeGitHub:
     def url(self) -> str:
         """The API base URL (also the git host: clone URLs are `<url>/<owner>/<repo>.git`)."""
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def install_url(self) -> str:
+        """The App's install page (github.com/apps/<slug>/installations/new on GitHub)."""
+        return f"{self.url}/apps/{APP_SLUG}/installations/new"
+
+    @property
+    def setup_url(self) -> str:
+        """The App's Setup URL, where the install page redirects; empty: no redirect."""
+        return self.api.setup_url
+
+    @setup_url.setter
+    def setup_url(self, url: str) -> None:
+        self.api.setup_url = url
 
     @property
     def app_id(self) -> int:

@@ -1,13 +1,18 @@
-"""The fake GitHub's ASGI app: the REST subset Shipyard uses, git over HTTP, and admin paths.
+"""The fake GitHub's ASGI app: the REST subset Shipyard uses, git over HTTP, the App's install
+page, and admin paths.
 
 Authentication, scoping, status codes and error bodies follow api.github.com: App endpoints
 take an RS256 JWT from the App's key (at most 10 minutes long), everything else an
 installation token that reaches only its own account's repositories (others are 404).
+`/apps/<slug>/installations/new` stands for github.com's install page: `?org=NAME` installs the
+App on that organization (made if missing) and redirects to the App's Setup URL with
+`installation_id`, `setup_action` and the `state` it was given, as GitHub does.
 `/_sandbox/...` paths are for tests and `make dev`: deliveries, counters, failure injection.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import threading
@@ -21,17 +26,19 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from . import payloads
 from .git_http import GitSmartHTTP, base_url
-from .state import GitHubState, iso
+from .state import APP_SLUG, GitHubState, iso
 from .webhooks import WebhookDeliverer, ping_payload
 
 MAX_JWT_LIFETIME = 600
 REPO_NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+# GitHub's rule for account logins: letters, digits and single inner hyphens, at most 39.
+LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
 DOCS = {
     "app": "/apps/apps#get-the-authenticated-app",
     "installations": "/apps/apps#list-installations-for-the-authenticated-app",
@@ -97,9 +104,13 @@ class FailureInjector:
 class FakeGitHubAPI:
     """REST handlers over a `GitHubState`; `asgi` is the complete app (REST + git + admin)."""
 
-    def __init__(self, state: GitHubState, generate_delay: float = 0.3) -> None:
+    def __init__(
+        self, state: GitHubState, generate_delay: float = 0.3, setup_url: str = ""
+    ) -> None:
         self.state = state
         self.generate_delay = generate_delay
+        # The App's "Setup URL": where the install page sends the browser once installed.
+        self.setup_url = setup_url
         self.deliverer = WebhookDeliverer(state)
         self.failures = FailureInjector()
         self.git = GitSmartHTTP(state, self.deliverer)
@@ -133,6 +144,7 @@ class FakeGitHubAPI:
                     self.delete_hook,
                     methods=["DELETE"],
                 ),
+                Route("/apps/{app_slug}/installations/new", self.install_page),
                 Route("/_sandbox/deliveries", self.sandbox_deliveries),
                 Route("/_sandbox/stats", self.sandbox_stats),
                 Route("/_sandbox/fail-next", self.sandbox_fail_next, methods=["POST"]),
@@ -253,6 +265,43 @@ class FakeGitHubAPI:
         account = self.state.account(installation["account"])
         assert account is not None
         return payloads.installation(base, installation, account, self.state.app_id)
+
+    # ---- the App's install page (github.com, not the API) --------------------------------
+
+    async def install_page(self, request: Request) -> Response:
+        if request.path_params["app_slug"] != APP_SLUG:
+            return HTMLResponse("<!doctype html><title>404</title><p>Not Found", status_code=404)
+        state = request.query_params.get("state", "")
+        org = request.query_params.get("org", "")
+        if not org:
+            # The account picker: a person names the organization in a browser.
+            form = (
+                "<!doctype html><title>Install Shipyard Sandbox</title>"
+                "<h1>Install Shipyard Sandbox</h1><form method=get>"
+                f'<input type=hidden name=state value="{html.escape(state, quote=True)}">'
+                "<label>Organization <input name=org required></label>"
+                "<button>Install</button></form>"
+            )
+            return HTMLResponse(form)
+        if not LOGIN.match(org):
+            return HTMLResponse(
+                f"<!doctype html><p>{html.escape(org)} is not a valid account name",
+                status_code=422,
+            )
+        installation, created = self.state.install_app(org)
+        if not self.setup_url:
+            return HTMLResponse(
+                f"<!doctype html><p>Installed on {html.escape(installation['account'])}: "
+                f"installation {installation['id']}"
+            )
+        query = {
+            "installation_id": str(installation["id"]),
+            "setup_action": "install" if created else "update",
+        }
+        if state:
+            query["state"] = state
+        separator = "&" if "?" in self.setup_url else "?"
+        return RedirectResponse(f"{self.setup_url}{separator}{urlencode(query)}", status_code=302)
 
     # ---- installation endpoints ----------------------------------------------------------
 

@@ -32,6 +32,10 @@ ORG = "sandbox-org"
 USER = "sandbox-user"
 ORG_INSTALLATION_ID = 1001
 USER_INSTALLATION_ID = 1002
+# Organizations the App is installed on through its install page get ids and installation ids
+# from these on, as GitHub hands out new ones.
+FIRST_NEW_ACCOUNT_ID = 9_200_000
+FIRST_NEW_INSTALLATION_ID = 2000
 TEMPLATE_REPO = "template-static-site"
 APP_SLUG = "shipyard-sandbox"
 TOKEN_LIFETIME_SECONDS = 3600
@@ -158,6 +162,36 @@ class GitHubState:
             if installation["account"].lower() == login.lower():
                 return installation
         return None
+
+    def install_app(self, org: str) -> tuple[dict[str, Any], bool]:
+        """The App installed on organization `org` (made if GitHub has none of that name):
+        a new installation, or the one the account already has (False) as GitHub keeps one
+        installation per account."""
+        with self._writing() as data:
+            counters = data["counters"]
+            account = self.account(org)
+            if account is None:
+                counters.setdefault("account", FIRST_NEW_ACCOUNT_ID)
+                counters["account"] += 1
+                account = {
+                    "login": org,
+                    "id": counters["account"],
+                    "type": "Organization",
+                    "created_at": time.time(),
+                }
+                data["accounts"][org] = account
+            existing = self.installation_for(account["login"])
+            if existing is not None:
+                return existing, False
+            counters.setdefault("installation", FIRST_NEW_INSTALLATION_ID)
+            counters["installation"] += 1
+            installation = {
+                "id": counters["installation"],
+                "account": account["login"],
+                "at": time.time(),
+            }
+            data["installations"][str(installation["id"])] = installation
+        return dict(installation), True
 
     # ---- installation tokens -------------------------------------------------------------
 

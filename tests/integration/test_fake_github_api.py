@@ -13,8 +13,8 @@ from openapi_core import OpenAPI
 from clients import git
 from clients.github import GitHubClient
 from core.source import SourceFile
-from sandbox.github import FakeGitHub
-from tests.github_openapi import check_response
+from sandbox.github import APP_SLUG, FakeGitHub
+from tests.github_openapi import ResponseRecorder, check_response
 
 
 def app_jwt(fake: FakeGitHub, lifetime: int = 540, issuer: str | None = None) -> str:
@@ -187,3 +187,77 @@ def test_the_spec_check_notices_a_missing_field(fake_github: FakeGitHub, github_
     problem = check(json.dumps(broken).encode())
     assert problem is not None
     assert "clone_url" in problem
+
+
+async def test_the_install_page_installs_the_app_and_returns_to_the_setup_url(
+    tmp_path: Path, github_openapi: OpenAPI
+):
+    setup_url = "http://shipyard.test/api/v1/github/setup"
+    recorder = ResponseRecorder(github_openapi)
+    with FakeGitHub(tmp_path, setup_url=setup_url) as fake, api(fake) as client:
+        assert fake.install_url == f"{fake.url}/apps/{APP_SLUG}/installations/new"
+        picker = client.get(fake.install_url, params={"state": "s<1>"})
+        assert picker.status_code == 200
+        assert 'value="s&lt;1&gt;"' in picker.text
+        assert client.get(f"{fake.url}/apps/other/installations/new").status_code == 404
+        assert client.get(fake.install_url, params={"org": "-bad-"}).status_code == 422
+
+        installed = client.get(fake.install_url, params={"org": "acme-two", "state": "abc"})
+        assert installed.status_code == 302
+        location = httpx.URL(installed.headers["location"])
+        assert str(location.copy_with(query=None)) == setup_url
+        new_id = int(location.params["installation_id"])
+        assert dict(location.params) == {
+            "installation_id": str(new_id),
+            "setup_action": "install",
+            "state": "abc",
+        }
+        other = client.get(fake.install_url, params={"org": "acme-three", "state": "x"})
+        other_id = int(httpx.URL(other.headers["location"]).params["installation_id"])
+        assert other_id not in (new_id, fake.installation_id, fake.user_installation_id)
+        # One installation per account, as on GitHub: installing again configures it.
+        again = httpx.URL(
+            client.get(fake.install_url, params={"org": "ACME-two", "state": "y"}).headers[
+                "location"
+            ]
+        )
+        assert again.params["installation_id"] == str(new_id)
+        assert again.params["setup_action"] == "update"
+
+        github = GitHubClient(
+            fake.url,
+            fake.app_id,
+            fake.private_key_pem,
+            event_hooks={"response": [recorder.hook]},
+        )
+        app = await github.get_app()
+        assert f"{app.html_url}/installations/new" == fake.install_url
+        installation = await github.get_installation(new_id)
+        assert (installation.account_login, installation.account_type) == (
+            "acme-two",
+            "Organization",
+        )
+        assert new_id in {i.id for i in await github.list_installations()}
+        assert await github.list_installation_repositories(new_id) == []
+
+        for number in range(3):
+            fake.state.create_repo("acme-two", f"repo-{number}")
+        token = await github.installation_token(new_id)
+        first = client.get(
+            "/installation/repositories",
+            params={"per_page": 2},
+            headers={"Authorization": f"token {token}"},
+        )
+        assert first.json()["total_count"] == 3
+        assert [r["name"] for r in first.json()["repositories"]] == ["repo-0", "repo-1"]
+        assert 'rel="next"' in first.headers["link"]
+        recorder.validate(first)
+        second = await github.installation_repositories_page(new_id, page=2, per_page=2)
+        assert [r.name for r in second.repositories] == ["repo-2"]
+        assert (second.total_count, second.has_next) == (3, False)
+
+        fake.setup_url = ""
+        shown = client.get(fake.install_url, params={"org": "acme-four"})
+        assert shown.status_code == 200 and "installation" in shown.text
+    assert recorder.checked >= 6
+    assert not recorder.failures, recorder.failures

@@ -24,6 +24,8 @@ from core.models import (
     AuditEvent,
     Deployment,
     FreezeWindow,
+    GitHubInstallation,
+    GitHubInstallState,
     IdempotencyKey,
     Promotion,
     Release,
@@ -140,6 +142,39 @@ async def test_every_mutating_post_is_idempotent(stack: Stack, poster: Poster):
         stored = session.exec(select(IdempotencyKey.response_body)).all()
     assert not any(keyed.json()["key"] in (body or "") for body in stored)
     assert not any(made.json()["admin_key"]["key"] in (body or "") for body in stored)
+
+    # A tenant of its own: the stack's tenant uses its one installation in later tests.
+    installer = await stack.api.post(
+        "/api/v1/tenants",
+        json={"slug": "i" + uuid.uuid4().hex[:10], "name": "Installer"},
+        headers=stack.admin_headers,
+    )
+    assert installer.status_code == 201, installer.text
+    installer_slug = installer.json()["tenant"]["slug"]
+    installer_headers = {"Authorization": f"Bearer {installer.json()['admin_key']['key']}"}
+    installs = f"/tenants/{installer_slug}/github-installations"
+    started = await poster.check(
+        f"{installs}/install-start",
+        None,
+        {"x": 1},
+        poster.count(
+            GitHubInstallState,
+            GitHubInstallState.tenant_id == uuid.UUID(installer.json()["tenant"]["id"]),
+        ),
+        status=201,
+        headers=installer_headers,
+    )
+    org = "idem-" + uuid.uuid4().hex[:8]
+    installation, _ = stack.github.state.install_app(org)
+    completion = {"state": started.json()["state"], "installation_id": installation["id"]}
+    await poster.check(
+        f"{installs}/install-complete",
+        completion,
+        {**completion, "installation_id": installation["id"] + 1},
+        poster.count(GitHubInstallation, GitHubInstallation.id == installation["id"]),
+        status=201,
+        headers=installer_headers,
+    )
 
     app_body = stack.bootstrap_body()
     started = await poster.check(

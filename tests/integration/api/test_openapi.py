@@ -22,8 +22,15 @@ from fastapi import FastAPI
 from api.errors import PROBLEM_JSON
 
 GENERATOR = Path(sys.executable).parent / "openapi-python-client"
-# Answered without an API key: probes, metrics, and GitHub's signed deliveries.
-UNAUTHENTICATED = {"getHealth", "getReadiness", "getMetrics", "receiveGithubWebhook"}
+# Answered without an API key: probes, metrics, GitHub's signed deliveries, and the page
+# GitHub sends a browser back to after an install (its state is the credential).
+UNAUTHENTICATED = {
+    "getHealth",
+    "getReadiness",
+    "getMetrics",
+    "receiveGithubWebhook",
+    "recordGithubSetup",
+}
 # What every operation that takes an API key can answer, whatever it does.
 EVERY_KEYED_OPERATION = {"401", "403", "404", "422", "429"}
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
