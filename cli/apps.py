@@ -43,6 +43,13 @@ def apps_bootstrap(
         typer.Option(help="GitHub App installation (default: the tenant's only one)"),
     ] = None,
     public: Annotated[bool, typer.Option("--public", help="make the repository public")] = False,
+    pipeline: Annotated[
+        str | None,
+        typer.Option(
+            help="its environments in order, comma-separated (default: dev,qa,staging,prod)",
+            show_default=False,
+        ),
+    ] = None,
     wait: WaitOption = True,
 ) -> None:
     """Make a new app from a template: repository, first commit, push-to-deploy, first deploy."""
@@ -62,6 +69,8 @@ def apps_bootstrap(
     }
     if installation is not None:
         body["github_installation_id"] = installation
+    if pipeline is not None:
+        body["pipeline"] = [name.strip() for name in pipeline.split(",")]
     started = time.monotonic()
     path = f"/tenants/{tenant_slug}/app-bootstraps"
     bootstrap = run_api(ctx, lambda api: api.post(path, body), tenant_slug)

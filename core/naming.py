@@ -23,6 +23,23 @@ def slug_problem(value: str) -> str | None:
     return None
 
 
+MAX_PIPELINE = 6
+
+
+def pipeline_problem(names: list[str]) -> str | None:
+    """Why `names` is not a pipeline (1 to 6 distinct environment names, each a DNS label like
+    a slug), or None when it is."""
+    if not 1 <= len(names) <= MAX_PIPELINE:
+        return f"must name 1 to {MAX_PIPELINE} environments"
+    for name in names:
+        problem = slug_problem(name)
+        if problem:
+            return f"environment {name!r} {problem}"
+    if len(set(names)) != len(names):
+        return "must not name an environment twice"
+    return None
+
+
 def namespace_for(tenant: str, app: str, env: str) -> str:
     """`<tenant>-<app>-<env>`, shortened with a stable hash suffix when over 63 characters."""
     name = f"{tenant}-{app}-{env}"

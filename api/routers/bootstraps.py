@@ -65,7 +65,10 @@ def public(bootstrap: AppBootstrap, tenant: Tenant, settings: Settings) -> Boots
 
 
 def fingerprint(body: BootstrapCreate, installation_id: int) -> str:
-    canonical = {**body.model_dump(), "github_installation_id": installation_id}
+    # Without a pipeline the body reads as it did before it could name one, so a request
+    # re-posted across an upgrade is still the same request.
+    unnamed = {"pipeline"} if body.pipeline is None else set()
+    canonical = {**body.model_dump(exclude=unnamed), "github_installation_id": installation_id}
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
 
@@ -104,7 +107,7 @@ async def start_bootstrap(
         subdomain=body.subdomain,
         template_id=template.id,
         repo_full_name=f"{body.repo_owner}/{body.repo_name}",
-        pipeline=list(DEFAULT_PIPELINE),
+        pipeline=list(body.pipeline or DEFAULT_PIPELINE),
         status="bootstrapping",
     )
     bootstrap = AppBootstrap(
@@ -146,7 +149,7 @@ async def start_bootstrap(
                     id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                     static_summary=f"Bootstrap {tenant.slug}/{body.slug} from {template.id}",
                     search_attributes=search.for_app(
-                        tenant.slug, body.slug, DEFAULT_PIPELINE[0], "app"
+                        tenant.slug, body.slug, app.pipeline[0], "app"
                     ),
                 ),
                 bootstrap.workflow_id,

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field, field_validator
 
-from api.schemas.common import InstallationId, Strict, check_slug
+from api.schemas.common import InstallationId, Strict, check_pipeline, check_slug
 
 GITHUB_NAME = r"^[A-Za-z0-9._-]{1,100}$"
 GITHUB_OWNER = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$"
@@ -24,8 +24,14 @@ class BootstrapCreate(Strict):
     github_installation_id: InstallationId | None = Field(
         default=None, description="default: the tenant's only bound installation"
     )
+    pipeline: list[str] | None = Field(
+        default=None,
+        description="the environments in order, 1 to 6 distinct DNS labels; pushes deploy to "
+        "the first, the rest change by promotion. Default: dev, qa, staging, prod",
+    )
 
     _slug = field_validator("slug")(check_slug)
+    _pipeline = field_validator("pipeline")(check_pipeline)
 
     @field_validator("repo_name")
     @classmethod

@@ -6,11 +6,18 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.naming import slug_problem
+from core.naming import pipeline_problem, slug_problem
 
 
 def check_slug(value: str) -> str:
     problem = slug_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def check_pipeline(value: list[str] | None) -> list[str] | None:
+    problem = None if value is None else pipeline_problem(value)
     if problem:
         raise ValueError(problem)
     return value
