@@ -44,6 +44,7 @@ from core.logging import configure_logging
 from core.settings import Settings, load_settings
 from core.temporal import connect_when_reachable
 from workflows.bootstrap import BootstrapApp
+from workflows.delete_app import DeleteApp
 from workflows.deploy import DeployRelease
 from workflows.disconnect import DisconnectRepository
 from workflows.promote import Promote
@@ -57,6 +58,7 @@ WORKFLOWS: list[type] = [
     BootstrapApp,
     DeployRelease,
     DisconnectRepository,
+    DeleteApp,
     Promote,
     Retention,
     Rollback,

@@ -67,6 +67,14 @@ class GitHubActivities:
     async def delete_repository_if_ours(self, request: contract.DeleteRepositoryInput) -> None:
         """Deletes the repository only if its description carries this bootstrap's marker:
         a repository that existed before, or another bootstrap's, is never touched."""
+        await self._delete_if_marked(request)
+
+    @activity.defn(name=contract.DELETE_REPOSITORY_MADE_HERE.name)
+    async def delete_repository_made_here(self, request: contract.DeleteRepositoryInput) -> bool:
+        """As `delete_repository_if_ours`, saying whether it deleted the repository."""
+        return await self._delete_if_marked(request)
+
+    async def _delete_if_marked(self, request: contract.DeleteRepositoryInput) -> bool:
         repository = request.repository
         with as_activity_failures():
             try:
@@ -74,11 +82,12 @@ class GitHubActivities:
                     repository.installation_id, repository.full_name
                 )
             except NotFound:
-                return
+                return False
             if request.marker not in found.description:
                 log.warning("repository kept: not made by this bootstrap", repo=found.full_name)
-                return
+                return False
             await self._github.delete_repository(repository.installation_id, repository.full_name)
+        return True
 
     @activity.defn(name=contract.ENSURE_WEBHOOK.name)
     async def ensure_webhook(self, request: contract.WebhookInput) -> int:

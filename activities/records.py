@@ -169,6 +169,7 @@ class RecordsActivities:
             if app is None:
                 return
             app.status = request.status
+            app.status_reason = request.reason
             app.updated_at = utcnow()
             session.add(app)
 

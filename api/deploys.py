@@ -33,6 +33,13 @@ def step_timeouts(settings: Settings) -> StepTimeouts:
     )
 
 
+def require_active(app: App) -> None:
+    """New deploys, promotions and rollbacks start only on an app that is active: not one
+    still bootstrapping, nor one being deleted or deleted."""
+    if app.status != "active":
+        raise ApiError(409, "APP_NOT_READY", f"app {app.slug} is {app.status}, not active")
+
+
 def first_environment(session: Session, app: App) -> Environment:
     """Pushes and manual deploys only ever go to the first environment of the pipeline."""
     environment = session.exec(

@@ -13,7 +13,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from activities.promotions import record_promotion
 from activities.records import not_started
 from api.auth import Principal
-from api.deploys import step_timeouts
+from api.deploys import require_active, step_timeouts
 from api.errors import ApiError
 from api.retention import refuse_deleted
 from api.routers import API_PREFIX
@@ -98,6 +98,7 @@ async def start_promotion(
     request_id: str,
 ) -> PromotionPublic:
     """Record the promotion and start its workflow; the gates are the workflow's to enforce."""
+    require_active(app)
     target = target_environment(session, app, environment)
     blocked = blocking_reason(release, environment, app.pipeline)
     if blocked and lifecycle_action is None:

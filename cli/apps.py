@@ -14,7 +14,9 @@ from cli.bootstraps import follow, print_follow_up
 from cli.client import AppOption, TenantOption, WaitOption, app_id_of, fail, run_api, tenant_of
 from cli.output import Format, OutputOption, console, local_time, print_rows, render
 
-apps_cli = typer.Typer(help="Apps: bootstrap new ones from a template, list them, show one.")
+apps_cli = typer.Typer(help="Apps: bootstrap new ones from a template, list, show, delete them.")
+# How long `apps delete` follows a deletion before saying it still runs.
+DELETE_WAIT_SECONDS = 300
 
 
 def slug_from_repo(repo_name: str) -> str:
@@ -151,6 +153,52 @@ def apps_rename(
     app_id = app_id_of(ctx, app)
     found = run_api(ctx, lambda api: api.patch(f"/apps/{app_id}", {"name": name}))
     render(found, output, lambda: console.print(f"App {found['slug']} is now {escape(name)}"))
+
+
+@apps_cli.command("delete")
+def apps_delete(
+    ctx: typer.Context,
+    app: AppOption,
+    delete_repository: Annotated[
+        bool,
+        typer.Option(
+            "--delete-repository", help="delete the repository too, if Shipyard created it"
+        ),
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="cancel the deploys, promotions and rollbacks still running"),
+    ] = False,
+    wait: WaitOption = True,
+    output: OutputOption = Format.table,
+) -> None:
+    """Delete an app: its namespaces, webhook and git connection (and its repository, when
+    asked and Shipyard created it); its history stays and its slug is free again."""
+    app_id = app_id_of(ctx, app)
+    params = {"delete_repository": str(delete_repository).lower(), "force": str(force).lower()}
+    answer = run_api(ctx, lambda api: api.delete(f"/apps/{app_id}", **params))
+
+    def table() -> None:
+        console.print(f"Deleting {answer['app']['slug']}: {answer['workflow_url']}")
+        for run in answer["cancelled_runs"]:
+            console.print(f"  cancelling {run}")
+
+    render(answer, output, table)
+    if not wait or answer["app"]["status"] == "deleted":
+        return
+    deadline = time.monotonic() + DELETE_WAIT_SECONDS
+    while True:
+        shown = run_api(ctx, lambda api: api.get(f"/apps/{app_id}"))
+        if shown["status"] == "deleted":
+            console.print(f"App {shown['slug']} is deleted; its slug is free again")
+            return
+        if shown.get("status_reason"):
+            console.print(shown["status_reason"])
+            raise typer.Exit(1)
+        if time.monotonic() > deadline:
+            console.print("Still deleting; `shipyard apps show` says when it is done")
+            raise typer.Exit(1)
+        time.sleep(1)
 
 
 connection_cli = typer.Typer(help="The app's git connection: the branch pushes deploy from.")

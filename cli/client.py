@@ -120,6 +120,9 @@ HINTS: dict[str, str] = {
 }
 
 
+GONE_STATUSES = ("deleted", "failed")
+
+
 class ApiProblem(Exception):
     """An error answer of the API (RFC 9457 problem document), in its parts."""
 
@@ -195,8 +198,8 @@ class ApiClient:
     def patch(self, path: str, body: dict[str, Any]) -> Any:
         return self.call("PATCH", path, json=body)
 
-    def delete(self, path: str) -> Any:
-        return self.call("DELETE", path)
+    def delete(self, path: str, **params: Any) -> Any:
+        return self.call("DELETE", path, params=params)
 
     def all_pages(self, path: str, **params: Any) -> dict[str, Any]:
         """Every item of a paged list, following `next_cursor`, as one page of the API's
@@ -229,11 +232,14 @@ class ApiClient:
                 f"app {slug!r} is named by slug, but no tenant is known to look it up in",
                 "",
             )
-        for item in self.all_items(f"/tenants/{tenant}/apps"):
-            if item["slug"] == slug:
-                self._app_ids[ref] = str(item["id"])
-                return str(item["id"])
-        raise ApiProblem(404, "APP_NOT_FOUND", f"tenant {tenant} has no app {slug!r}", "")
+        named = [item for item in self.all_items(f"/tenants/{tenant}/apps") if item["slug"] == slug]
+        # A slug names the app that holds it now; a deleted or failed app that had it before
+        # is named only when no other has it (by its id, it always is).
+        named.sort(key=lambda item: item["status"] in GONE_STATUSES)
+        if not named:
+            raise ApiProblem(404, "APP_NOT_FOUND", f"tenant {tenant} has no app {slug!r}", "")
+        self._app_ids[ref] = str(named[0]["id"])
+        return str(named[0]["id"])
 
 
 def _is_uuid(value: str) -> bool:

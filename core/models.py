@@ -149,14 +149,14 @@ class GitHubInstallState(SQLModel, table=True):
 class App(SQLModel, table=True):
     __tablename__ = "apps"
     __table_args__ = (
-        # A slug is taken while its app lives; a failed bootstrap frees it for another try.
+        # A slug is taken while its app lives; a failed bootstrap or a deletion frees it.
         sa.Index(
             "uq_apps_live_slug",
             "tenant_id",
             "slug",
             unique=True,
-            sqlite_where=sa.text("status != 'failed'"),
-            postgresql_where=sa.text("status != 'failed'"),
+            sqlite_where=sa.text("status NOT IN ('failed', 'deleted')"),
+            postgresql_where=sa.text("status NOT IN ('failed', 'deleted')"),
         ),
     )
 
@@ -168,8 +168,10 @@ class App(SQLModel, table=True):
     template_id: str = Field(max_length=64)
     repo_full_name: str = Field(max_length=200)
     pipeline: list[str] = Field(default_factory=list, sa_type=sa.JSON)
-    # bootstrapping | active | failed
+    # bootstrapping | active | failed | deleting | deleted
     status: str = Field(max_length=20)
+    # Why it is in that status when that needs saying (a deletion that failed or was cancelled).
+    status_reason: str | None = Field(default=None, max_length=2000)
     created_at: datetime = _created()
     updated_at: datetime = _created()
 

@@ -18,6 +18,17 @@ def dev_server_flags() -> list[str]:
     return flags
 
 
+def for_whole_app(tenant: str, app: str, stage: str) -> TypedSearchAttributes:
+    """The attributes of a run about the app as a whole, not one of its environments."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(TENANT, tenant),
+            SearchAttributePair(APP, app),
+            SearchAttributePair(STAGE, stage),
+        ]
+    )
+
+
 def for_app(tenant: str, app: str, env: str, stage: str) -> TypedSearchAttributes:
     """The attributes a run starts with; the workflow keeps ShipyardStage current."""
     return TypedSearchAttributes(

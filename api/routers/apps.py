@@ -4,21 +4,27 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request, Response, status
 from sqlmodel import Session, col, select
+from temporalio.common import WorkflowIDConflictPolicy
 
+from api.app_deletion import DeletionPlan, deletion_plan, runs_in_progress
 from api.auth import Principal
-from api.deps import AppDep, PageDep, SessionDep, SettingsDep, TenantDep, scope
+from api.contract import problems
+from api.deps import AppDep, PageDep, SessionDep, SettingsDep, TemporalDep, TenantDep, scope
+from api.errors import ApiError
 from api.pagination import Page, newest_first
 from api.routers import API_PREFIX
+from api.routers.bootstraps import workflow_url
 from api.schemas import AppPublic, EnvironmentSummary, GitConnectionSummary
-from api.schemas.apps import (
-    AppUpdate,
-)
+from api.schemas.apps import AppDeletion, AppUpdate
+from api.workflow_calls import reaching_temporal
 from core.audit import record_audit
 from core.clock import utcnow
 from core.models import App, Environment, GitConnection
 from core.settings import Settings
+from workflows import search
+from workflows.delete_app import DeleteApp, delete_app_workflow_id
 
 router = APIRouter(prefix=API_PREFIX, tags=["apps"])
 APP_FIELDS = set(AppPublic.model_fields) - {"url", "environments", "git_connection"}
@@ -64,6 +70,103 @@ def get_app(
 ) -> AppPublic:
     """The app, with its environments, its git connection and its public URL."""
     return public(session, app, settings)
+
+
+@router.delete(
+    "/apps/{app_id}",
+    response_model=AppDeletion,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        200: {"model": AppDeletion, "description": "the app was deleted before"},
+        **problems(409, 503),
+    },
+)
+async def delete_app(
+    principal: Annotated[Principal, scope("apps:write")],
+    app: AppDep,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    temporal: TemporalDep,
+    delete_repository: Annotated[
+        bool, Query(description="delete the repository too, if Shipyard created it")
+    ] = False,
+    force: Annotated[
+        bool, Query(description="cancel the deploys, promotions and rollbacks still running")
+    ] = False,
+) -> AppDeletion:
+    """Delete the app: every environment's namespace, Shipyard's webhook and the git
+    connection go, the repository only when asked and only if Shipyard created it; releases,
+    deployments, promotions and the audit stay as history, images are left to retention, and
+    the slug is free again. Refused while a deploy, promotion or rollback runs, unless `force`
+    cancels them first. Deleting again finishes a deletion that failed or was cancelled."""
+    if app.status == "bootstrapping":
+        raise ApiError(
+            409, "APP_NOT_READY", f"app {app.slug} is still bootstrapping; cancel its bootstrap"
+        )
+    plan = deletion_plan(session, settings, app, delete_repository=delete_repository)
+    if app.status == "deleted":
+        response.status_code = status.HTTP_200_OK
+        return deletion_public(session, settings, app, plan, [])
+    busy = runs_in_progress(session, app)
+    if busy and not force:
+        raise ApiError(
+            409,
+            "APP_BUSY",
+            f"app {app.slug} has runs in progress ({', '.join(busy)}); wait for them, or "
+            "delete with force=true to cancel them first",
+        )
+    previous_status, previous_reason = app.status, app.status_reason
+    app.status, app.status_reason = "deleting", None
+    app.updated_at = utcnow()
+    session.add(app)
+    session.commit()
+    workflow_input = plan.workflow_input(principal.subject, busy)
+    try:
+        async with reaching_temporal("start the deletion"):
+            client = await temporal.client()
+            await client.start_workflow(
+                DeleteApp.run,
+                workflow_input,
+                id=delete_app_workflow_id(str(app.id)),
+                task_queue=settings.task_queue,
+                # A deletion still running is this one: deleting again changes nothing.
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                static_summary=f"Delete {plan.tenant_slug}/{app.slug}",
+                search_attributes=search.for_whole_app(plan.tenant_slug, app.slug, "delete"),
+            )
+    except BaseException:
+        # Not started: the app is as it was, and deleting again starts it.
+        app.status, app.status_reason = previous_status, previous_reason
+        session.add(app)
+        session.commit()
+        raise
+    record_audit(
+        session,
+        tenant_id=app.tenant_id,
+        actor=principal.subject,
+        action="app.delete",
+        target=f"app:{app.slug}",
+        result="accepted",
+        request_id=request.state.request_id,
+        detail={"delete_repository": delete_repository, "force": force, "cancel": busy},
+    )
+    session.commit()
+    return deletion_public(session, settings, app, plan, busy)
+
+
+def deletion_public(
+    session: Session, settings: Settings, app: App, plan: DeletionPlan, busy: list[str]
+) -> AppDeletion:
+    workflow_id = delete_app_workflow_id(str(app.id))
+    return AppDeletion(
+        app=public(session, app, settings),
+        workflow_id=workflow_id,
+        workflow_url=workflow_url(settings, workflow_id),
+        delete_repository=plan.repository is not None,
+        cancelled_runs=busy,
+    )
 
 
 @router.patch("/apps/{app_id}", response_model=AppPublic)

@@ -36,6 +36,8 @@ from workflows.bootstrap import BootstrapApp, BootstrapInput, bootstrap_workflow
 router = APIRouter(prefix=f"{API_PREFIX}/tenants/{{tenant}}/app-bootstraps", tags=["bootstraps"])
 
 DEFAULT_PIPELINE = ["dev", "qa", "staging", "prod"]
+# An app in one of these no longer holds its slug (the table's partial unique index agrees).
+SLUG_FREED = ("failed", "deleted")
 
 
 def workflow_url(settings: Settings, workflow_id: str) -> str:
@@ -291,7 +293,9 @@ def _same_request(session: Session, tenant: Tenant, slug: str, print_: str) -> A
     """The running bootstrap this request repeats (same slug, same request), if any; another
     request for a slug in use is refused."""
     live = session.exec(
-        select(App).where(App.tenant_id == tenant.id, App.slug == slug, App.status != "failed")
+        select(App).where(
+            App.tenant_id == tenant.id, App.slug == slug, col(App.status).not_in(SLUG_FREED)
+        )
     ).first()
     if live is None:
         return None

@@ -11,7 +11,7 @@ from temporalio.client import WorkflowUpdateFailedError
 
 from api.auth import Principal
 from api.contract import problems
-from api.deploys import IN_PROGRESS, deploy_input, start_deployment
+from api.deploys import IN_PROGRESS, deploy_input, require_active, start_deployment
 from api.deps import AppDep, PageDep, SessionDep, SettingsDep, TemporalDep, TenantDep, scope
 from api.errors import ApiError, not_found
 from api.pagination import LogLimit, Page, newest_first
@@ -71,13 +71,12 @@ async def create_deployment(
 ) -> DeploymentPublic:
     """Deploy the branch head (or `commit_sha`) to the app's first environment; later
     environments change only by promotion or rollback."""
+    require_active(app)
     connection = session.get(GitConnection, app.id)
     if connection is None:
         raise ApiError(
             412, "GIT_CONNECTION_MISSING", f"app {app.slug} has no git connection to deploy from"
         )
-    if app.status != "active":
-        raise ApiError(409, "APP_NOT_READY", f"app {app.slug} is {app.status}, not active")
     deployment_id = uuid.uuid4()
     workflow_input = deploy_input(
         session,

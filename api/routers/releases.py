@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from api.auth import Principal
 from api.contract import problems
-from api.deploys import deploy_input, running_deployment, start_deployment
+from api.deploys import deploy_input, require_active, running_deployment, start_deployment
 from api.deps import AppDep, PageDep, SessionDep, SettingsDep, TemporalDep, scope
 from api.errors import ApiError, not_found
 from api.pagination import Page, newest_first
@@ -95,13 +95,12 @@ async def register_release(
     (BUILD, then DEV once it runs) and deployed to the app's first environment like a push;
     from there it is promoted like any other. The same digest again answers 200 with its
     release, and deploys it only if it never ran and no deployment of it is in progress."""
+    require_active(app)
     connection = session.get(GitConnection, app.id)
     if connection is None:
         raise ApiError(
             412, "GIT_CONNECTION_MISSING", f"app {app.slug} has no git connection to deploy with"
         )
-    if app.status != "active":
-        raise ApiError(409, "APP_NOT_READY", f"app {app.slug} is {app.status}, not active")
     image = await inspect_registered_image(settings, body.image)
     release, created = _registered_release(session, app, image.digest, image.image_ref, body)
     running = running_deployment(session, app.id, app.pipeline[0])

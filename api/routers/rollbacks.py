@@ -16,7 +16,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from activities.locks import holder_is_running, lock_holder, locked_message
 from api.auth import Principal
 from api.contract import problems
-from api.deploys import mark_not_started, step_timeouts
+from api.deploys import mark_not_started, require_active, step_timeouts
 from api.deps import AppDep, SessionDep, SettingsDep, TemporalDep, scope
 from api.errors import ApiError, not_found
 from api.retention import refuse_deleted
@@ -62,6 +62,7 @@ async def create_rollback(
     since that release ran are applied too), and wait for its rollout; refused for REJECTED
     releases and ones that never ran there.
     Follow `status_url`; cancelling it there puts back what ran before."""
+    require_active(app)
     environment = session.exec(
         select(Environment).where(Environment.app_id == app.id, Environment.name == env)
     ).first()

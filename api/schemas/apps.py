@@ -33,11 +33,24 @@ class AppPublic(BaseModel):
     template_id: str
     repo_full_name: str
     pipeline: list[str]
-    status: str
+    status: str = Field(description="bootstrapping | active | failed | deleting | deleted")
+    status_reason: str | None = Field(
+        description="why, when that needs saying: a deletion that failed or was cancelled"
+    )
     environments: list[EnvironmentSummary]
     git_connection: GitConnectionSummary | None
     created_at: datetime
     updated_at: datetime
+
+
+class AppDeletion(BaseModel):
+    app: AppPublic = Field(description="the app, `deleting` until its deletion has run")
+    workflow_id: str
+    workflow_url: str
+    delete_repository: bool = Field(
+        description="whether the repository goes too (only if Shipyard created it)"
+    )
+    cancelled_runs: list[str] = Field(description="runs a forced deletion cancels first")
 
 
 class AppUpdate(Strict):

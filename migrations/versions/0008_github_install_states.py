@@ -2,7 +2,7 @@
 
 Revision ID: 0008
 Revises: 0007
-Create Date: 2026-12-12
+Create Date: 2026-12-07
 """
 
 from collections.abc import Sequence

@@ -184,3 +184,17 @@ async def test_a_ci_job_registers_its_image(stack: Stack):
     assert code == 0, out + errors
     again = json.loads(out)
     assert again["release"]["version"] == 2 and again["deployment"] is None
+
+
+async def test_apps_delete_follows_the_deletion_to_its_end(stack: Stack):
+    done = await stack.bootstrap_and_wait()
+    assert done["status"] == "done", done
+    url, key, tenant = stack.settings.public_url, stack.tenant.key, stack.tenant.slug
+    slug = (await api_body(stack, "/apps/" + done["app_id"]))["slug"]
+    code, out, errors = await run(
+        "apps", "delete", "--app", f"{tenant}/{slug}", "--delete-repository", url=url, key=key
+    )
+    assert code == 0, out + errors
+    assert f"App {slug} is deleted; its slug is free again" in out, out
+    shown = await api_body(stack, "/apps/" + done["app_id"])
+    assert shown["status"] == "deleted"

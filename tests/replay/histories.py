@@ -10,6 +10,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from workflows.bootstrap import BootstrapApp
+from workflows.delete_app import DeleteApp
 from workflows.deploy import DeployRelease
 from workflows.disconnect import DisconnectRepository
 from workflows.promote import Promote
@@ -20,7 +21,15 @@ from workflows.sandbox import workflow_runner
 HISTORIES = Path(__file__).resolve().parent / "histories"
 # `SHIPYARD_RECORD_HISTORIES=1 make test` refreshes the recorded files from this run.
 RECORDING = os.environ.get("SHIPYARD_RECORD_HISTORIES") == "1"
-WORKFLOWS = [BootstrapApp, DeployRelease, DisconnectRepository, Promote, Retention, Rollback]
+WORKFLOWS = [
+    BootstrapApp,
+    DeleteApp,
+    DeployRelease,
+    DisconnectRepository,
+    Promote,
+    Retention,
+    Rollback,
+]
 
 
 def replayer() -> Replayer:

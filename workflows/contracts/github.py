@@ -52,6 +52,10 @@ GENERATE_REPOSITORY: Activity[GenerateRepositoryInput, RepositoryResult] = Activ
 DELETE_REPOSITORY_IF_OURS: Activity[DeleteRepositoryInput, None] = Activity(
     "github.delete_repository_if_ours"
 )
+# The same, saying whether it deleted the repository (False: gone already, or not Shipyard's).
+DELETE_REPOSITORY_MADE_HERE: Activity[DeleteRepositoryInput, bool] = Activity(
+    "github.delete_repository_made_here", bool
+)
 # The webhook's id.
 ENSURE_WEBHOOK: Activity[WebhookInput, int] = Activity("github.ensure_webhook", int)
 REMOVE_WEBHOOK: Activity[WebhookInput, None] = Activity("github.remove_webhook")

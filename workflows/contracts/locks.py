@@ -10,7 +10,7 @@ from workflows.contracts.activity import Activity
 
 ENVIRONMENT_LOCKED = "ENVIRONMENT_LOCKED"
 
-HolderKind = Literal["deploy", "promotion", "rollback"]
+HolderKind = Literal["deploy", "promotion", "rollback", "deletion"]
 
 
 class LockInput(BaseModel):

@@ -48,6 +48,7 @@ class PrepareAppInput(BaseModel):
 class AppStatusInput(BaseModel):
     app_id: str
     status: str
+    reason: str | None = None
 
 
 class GitConnectionInput(BaseModel):
