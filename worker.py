@@ -44,8 +44,10 @@ from core.logging import configure_logging
 from core.settings import Settings, load_settings
 from core.temporal import connect_when_reachable
 from workflows.bootstrap import BootstrapApp
+from workflows.connect import ConnectRepository
 from workflows.deploy import DeployRelease
 from workflows.disconnect import DisconnectRepository
+from workflows.imports import ImportApp
 from workflows.promote import Promote
 from workflows.retention import Retention
 from workflows.rollback import Rollback
@@ -55,8 +57,10 @@ log = structlog.get_logger("shipyard.worker")
 
 WORKFLOWS: list[type] = [
     BootstrapApp,
+    ConnectRepository,
     DeployRelease,
     DisconnectRepository,
+    ImportApp,
     Promote,
     Retention,
     Rollback,

@@ -10,8 +10,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from workflows.bootstrap import BootstrapApp
+from workflows.connect import ConnectRepository
 from workflows.deploy import DeployRelease
 from workflows.disconnect import DisconnectRepository
+from workflows.imports import ImportApp
 from workflows.promote import Promote
 from workflows.retention import Retention
 from workflows.rollback import Rollback
@@ -20,7 +22,16 @@ from workflows.sandbox import workflow_runner
 HISTORIES = Path(__file__).resolve().parent / "histories"
 # `SHIPYARD_RECORD_HISTORIES=1 make test` refreshes the recorded files from this run.
 RECORDING = os.environ.get("SHIPYARD_RECORD_HISTORIES") == "1"
-WORKFLOWS = [BootstrapApp, DeployRelease, DisconnectRepository, Promote, Retention, Rollback]
+WORKFLOWS = [
+    BootstrapApp,
+    ConnectRepository,
+    DeployRelease,
+    DisconnectRepository,
+    ImportApp,
+    Promote,
+    Retention,
+    Rollback,
+]
 
 
 def replayer() -> Replayer:
