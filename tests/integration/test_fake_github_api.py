@@ -8,10 +8,11 @@ from pathlib import Path
 
 import httpx
 import jwt
+import pytest
 from openapi_core import OpenAPI
 
 from clients import git
-from clients.github import GitHubClient
+from clients.github import GitHubClient, NotFound
 from core.source import SourceFile
 from sandbox.github import FakeGitHub
 from tests.github_openapi import check_response
@@ -187,3 +188,25 @@ def test_the_spec_check_notices_a_missing_field(fake_github: FakeGitHub, github_
     problem = check(json.dumps(broken).encode())
     assert problem is not None
     assert "clone_url" in problem
+
+
+async def test_an_organization_without_the_app_is_invisible(
+    fake_github: FakeGitHub, github_client: GitHubClient
+):
+    """Its repositories exist (a user made them) but no installation token reads them, over
+    the REST API (answers checked against GitHub's description) or git."""
+    owner = "no-app-" + str(time.time_ns())[-6:]
+    fake_github.state.add_organization(owner)
+    assert fake_github.state.add_organization(owner)["login"] == owner  # again: no change
+    made = fake_github.state.create_repo(owner, "kept", private=True)
+    fake_github.state.write_single_commit(made["id"], {"README.md": (b"# kept\n", False)}, "One")
+    installation = fake_github.installation_id
+    with pytest.raises(NotFound):
+        await github_client.get_repository(installation, f"{owner}/kept")
+    with pytest.raises(NotFound):
+        await github_client.branch_head(installation, f"{owner}/kept", "main")
+    seen = await github_client.list_installation_repositories(installation)
+    assert f"{owner}/kept" not in [repo.full_name for repo in seen]
+    token = await github_client.installation_token(installation)
+    with pytest.raises(git.GitError):
+        git.branch_head(f"{fake_github.url}/{owner}/kept.git", token, "main")
