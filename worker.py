@@ -44,9 +44,11 @@ from core.logging import configure_logging
 from core.settings import Settings, load_settings
 from core.temporal import connect_when_reachable
 from workflows.bootstrap import BootstrapApp
+from workflows.connect import ConnectRepository
 from workflows.delete_app import DeleteApp
 from workflows.deploy import DeployRelease
 from workflows.disconnect import DisconnectRepository
+from workflows.imports import ImportApp
 from workflows.promote import Promote
 from workflows.retention import Retention
 from workflows.rollback import Rollback
@@ -56,9 +58,11 @@ log = structlog.get_logger("shipyard.worker")
 
 WORKFLOWS: list[type] = [
     BootstrapApp,
+    ConnectRepository,
     DeployRelease,
     DisconnectRepository,
     DeleteApp,
+    ImportApp,
     Promote,
     Retention,
     Rollback,

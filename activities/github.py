@@ -8,7 +8,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.failures import as_activity_failures
-from clients.github import GitHubClient, NotFound, RepoExists, Repository
+from clients.github import GitHubClient, NotFound, PermissionDenied, RepoExists, Repository
 from workflows.contracts import github as contract
 
 log = structlog.get_logger("shipyard.activities")
@@ -88,6 +88,40 @@ class GitHubActivities:
                 return False
             await self._github.delete_repository(repository.installation_id, repository.full_name)
         return True
+
+    @activity.defn(name=contract.CHECK_REPOSITORY.name)
+    async def check_repository(
+        self, request: contract.RepositoryCheckInput
+    ) -> contract.RepositoryCheck:
+        """Whether the installation can read the repository and its branch has a commit;
+        changes nothing."""
+        repository = request.repository
+        with as_activity_failures():
+            try:
+                found = await self._github.get_repository(
+                    repository.installation_id, repository.full_name
+                )
+            except (NotFound, PermissionDenied):
+                raise ApplicationError(
+                    f"repository {repository.full_name} does not exist or GitHub App "
+                    f"installation {repository.installation_id} cannot read it; install the "
+                    "App on its organization with access to it",
+                    type="REPO_NOT_ACCESSIBLE",
+                    non_retryable=True,
+                ) from None
+            branch = request.branch or found.default_branch
+            try:
+                head = await self._github.branch_head(
+                    repository.installation_id, found.full_name, branch
+                )
+            except NotFound:
+                raise ApplicationError(
+                    f"repository {found.full_name} has no branch {branch}; push it first or "
+                    "name another branch",
+                    type="BRANCH_NOT_FOUND",
+                    non_retryable=True,
+                ) from None
+            return contract.RepositoryCheck(full_name=found.full_name, branch=branch, head_sha=head)
 
     @activity.defn(name=contract.ENSURE_WEBHOOK.name)
     async def ensure_webhook(self, request: contract.WebhookInput) -> int:

@@ -188,6 +188,12 @@ class RecordsActivities:
             row.webhook_id = request.webhook_id
             row.updated_at = utcnow()
             session.add(row)
+            # An app reconnected to another repository deploys that one from now on.
+            app = session.get(App, app_id)
+            if app is not None and app.repo_full_name != request.repo_full_name:
+                app.repo_full_name = request.repo_full_name
+                app.updated_at = utcnow()
+                session.add(app)
 
     @activity.defn(name=names.DELETE_GIT_CONNECTION.name)
     def delete_git_connection(self, app_id: str) -> None:

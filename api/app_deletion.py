@@ -93,7 +93,11 @@ def _repository_to_delete(
     this app created one (Shipyard then never deletes it)."""
     bootstrap = session.exec(
         select(AppBootstrap)
-        .where(AppBootstrap.app_id == app.id, AppBootstrap.status == "done")
+        .where(
+            AppBootstrap.app_id == app.id,
+            AppBootstrap.kind == "bootstrap",  # an import never made the repository
+            AppBootstrap.status == "done",
+        )
         .order_by(col(AppBootstrap.created_at).desc())
     ).first()
     if bootstrap is None:

@@ -1,4 +1,5 @@
-"""`shipyard apps`: bootstrap a new app from a template, list a tenant's apps, show one."""
+"""`shipyard apps`: bootstrap a new app from a template or import a repository, list a tenant's
+apps, show one, (re)connect its repository."""
 
 from __future__ import annotations
 
@@ -11,10 +12,24 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.bootstraps import follow, print_follow_up
-from cli.client import AppOption, TenantOption, WaitOption, app_id_of, fail, run_api, tenant_of
+from cli.client import (
+    POLL_SECONDS,
+    ApiProblem,
+    AppOption,
+    TenantOption,
+    WaitOption,
+    app_id_of,
+    client,
+    fail,
+    run_api,
+    tenant_of,
+)
 from cli.output import Format, OutputOption, console, local_time, print_rows, render
 
-apps_cli = typer.Typer(help="Apps: bootstrap new ones from a template, list, show, delete them.")
+apps_cli = typer.Typer(
+    help="Apps: bootstrap new ones from a template or import a repository, list, show and "
+    "delete them."
+)
 # How long `apps delete` follows a deletion before saying it still runs.
 DELETE_WAIT_SECONDS = 300
 
@@ -88,6 +103,56 @@ def apps_bootstrap(
     follow(ctx, tenant_slug, bootstrap, started)
 
 
+@apps_cli.command("import")
+def apps_import(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option(help="the app's display name")],
+    repo: Annotated[str, typer.Option(help="the repository to deploy, as owner/name")],
+    tenant: TenantOption = None,
+    slug: Annotated[
+        str | None, typer.Option(help="app slug (default: from the repo name)", show_default=False)
+    ] = None,
+    subdomain: Annotated[
+        str | None, typer.Option(help="subdomain (default: the slug)", show_default=False)
+    ] = None,
+    branch: Annotated[
+        str | None,
+        typer.Option(help="the branch whose pushes deploy (default: the repository's)"),
+    ] = None,
+    installation: Annotated[
+        int | None,
+        typer.Option(help="GitHub App installation (default: the tenant's only one)"),
+    ] = None,
+    wait: WaitOption = True,
+) -> None:
+    """Deploy a repository you already have (a Dockerfile, or a build table in
+    shipyard.toml): checked, connected for push-to-deploy, its branch's head deployed; nothing
+    in it changes but the webhook added."""
+    owner, _, repo_name = repo.partition("/")
+    if not owner or not repo_name or "/" in repo_name:
+        fail(f"--repo must be owner/name, not {repo!r}")
+    tenant_slug = tenant_of(ctx, tenant)
+    app_slug = slug or slug_from_repo(repo_name)
+    body: dict[str, Any] = {"name": name, "slug": app_slug, "repo_full_name": repo}
+    for field, value in (
+        ("subdomain", subdomain),
+        ("branch", branch),
+        ("installation_id", installation),
+    ):
+        if value is not None:
+            body[field] = value
+    started = time.monotonic()
+    path = f"/tenants/{tenant_slug}/apps"
+    imported = run_api(ctx, lambda api: api.post(path, body), tenant_slug)
+    console.print(f"Importing {escape(repo)} as [bold]{escape(name)}[/bold] ({app_slug})")
+    console.print(f"  import    {imported['id']}")
+    console.print(f"  workflow  {imported['workflow_id']}   {imported['workflow_url']}")
+    if not wait:
+        print_follow_up(imported["id"], tenant_slug)
+        return
+    follow(ctx, tenant_slug, imported, started)
+
+
 @apps_cli.command("list")
 def apps_list(
     ctx: typer.Context, tenant: TenantOption = None, output: OutputOption = Format.table
@@ -108,7 +173,7 @@ def apps_list(
                 item["status"],
                 item["url"],
                 item["repo_full_name"],
-                item["template_id"],
+                item["template_id"] or "-",
             )
         console.print(rows)
 
@@ -131,7 +196,7 @@ def apps_show(ctx: typer.Context, app: AppOption, output: OutputOption = Format.
             ("URL", found["url"]),
             ("Repo", found["repo_full_name"]),
             ("Branch", connection.get("branch", "-")),
-            ("Template", found["template_id"]),
+            ("Template", found["template_id"] or "- (imported)"),
             ("Pipeline", " → ".join(found.get("pipeline", []))),
             ("Created", local_time(found.get("created_at"), seconds=False)),
         ]
@@ -201,6 +266,8 @@ def apps_delete(
         time.sleep(1)
 
 
+# A connection is a check, a webhook and a row: seconds, unless GitHub is retried.
+CONNECT_WAIT_SECONDS = 60
 connection_cli = typer.Typer(help="The app's git connection: the branch pushes deploy from.")
 apps_cli.add_typer(connection_cli, name="connection", no_args_is_help=True)
 
@@ -223,6 +290,58 @@ def connection_show(
     """The repository and branch whose pushes deploy the app."""
     app_id = app_id_of(ctx, app)
     found = run_api(ctx, lambda api: api.get(f"/apps/{app_id}/git-connection"))
+    render(found, output, lambda: _print_connection(found))
+
+
+@connection_cli.command("connect")
+def connection_connect(
+    ctx: typer.Context,
+    app: AppOption,
+    repo: Annotated[str, typer.Option(help="the repository whose pushes deploy, as owner/name")],
+    branch: Annotated[
+        str | None,
+        typer.Option(help="the branch whose pushes deploy (default: the repository's)"),
+    ] = None,
+    installation: Annotated[
+        int | None,
+        typer.Option(help="GitHub App installation (default: the tenant's only one)"),
+    ] = None,
+    wait: WaitOption = True,
+    output: OutputOption = Format.table,
+) -> None:
+    """Connect the app to a repository (again, after `disconnect`): the webhook is added and
+    the connection written; with --wait, until it is in place."""
+    app_id = app_id_of(ctx, app)
+    path = f"/apps/{app_id}/git-connection"
+    body: dict[str, Any] = {"repo_full_name": repo}
+    if branch is not None:
+        body["branch"] = branch
+    if installation is not None:
+        body["installation_id"] = installation
+    answer = run_api(ctx, lambda api: api.post(path, body))
+    if not wait:
+        render(
+            answer,
+            output,
+            lambda: console.print(
+                f"Connecting app {app} to {escape(repo)}\n  workflow  {answer['workflow_id']}"
+                f"   {answer['workflow_url']}"
+            ),
+        )
+        return
+    deadline = time.monotonic() + CONNECT_WAIT_SECONDS
+    while True:
+        try:
+            found = client(ctx).get(path)
+            break
+        except ApiProblem as problem:
+            if problem.code != "GIT_CONNECTION_MISSING" or time.monotonic() > deadline:
+                fail(
+                    f"app {app} is not connected to {repo} after "
+                    f"{CONNECT_WAIT_SECONDS}s; the workflow {answer['workflow_id']} says why",
+                    f"open {answer['workflow_url']}",
+                )
+            time.sleep(POLL_SECONDS)
     render(found, output, lambda: _print_connection(found))
 
 

@@ -1,4 +1,5 @@
-"""`shipyard bootstraps`: show one, follow it to its end, cancel it."""
+"""`shipyard bootstraps`: show one, follow it to its end, cancel it (imports of existing
+repositories are followed the same way)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,13 @@ STAGES: dict[str, tuple[str, str]] = {
     "connect": ("connecting push-to-deploy", "webhook and git connection in place"),
     "deploy": ("building the image and rolling it out", "built, pushed and rolled out"),
 }
+# An import checks the repository where a bootstrap creates it, and pushes nothing.
+IMPORT_STAGES: dict[str, tuple[str, str]] = {
+    "app": STAGES["app"],
+    "repo": ("checking the repository and its branch", "repository readable, branch found"),
+    "connect": STAGES["connect"],
+    "deploy": STAGES["deploy"],
+}
 STAGE_ORDER = [*STAGES, "done"]
 FINISHED = ("done", "failed", "cancelled")
 
@@ -51,31 +59,33 @@ def follow(
 
     When `resumed`, the stages passed before watching began are shown without a time."""
     path = f"/tenants/{tenant}/app-bootstraps/{bootstrap['id']}"
-    shown = 0  # stages of STAGE_ORDER already printed as passed
+    stages = IMPORT_STAGES if bootstrap.get("kind") == "import" else STAGES
+    order = [*stages, "done"]
+    shown = 0  # stages of `order` already printed as passed
     first = True
     try:
         with console.status("") as spinner:
             while True:
                 stage = bootstrap["stage"]
-                reached = STAGE_ORDER.index(stage) if stage in STAGE_ORDER else shown
+                reached = order.index(stage) if stage in order else shown
                 if bootstrap["status"] == "done":
-                    reached = STAGE_ORDER.index("done")
+                    reached = order.index("done")
                 elapsed = time.monotonic() - started
                 when = "earlier" if resumed and first else f"{elapsed:5.1f}s"
-                for passed in STAGE_ORDER[shown:reached]:
+                for passed in order[shown:reached]:
                     console.print(
-                        f"  [green]✓[/green] {passed:<8} {STAGES[passed][1]:<40} {when:>7}"
+                        f"  [green]✓[/green] {passed:<8} {stages[passed][1]:<40} {when:>7}"
                     )
                 shown = max(shown, reached)
                 first = False
                 if bootstrap["status"] in FINISHED:
                     break
-                doing = STAGES.get(stage, ("working", ""))[0]
+                doing = stages.get(stage, ("working", ""))[0]
                 spinner.update(f"{stage}: {doing}  {elapsed:.0f}s")
                 time.sleep(POLL_SECONDS)
                 bootstrap = run_api(ctx, lambda api: api.get(path), tenant)
     except KeyboardInterrupt:
-        console.print("\nStopped watching; the bootstrap goes on.")
+        console.print(f"\nStopped watching; the {bootstrap.get('kind', 'bootstrap')} goes on.")
         print_follow_up(bootstrap["id"], tenant)
         raise typer.Exit(INTERRUPTED) from None
     _print_outcome(ctx, tenant, bootstrap, time.monotonic() - started)
@@ -97,7 +107,8 @@ def _print_outcome(
     console.print(f"  [red]✗[/red] {stage:<8} {status} after {elapsed:.1f}s")
     code = bootstrap.get("error_code") or status.upper()
     message = bootstrap.get("error_message") or ""
-    err.print(f"[red]Bootstrap {status}[/red] at stage {stage}: {escape(code)}: {escape(message)}")
+    what = str(bootstrap.get("kind") or "bootstrap").capitalize()
+    err.print(f"[red]{what} {status}[/red] at stage {stage}: {escape(code)}: {escape(message)}")
     hint = hint_for(code, tenant)
     if hint:
         err.print(f"  what to do: {escape(hint)}")

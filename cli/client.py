@@ -32,6 +32,15 @@ HINTS: dict[str, str] = {
     "REPO_EXISTS": "choose another --repo, or delete that repository first",
     "SLUG_IN_USE": "choose another --slug (it defaults from the --repo name)",
     "TEMPLATE_NOT_FOUND": "`shipyard templates list` shows the templates you can use",
+    "REPO_NOT_ACCESSIBLE": (
+        "check --repo, and that the GitHub App is installed on its organization with access to "
+        "that repository (and the installation bound to your tenant)"
+    ),
+    "BRANCH_NOT_FOUND": "push the branch first, or name another one with --branch",
+    "GIT_CONNECTION_EXISTS": (
+        "`shipyard apps connection set-branch` changes the branch; `disconnect` first to "
+        "connect another repository"
+    ),
     "INSTALLATION_NOT_BOUND": (
         "ask the platform admin to bind the GitHub App installation of that organization to "
         "your tenant (`shipyard installations bind --tenant {tenant}`), or name a bound "

@@ -165,7 +165,8 @@ class App(SQLModel, table=True):
     slug: str = Field(max_length=30)
     name: str = Field(max_length=200)
     subdomain: str = Field(max_length=32)
-    template_id: str = Field(max_length=64)
+    # None for an app imported from a repository it did not make.
+    template_id: str | None = Field(default=None, max_length=64)
     repo_full_name: str = Field(max_length=200)
     pipeline: list[str] = Field(default_factory=list, sa_type=sa.JSON)
     # bootstrapping | active | failed | deleting | deleted
@@ -182,6 +183,10 @@ class AppBootstrap(SQLModel, table=True):
     __tablename__ = "app_bootstraps"
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    # bootstrap (a new repository from a template) | import (a repository that exists)
+    kind: str = Field(
+        default="bootstrap", max_length=20, sa_column_kwargs={"server_default": "bootstrap"}
+    )
     tenant_id: uuid.UUID = Field(foreign_key="tenants.id", index=True)
     app_id: uuid.UUID = Field(foreign_key="apps.id", index=True)
     workflow_id: str = Field(max_length=200, index=True)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response, status
+from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from temporalio.common import WorkflowIDConflictPolicy
@@ -30,8 +32,10 @@ from core.audit import record_audit
 from core.models import App, AppBootstrap, GitHubInstallation, Template, Tenant
 from core.naming import namespace_for
 from core.settings import Settings
+from core.temporal import TemporalGateway
 from workflows import search
 from workflows.bootstrap import BootstrapApp, BootstrapInput, bootstrap_workflow_id
+from workflows.onboarding import OnboardingInput
 
 router = APIRouter(prefix=f"{API_PREFIX}/tenants/{{tenant}}/app-bootstraps", tags=["bootstraps"])
 
@@ -51,6 +55,7 @@ def public(bootstrap: AppBootstrap, tenant: Tenant, settings: Settings) -> Boots
     return BootstrapPublic(
         id=bootstrap.id,
         bootstrap_id=bootstrap.id,
+        kind=bootstrap.kind,
         status=bootstrap.status,
         stage=bootstrap.stage,
         app_id=bootstrap.app_id,
@@ -66,10 +71,10 @@ def public(bootstrap: AppBootstrap, tenant: Tenant, settings: Settings) -> Boots
     )
 
 
-def fingerprint(body: BootstrapCreate, installation_id: int) -> str:
-    # Without a pipeline the body reads as it did before it could name one, so a request
+def fingerprint(body: BaseModel, installation_id: int) -> str:
+    # A body that names no pipeline reads as it did before one could be named, so a request
     # re-posted across an upgrade is still the same request.
-    unnamed = {"pipeline"} if body.pipeline is None else set()
+    unnamed = {"pipeline"} if getattr(body, "pipeline", None) is None else set()
     canonical = {**body.model_dump(exclude=unnamed), "github_installation_id": installation_id}
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
@@ -123,6 +128,43 @@ async def start_bootstrap(
         stage="app",
         repo_full_name=app.repo_full_name,
     )
+    return await launch(
+        session,
+        settings,
+        temporal,
+        tenant,
+        app,
+        bootstrap,
+        lambda: _workflow_input(
+            settings, tenant, app, bootstrap, body, template, installation_id, principal
+        ),
+        BootstrapApp.run,
+        summary=f"Bootstrap {tenant.slug}/{body.slug} from {template.id}",
+        actor=principal.subject,
+        request_id=request.state.request_id,
+        detail={"template_id": template.id},
+    )
+
+
+async def launch(
+    session: Session,
+    settings: Settings,
+    temporal: TemporalGateway,
+    tenant: Tenant,
+    app: App,
+    bootstrap: AppBootstrap,
+    workflow_input: Callable[[], OnboardingInput],
+    run: Any,
+    *,
+    summary: str,
+    actor: str,
+    request_id: str,
+    detail: dict[str, Any],
+) -> BootstrapPublic:
+    """Records the app (the slug is taken here, or 409) and its bootstrap or import, then
+    starts the run that follows it; a run that could not start leaves the records failed and
+    the slug free."""
+    what = bootstrap.kind
     session.add(app)
     try:
         session.flush()
@@ -130,35 +172,31 @@ async def start_bootstrap(
         # Another request took the slug between our check and this insert.
         session.rollback()
         raise ApiError(
-            409, "SLUG_IN_USE", f"app slug {body.slug!r} is already used in {tenant.slug}"
+            409, "SLUG_IN_USE", f"app slug {app.slug!r} is already used in {tenant.slug}"
         ) from None
     session.add(bootstrap)
     session.commit()
 
-    workflow_input = _workflow_input(
-        settings, tenant, app, bootstrap, body, template, installation_id, principal
-    )
+    arg = workflow_input()
     try:
-        async with reaching_temporal("start the bootstrap"):
+        async with reaching_temporal(f"start the {what}"):
             client = await temporal.client()
             handle = await start_after_closing_run(
                 client,
                 lambda: client.start_workflow(
-                    BootstrapApp.run,
-                    workflow_input,
+                    run,
+                    arg,
                     id=bootstrap.workflow_id,
                     task_queue=settings.task_queue,
                     id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                    static_summary=f"Bootstrap {tenant.slug}/{body.slug} from {template.id}",
-                    search_attributes=search.for_app(
-                        tenant.slug, body.slug, app.pipeline[0], "app"
-                    ),
+                    static_summary=summary,
+                    search_attributes=search.for_app(tenant.slug, app.slug, app.pipeline[0], "app"),
                 ),
                 bootstrap.workflow_id,
                 lambda: _earlier_bootstrap_ended(session, bootstrap),
             )
     except WorkflowAlreadyStartedError:
-        # Another bootstrap of this slug is still undoing its steps: nothing of this one stays.
+        # Another run for this slug is still undoing its steps: nothing of this one stays.
         session.delete(bootstrap)
         session.flush()
         session.delete(app)
@@ -166,7 +204,7 @@ async def start_bootstrap(
         raise ApiError(
             409,
             "BOOTSTRAP_IN_PROGRESS",
-            f"an earlier bootstrap of {body.slug!r} ({bootstrap.workflow_id}) is still ending; "
+            f"an earlier {what} of {app.slug!r} ({bootstrap.workflow_id}) is still ending; "
             "try again when it has",
         ) from None
     except BaseException as exc:
@@ -175,7 +213,7 @@ async def start_bootstrap(
         app.status = "failed"
         bootstrap.status = "failed"
         bootstrap.error_code = "WORKFLOW_ENGINE_UNAVAILABLE" if unreachable else "NOT_STARTED"
-        bootstrap.error_message = "the bootstrap could not be started: " + (
+        bootstrap.error_message = f"the {what} could not be started: " + (
             "Temporal was unreachable" if unreachable else type(exc).__name__
         )
         session.add_all([app, bootstrap])
@@ -186,12 +224,12 @@ async def start_bootstrap(
     record_audit(
         session,
         tenant_id=tenant.id,
-        actor=principal.subject,
-        action="app.bootstrap.start",
-        target=f"app:{body.slug}",
+        actor=actor,
+        action=f"app.{what}.start",
+        target=f"app:{app.slug}",
         result="accepted",
-        request_id=request.state.request_id,
-        detail={"bootstrap_id": str(bootstrap.id), "template_id": template.id},
+        request_id=request_id,
+        detail={"bootstrap_id": str(bootstrap.id), **detail},
     )
     session.commit()
     return public(bootstrap, tenant, settings)
@@ -262,21 +300,23 @@ def _usable_template(session: Session, tenant: Tenant, template_id: str) -> Temp
     return template
 
 
-def _bound_installation(session: Session, tenant: Tenant, wanted: int | None) -> int:
+def _bound_installation(
+    session: Session, tenant: Tenant, wanted: int | None, field: str = "github_installation_id"
+) -> int:
     bound = [
         row.id
         for row in session.exec(
             select(GitHubInstallation).where(GitHubInstallation.tenant_id == tenant.id)
         )
     ]
-    field = [{"field": "body.github_installation_id", "message": "not bound to this tenant"}]
+    errors = [{"field": f"body.{field}", "message": "not bound to this tenant"}]
     if wanted is not None:
         if wanted not in bound:
             raise ApiError(
                 422,
                 "INSTALLATION_NOT_BOUND",
                 f"GitHub installation {wanted} is not bound to tenant {tenant.slug}",
-                errors=field,
+                errors=errors,
             )
         return wanted
     if len(bound) == 1:
@@ -286,7 +326,7 @@ def _bound_installation(session: Session, tenant: Tenant, wanted: int | None) ->
         if not bound
         else f"tenant {tenant.slug} has {len(bound)} installations; name one"
     )
-    raise ApiError(422, "INSTALLATION_NOT_BOUND", detail, errors=field)
+    raise ApiError(422, "INSTALLATION_NOT_BOUND", detail, errors=errors)
 
 
 def _same_request(session: Session, tenant: Tenant, slug: str, print_: str) -> AppBootstrap | None:

@@ -14,16 +14,21 @@ from api.contract import problems
 from api.deps import AppDep, SessionDep, SettingsDep, TemporalDep, scope
 from api.errors import ApiError
 from api.routers import API_PREFIX
+from api.routers.bootstraps import _bound_installation, workflow_url
 from api.schemas import GitConnectionSummary
 from api.schemas.git_connections import (
     BranchChange,
+    Connecting,
+    ConnectionCreate,
     ConnectionReplace,
     Disconnecting,
 )
 from api.workflow_calls import reaching_temporal
 from core.audit import record_audit
 from core.clock import utcnow
-from core.models import App, GitConnection
+from core.models import App, GitConnection, Tenant
+from workflows import search
+from workflows.connect import ConnectInput, ConnectRepository, connect_workflow_id
 from workflows.disconnect import DisconnectInput, DisconnectRepository, disconnect_workflow_id
 
 router = APIRouter(prefix=f"{API_PREFIX}/apps/{{app_id}}/git-connection", tags=["git connection"])
@@ -50,6 +55,64 @@ def get_connection(
 ) -> GitConnectionSummary:
     """The repository and branch whose pushes deploy the app."""
     return _public(_connection(session, app))
+
+
+@router.post(
+    "",
+    name="create_git_connection",
+    response_model=Connecting,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problems(409, 503),
+)
+async def connect(
+    principal: Annotated[Principal, scope("apps:write")],
+    app: AppDep,
+    body: ConnectionCreate,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    temporal: TemporalDep,
+) -> Connecting:
+    """Connect the app to a repository for push-to-deploy (again, after a disconnect): a
+    workflow checks the installation can read the repository and its branch, adds the webhook
+    and writes the connection (follow `status_url`, or the workflow; asking again while it runs
+    answers the same). An app already connected is 409: PUT or PATCH change its connection."""
+    if session.get(GitConnection, app.id) is not None:
+        raise ApiError(
+            409, "GIT_CONNECTION_EXISTS",
+            f"app {app.slug} is already connected; PATCH changes its branch, DELETE disconnects it",
+        )  # fmt: skip
+    tenant = session.get(Tenant, app.tenant_id)
+    assert tenant is not None
+    installation_id = _bound_installation(session, tenant, body.installation_id, "installation_id")
+    workflow_input = ConnectInput(
+        app_id=str(app.id), app_slug=app.slug, tenant_id=str(tenant.id), tenant_slug=tenant.slug,
+        repo_full_name=body.repo_full_name, installation_id=installation_id, branch=body.branch,
+        webhook_url=f"{settings.public_url}{API_PREFIX}/webhooks/github",
+        requested_by=principal.subject,
+    )  # fmt: skip
+    workflow_id = connect_workflow_id(str(app.id))
+    async with reaching_temporal("connect the repository"):
+        client = await temporal.client()
+        await client.start_workflow(
+            ConnectRepository.run, workflow_input, id=workflow_id,
+            task_queue=settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary=f"Connect {tenant.slug}/{app.slug} to {body.repo_full_name}",
+            search_attributes=search.for_app(tenant.slug, app.slug, app.pipeline[0], "check"),
+        )  # fmt: skip
+    record_audit(
+        session, tenant_id=app.tenant_id, actor=principal.subject,
+        action="git_connection.create", target=f"app:{app.slug}", result="accepted",
+        request_id=request.state.request_id, detail={"repo_full_name": body.repo_full_name},
+    )  # fmt: skip
+    session.commit()
+    return Connecting(
+        status="connecting",
+        workflow_id=workflow_id,
+        workflow_url=workflow_url(settings, workflow_id),
+        status_url=f"{API_PREFIX}/apps/{app.id}/git-connection",
+    )
 
 
 @router.patch("", name="update_git_connection", response_model=GitConnectionSummary)

@@ -30,7 +30,7 @@ class AppPublic(BaseModel):
     name: str
     subdomain: str
     url: str
-    template_id: str
+    template_id: str | None = Field(description="none for an app imported from a repository")
     repo_full_name: str
     pipeline: list[str]
     status: str = Field(description="bootstrapping | active | failed | deleting | deleted")

@@ -1,4 +1,5 @@
-"""App bootstraps: a new app from a template, followed by its status."""
+"""App bootstraps and imports: a new app from a template or from a repository that exists,
+followed by its status."""
 
 from __future__ import annotations
 
@@ -8,9 +9,25 @@ from datetime import datetime
 from pydantic import BaseModel, Field, field_validator
 
 from api.schemas.common import InstallationId, Strict, check_pipeline, check_slug
+from core.naming import branch_problem
 
 GITHUB_NAME = r"^[A-Za-z0-9._-]{1,100}$"
 GITHUB_OWNER = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$"
+GITHUB_FULL_NAME = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$"
+
+
+def check_branch(value: str | None) -> str | None:
+    problem = value is not None and branch_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def check_repo_full_name(value: str) -> str:
+    name = value.split("/", 1)[1]
+    if name in (".", "..") or name.endswith(".git"):
+        raise ValueError("is not a repository name GitHub accepts")
+    return value
 
 
 class BootstrapCreate(Strict):
@@ -41,9 +58,40 @@ class BootstrapCreate(Strict):
         return value
 
 
+class ImportCreate(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    slug: str = Field(description="DNS label: a-z, 0-9, '-', starts with a letter, ≤ 30")
+    subdomain: str | None = Field(
+        default=None,
+        min_length=2,
+        max_length=32,
+        pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$",
+        description="default: the slug",
+    )
+    repo_full_name: str = Field(
+        pattern=GITHUB_FULL_NAME,
+        description="owner/name of a repository the installation can read; it is never changed "
+        "beyond the push webhook Shipyard adds",
+    )
+    installation_id: InstallationId | None = Field(
+        default=None, description="default: the tenant's only bound installation"
+    )
+    branch: str | None = Field(
+        default=None, description="the branch whose pushes deploy; default: the repository's"
+    )
+
+    _slug = field_validator("slug")(check_slug)
+    _branch = field_validator("branch")(check_branch)
+    _repo = field_validator("repo_full_name")(check_repo_full_name)
+
+
 class BootstrapPublic(BaseModel):
     id: uuid.UUID
     bootstrap_id: uuid.UUID
+    kind: str = Field(
+        description="bootstrap (a new repository from a template) | import (a repository that "
+        "exists)"
+    )
     status: str
     stage: str
     app_id: uuid.UUID

@@ -148,6 +148,24 @@ class GitHubState:
                     return dict(account)
         return None
 
+    def add_organization(self, login: str) -> dict[str, Any]:
+        """An organization where the App is not installed (as many on GitHub are): its
+        repositories are invisible to every installation token. Adding it again changes
+        nothing."""
+        found = self.account(login)
+        if found is not None:
+            return found
+        with self._writing() as data:
+            account_id = 9_100_100 + len(data["accounts"])
+            record = {
+                "login": login,
+                "id": account_id,
+                "type": "Organization",
+                "created_at": time.time(),
+            }
+            data["accounts"][login] = record
+        return dict(record)
+
     def installations(self) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(i) for i in sorted(self._data["installations"].values(), key=_by_id)]

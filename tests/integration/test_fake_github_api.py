@@ -8,10 +8,11 @@ from pathlib import Path
 
 import httpx
 import jwt
+import pytest
 from openapi_core import OpenAPI
 
 from clients import git
-from clients.github import GitHubClient
+from clients.github import GitHubClient, NotFound
 from core.source import SourceFile
 from sandbox.github import APP_SLUG, FakeGitHub
 from tests.github_openapi import ResponseRecorder, check_response
@@ -83,6 +84,11 @@ def test_git_needs_basic_auth(fake_github: FakeGitHub):
 def test_link_pagination(fake_github: FakeGitHub):
     with api(fake_github) as client:
         headers = {"Authorization": f"Bearer {app_jwt(fake_github)}"}
+        # Other tests of the session install the App on more organizations.
+        total = len(
+            client.get("/app/installations", params={"per_page": 100}, headers=headers).json()
+        )
+        assert total >= 2
         first = client.get("/app/installations", params={"per_page": 1}, headers=headers)
         assert len(first.json()) == 1
         links = first.headers["link"]
@@ -95,7 +101,7 @@ def test_link_pagination(fake_github: FakeGitHub):
         assert second.json()[0]["id"] != first.json()[0]["id"]
         assert 'rel="prev"' in second.headers["link"]
         assert 'rel="first"' in second.headers["link"]
-        assert 'rel="next"' not in second.headers["link"]
+        assert ('rel="next"' in second.headers["link"]) == (total > 2)
 
 
 def test_failure_injection_counts_down(fake_github: FakeGitHub):
@@ -261,3 +267,25 @@ async def test_the_install_page_installs_the_app_and_returns_to_the_setup_url(
         assert shown.status_code == 200 and "installation" in shown.text
     assert recorder.checked >= 6
     assert not recorder.failures, recorder.failures
+
+
+async def test_an_organization_without_the_app_is_invisible(
+    fake_github: FakeGitHub, github_client: GitHubClient
+):
+    """Its repositories exist (a user made them) but no installation token reads them, over
+    the REST API (answers checked against GitHub's description) or git."""
+    owner = "no-app-" + str(time.time_ns())[-6:]
+    fake_github.state.add_organization(owner)
+    assert fake_github.state.add_organization(owner)["login"] == owner  # again: no change
+    made = fake_github.state.create_repo(owner, "kept", private=True)
+    fake_github.state.write_single_commit(made["id"], {"README.md": (b"# kept\n", False)}, "One")
+    installation = fake_github.installation_id
+    with pytest.raises(NotFound):
+        await github_client.get_repository(installation, f"{owner}/kept")
+    with pytest.raises(NotFound):
+        await github_client.branch_head(installation, f"{owner}/kept", "main")
+    seen = await github_client.list_installation_repositories(installation)
+    assert f"{owner}/kept" not in [repo.full_name for repo in seen]
+    token = await github_client.installation_token(installation)
+    with pytest.raises(git.GitError):
+        git.branch_head(f"{fake_github.url}/{owner}/kept.git", token, "main")

@@ -10,9 +10,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from workflows.bootstrap import BootstrapApp
+from workflows.connect import ConnectRepository
 from workflows.delete_app import DeleteApp
 from workflows.deploy import DeployRelease
 from workflows.disconnect import DisconnectRepository
+from workflows.imports import ImportApp
 from workflows.promote import Promote
 from workflows.retention import Retention
 from workflows.rollback import Rollback
@@ -26,6 +28,8 @@ WORKFLOWS = [
     DeleteApp,
     DeployRelease,
     DisconnectRepository,
+    ConnectRepository,
+    ImportApp,
     Promote,
     Retention,
     Rollback,

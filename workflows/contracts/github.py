@@ -38,6 +38,20 @@ class DeleteRepositoryInput(BaseModel):
     marker: str
 
 
+class RepositoryCheckInput(BaseModel):
+    repository: RepositoryRef
+    # None: the repository's default branch.
+    branch: str | None = None
+
+
+class RepositoryCheck(BaseModel):
+    """What the installation sees of a repository it can read: the branch and its head."""
+
+    full_name: str
+    branch: str
+    head_sha: str
+
+
 class WebhookInput(BaseModel):
     repository: RepositoryRef
     url: str
@@ -55,6 +69,11 @@ DELETE_REPOSITORY_IF_OURS: Activity[DeleteRepositoryInput, None] = Activity(
 # The same, saying whether it deleted the repository (False: gone already, or not Shipyard's).
 DELETE_REPOSITORY_MADE_HERE: Activity[DeleteRepositoryInput, bool] = Activity(
     "github.delete_repository_made_here", bool
+)
+# Reads only: a repository the installation cannot see is REPO_NOT_ACCESSIBLE, a branch it
+# lacks BRANCH_NOT_FOUND (both non-retryable).
+CHECK_REPOSITORY: Activity[RepositoryCheckInput, RepositoryCheck] = Activity(
+    "github.check_repository", RepositoryCheck
 )
 # The webhook's id.
 ENSURE_WEBHOOK: Activity[WebhookInput, int] = Activity("github.ensure_webhook", int)

@@ -34,6 +34,7 @@ from core.models import (
 )
 from tests.fixtures.stack import Stack
 from tests.integration.workflows.test_ci_releases import ci_build
+from tests.integration.workflows.test_import import existing_repository
 from tests.integration.workflows.test_push_to_deploy import App
 
 Count = Callable[[], int]
@@ -324,6 +325,47 @@ async def test_every_mutating_post_is_idempotent(stack: Stack, poster: Poster):
     )
     deployed = registered.json()["deployment"]["status_url"].removeprefix("/api/v1")
     await wait_for_status(stack, deployed, "succeeded")
+
+
+ON_THE_BASE = {
+    "shipyard.toml": b'[build]\nbase_image = "base/busybox:1.35"\n'
+    b'command = ["httpd", "-f", "-p", "8080", "-h", "/app/public"]\nport = 8080\n',
+    "public/index.html": b"<h1>imported</h1>\n",
+}
+
+
+async def test_imports_and_connections_are_idempotent(stack: Stack, poster: Poster):
+    tenant = stack.tenant.slug
+    full_name, _ = await existing_repository(stack, ON_THE_BASE)
+    slug = full_name.split("/")[1]
+    body = {"name": "Imported", "slug": slug, "repo_full_name": full_name}
+    started = await poster.check(
+        f"/tenants/{tenant}/apps",
+        body,
+        {**body, "name": "Other"},
+        poster.count(AppBootstrap, AppBootstrap.workflow_id == f"import:{tenant}:{slug}"),
+        status=202,
+    )
+    done = await stack.wait_for(started.json()["id"])
+    assert done["status"] == "done", done
+
+    url = f"/apps/{done['app_id']}/git-connection"
+    gone = await stack.api.delete(f"/api/v1{url}", headers=stack.tenant.headers)
+    await stack.run_closed(gone.json()["workflow_id"])
+    connecting = await poster.check(
+        url,
+        {"repo_full_name": full_name},
+        {"repo_full_name": full_name, "branch": "main"},
+        poster.count(
+            AuditEvent,
+            AuditEvent.action == "git_connection.create",
+            AuditEvent.target == f"app:{slug}",
+        ),
+        status=202,
+    )
+    await stack.run_closed(connecting.json()["workflow_id"])
+    shown = await stack.api.get(f"/api/v1{url}", headers=stack.tenant.headers)
+    assert shown.status_code == 200, shown.text
 
 
 async def test_a_failed_request_gives_its_key_back(stack: Stack, poster: Poster):

@@ -125,6 +125,12 @@ async def test_every_start_path_during_an_outage(outage: Outage):
         headers=stack.tenant.headers,
     )
     assert_unavailable(bootstrap)
+    imported = await stack.api.post(
+        f"/api/v1/tenants/{stack.tenant.slug}/apps",
+        json={"name": "Imported", "slug": f"imp-{slug}", "repo_full_name": app.full_name},
+        headers=stack.tenant.headers,
+    )
+    assert_unavailable(imported)
     deploy = await outage.call("POST", f"{base}/deployments", json={})
     assert_unavailable(deploy)
     promote = await outage.call(
@@ -168,6 +174,17 @@ async def test_every_start_path_during_an_outage(outage: Outage):
         record = session.exec(select(AppBootstrap).where(AppBootstrap.app_id == refused.id)).one()
     assert refused.status == "failed"  # its slug is free for the retry
     assert (record.status, record.error_code) == ("failed", "WORKFLOW_ENGINE_UNAVAILABLE")
+    with Session(stack.engine) as session:
+        not_imported = session.exec(select(AppRow).where(AppRow.slug == f"imp-{slug}")).one()
+        record = session.exec(
+            select(AppBootstrap).where(AppBootstrap.app_id == not_imported.id)
+        ).one()
+    assert not_imported.status == "failed"
+    assert (record.kind, record.status, record.error_code) == (
+        "import",
+        "failed",
+        "WORKFLOW_ENGINE_UNAVAILABLE",
+    )
     hooks = await stack.github_client.list_webhooks(stack.github.installation_id, app.full_name)
     assert len(hooks) == 1
 
