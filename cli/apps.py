@@ -32,6 +32,17 @@ apps_cli = typer.Typer(
 )
 # How long `apps delete` follows a deletion before saying it still runs.
 DELETE_WAIT_SECONDS = 300
+PipelineOption = Annotated[
+    str | None,
+    typer.Option(
+        help="its environments in order, comma-separated (default: dev,qa,staging,prod)",
+        show_default=False,
+    ),
+]
+
+
+def pipeline_of(option: str) -> list[str]:
+    return [name.strip() for name in option.split(",")]
 
 
 def slug_from_repo(repo_name: str) -> str:
@@ -60,13 +71,7 @@ def apps_bootstrap(
         typer.Option(help="GitHub App installation (default: the tenant's only one)"),
     ] = None,
     public: Annotated[bool, typer.Option("--public", help="make the repository public")] = False,
-    pipeline: Annotated[
-        str | None,
-        typer.Option(
-            help="its environments in order, comma-separated (default: dev,qa,staging,prod)",
-            show_default=False,
-        ),
-    ] = None,
+    pipeline: PipelineOption = None,
     wait: WaitOption = True,
 ) -> None:
     """Make a new app from a template: repository, first commit, push-to-deploy, first deploy."""
@@ -87,7 +92,7 @@ def apps_bootstrap(
     if installation is not None:
         body["github_installation_id"] = installation
     if pipeline is not None:
-        body["pipeline"] = [name.strip() for name in pipeline.split(",")]
+        body["pipeline"] = pipeline_of(pipeline)
     started = time.monotonic()
     path = f"/tenants/{tenant_slug}/app-bootstraps"
     bootstrap = run_api(ctx, lambda api: api.post(path, body), tenant_slug)
@@ -123,6 +128,7 @@ def apps_import(
         int | None,
         typer.Option(help="GitHub App installation (default: the tenant's only one)"),
     ] = None,
+    pipeline: PipelineOption = None,
     wait: WaitOption = True,
 ) -> None:
     """Deploy a repository you already have (a Dockerfile, or a build table in
@@ -141,6 +147,8 @@ def apps_import(
     ):
         if value is not None:
             body[field] = value
+    if pipeline is not None:
+        body["pipeline"] = pipeline_of(pipeline)
     started = time.monotonic()
     path = f"/tenants/{tenant_slug}/apps"
     imported = run_api(ctx, lambda api: api.post(path, body), tenant_slug)

@@ -99,10 +99,10 @@ async def start_bootstrap(
     """Create an app from a template: repository, first commit, push-to-deploy and a first
     deploy. Answers at once; follow `status_url` (or the workflow in the Web UI)."""
     template = _usable_template(session, tenant, body.template_id)
-    installation_id = _bound_installation(session, tenant, body.github_installation_id)
+    installation_id = bound_installation(session, tenant, body.github_installation_id)
     print_ = fingerprint(body, installation_id)
 
-    earlier = _same_request(session, tenant, body.slug, print_)
+    earlier = same_request(session, tenant, body.slug, print_)
     if earlier is not None:
         response.status_code = status.HTTP_200_OK
         return public(earlier, tenant, settings)
@@ -300,7 +300,7 @@ def _usable_template(session: Session, tenant: Tenant, template_id: str) -> Temp
     return template
 
 
-def _bound_installation(
+def bound_installation(
     session: Session, tenant: Tenant, wanted: int | None, field: str = "github_installation_id"
 ) -> int:
     bound = [
@@ -329,7 +329,7 @@ def _bound_installation(
     raise ApiError(422, "INSTALLATION_NOT_BOUND", detail, errors=errors)
 
 
-def _same_request(session: Session, tenant: Tenant, slug: str, print_: str) -> AppBootstrap | None:
+def same_request(session: Session, tenant: Tenant, slug: str, print_: str) -> AppBootstrap | None:
     """The running bootstrap this request repeats (same slug, same request), if any; another
     request for a slug in use is refused."""
     live = session.exec(

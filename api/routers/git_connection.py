@@ -14,7 +14,7 @@ from api.contract import problems
 from api.deps import AppDep, SessionDep, SettingsDep, TemporalDep, scope
 from api.errors import ApiError
 from api.routers import API_PREFIX
-from api.routers.bootstraps import _bound_installation, workflow_url
+from api.routers.bootstraps import bound_installation, workflow_url
 from api.schemas import GitConnectionSummary
 from api.schemas.git_connections import (
     BranchChange,
@@ -84,7 +84,7 @@ async def connect(
         )  # fmt: skip
     tenant = session.get(Tenant, app.tenant_id)
     assert tenant is not None
-    installation_id = _bound_installation(session, tenant, body.installation_id, "installation_id")
+    installation_id = bound_installation(session, tenant, body.installation_id, "installation_id")
     workflow_input = ConnectInput(
         app_id=str(app.id), app_slug=app.slug, tenant_id=str(tenant.id), tenant_slug=tenant.slug,
         repo_full_name=body.repo_full_name, installation_id=installation_id, branch=body.branch,

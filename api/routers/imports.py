@@ -15,11 +15,11 @@ from api.deps import SessionDep, SettingsDep, TemporalDep, TenantDep, scope
 from api.routers import API_PREFIX
 from api.routers.bootstraps import (
     DEFAULT_PIPELINE,
-    _bound_installation,
-    _same_request,
+    bound_installation,
     fingerprint,
     launch,
     public,
+    same_request,
 )
 from api.schemas import BootstrapPublic
 from api.schemas.bootstraps import ImportCreate
@@ -50,9 +50,9 @@ async def import_app(
     """Make an app of a repository you already have: it is checked (the installation must read
     it and its branch), connected for push-to-deploy and its branch's head deployed. Nothing in
     the repository changes but the push webhook added. Answers at once; follow `status_url`."""
-    installation_id = _bound_installation(session, tenant, body.installation_id, "installation_id")
+    installation_id = bound_installation(session, tenant, body.installation_id, "installation_id")
     print_ = fingerprint(body, installation_id)
-    earlier = _same_request(session, tenant, body.slug, print_)
+    earlier = same_request(session, tenant, body.slug, print_)
     if earlier is not None:
         response.status_code = status.HTTP_200_OK
         return public(earlier, tenant, settings)
@@ -65,7 +65,7 @@ async def import_app(
         subdomain=subdomain,
         template_id=None,
         repo_full_name=body.repo_full_name,
-        pipeline=list(DEFAULT_PIPELINE),
+        pipeline=list(body.pipeline or DEFAULT_PIPELINE),
         status="bootstrapping",
     )
     record = AppBootstrap(
@@ -92,10 +92,8 @@ async def import_app(
             subdomain=subdomain,
             host=f"{subdomain}.{settings.base_domain}",
             installation_id=installation_id,
-            pipeline=list(DEFAULT_PIPELINE),
-            namespaces={
-                env: namespace_for(tenant.slug, body.slug, env) for env in DEFAULT_PIPELINE
-            },
+            pipeline=app.pipeline,
+            namespaces={env: namespace_for(tenant.slug, body.slug, env) for env in app.pipeline},
             webhook_url=f"{settings.public_url}{API_PREFIX}/webhooks/github",
             kube_task_queue=settings.kube_task_queue,
             requested_by=principal.subject,

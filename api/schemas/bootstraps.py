@@ -79,8 +79,14 @@ class ImportCreate(Strict):
     branch: str | None = Field(
         default=None, description="the branch whose pushes deploy; default: the repository's"
     )
+    pipeline: list[str] | None = Field(
+        default=None,
+        description="the environments in order, 1 to 6 distinct DNS labels; pushes deploy to "
+        "the first, the rest change by promotion. Default: dev, qa, staging, prod",
+    )
 
     _slug = field_validator("slug")(check_slug)
+    _pipeline = field_validator("pipeline")(check_pipeline)
     _branch = field_validator("branch")(check_branch)
     _repo = field_validator("repo_full_name")(check_repo_full_name)
 

@@ -69,3 +69,18 @@ async def test_a_pipeline_that_is_not_one_is_refused(stack: Stack, pipeline: lis
         f"/api/v1/tenants/{stack.tenant.slug}/apps", headers=stack.tenant.headers
     )
     assert body["slug"] not in [app["slug"] for app in apps.json()["items"]]
+
+
+async def test_an_import_checks_its_pipeline_the_same_way(stack: Stack):
+    response = await stack.api.post(
+        f"/api/v1/tenants/{stack.tenant.slug}/apps",
+        json={
+            "name": "Shop",
+            "slug": "shop-pipeline",
+            "repo_full_name": f"{stack.github.org}/shop",
+            "pipeline": ["dev", "dev"],
+        },
+        headers=stack.tenant.headers,
+    )
+    assert response.status_code == 422, response.text
+    assert "twice" in response.text
