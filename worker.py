@@ -50,6 +50,7 @@ from workflows.deploy import DeployRelease
 from workflows.disconnect import DisconnectRepository
 from workflows.imports import ImportApp
 from workflows.promote import Promote
+from workflows.remove_environment import RemoveEnvironment
 from workflows.retention import Retention
 from workflows.rollback import Rollback
 from workflows.sandbox import workflow_runner
@@ -64,6 +65,7 @@ WORKFLOWS: list[type] = [
     DeleteApp,
     ImportApp,
     Promote,
+    RemoveEnvironment,
     Retention,
     Rollback,
 ]

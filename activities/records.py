@@ -24,6 +24,10 @@ from core.models import (
     AuditEvent,
     Deployment,
     Environment,
+    EnvironmentLock,
+    EnvironmentLockWaiter,
+    EnvironmentSecret,
+    FreezeWindow,
     GitConnection,
     Release,
     ReleaseActivation,
@@ -35,6 +39,7 @@ from workflows.contracts.records import (
     BootstrapProgress,
     DeploymentProgress,
     DeploymentStart,
+    EnvironmentRef,
     GitConnectionInput,
     PrepareAppInput,
     ReleaseInput,
@@ -201,6 +206,36 @@ class RecordsActivities:
             row = session.get(GitConnection, uuid.UUID(app_id))
             if row is not None:
                 session.delete(row)
+
+    @activity.defn(name=names.REMOVE_ENVIRONMENT.name)
+    def remove_environment(self, ref: EnvironmentRef) -> None:
+        """The environment out of the app's pipeline, with its policy, configuration, secrets,
+        freeze windows and lock; deployments, promotions and releases name it as history."""
+        app_id = uuid.UUID(ref.app_id)
+        with session_scope(self._engine) as session:
+            environment = session.exec(
+                select(Environment).where(
+                    Environment.app_id == app_id, Environment.name == ref.environment
+                )
+            ).first()
+            app = session.get(App, app_id)
+            if app is not None and ref.environment in app.pipeline:
+                app.pipeline = [name for name in app.pipeline if name != ref.environment]
+                app.updated_at = utcnow()
+                session.add(app)
+            if environment is None:
+                return
+            for table in (EnvironmentSecret, FreezeWindow, EnvironmentLock, EnvironmentLockWaiter):
+                session.execute(sa.delete(table).where(col(table.environment_id) == environment.id))
+            session.delete(environment)
+            later = session.exec(
+                select(Environment).where(
+                    Environment.app_id == app_id, Environment.position > environment.position
+                )
+            ).all()
+            for other in later:
+                other.position -= 1
+                session.add(other)
 
     @activity.defn(name=names.START_DEPLOYMENT.name)
     def start_deployment(self, start: DeploymentStart) -> None:

@@ -71,6 +71,39 @@ def environments_list(
     render(items, output, table)
 
 
+@environments_cli.command("add")
+def environments_add(
+    ctx: typer.Context,
+    env: EnvArgument,
+    app: AppOption,
+    after: Annotated[
+        str | None,
+        typer.Option(help="the environment it follows (default: last)", show_default=False),
+    ] = None,
+    output: OutputOption = Format.table,
+) -> None:
+    """Add an environment to the app's pipeline; it changes by promotion or rollback."""
+    app_id = app_id_of(ctx, app)
+    body = {"name": env} if after is None else {"name": env, "after": after}
+    made = run_api(ctx, lambda api: api.post(f"/apps/{app_id}/environments", body))
+    render(made, output, lambda: console.print(f"{env} added, namespace {made['namespace']}"))
+
+
+@environments_cli.command("remove")
+def environments_remove(
+    ctx: typer.Context, env: EnvArgument, app: AppOption, output: OutputOption = Format.table
+) -> None:
+    """Take an environment out of the pipeline: its namespace and configuration go, what ran
+    there stays as history."""
+    app_id = app_id_of(ctx, app)
+    started = run_api(ctx, lambda api: api.delete(f"/apps/{app_id}/environments/{env}"))
+    render(
+        started,
+        output,
+        lambda: console.print(f"Removing {env}: {started['workflow_url']}"),
+    )
+
+
 @environments_cli.command("show")
 def environments_show(
     ctx: typer.Context, env: EnvArgument, app: AppOption, output: OutputOption = Format.table

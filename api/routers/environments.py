@@ -7,19 +7,27 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response, status
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
+from temporalio.common import WorkflowIDConflictPolicy
 
-from activities.locks import lock_waiters
+from activities.locks import holder_is_running, lock_waiters, locked_message
 from api.auth import Principal
-from api.deps import AppDep, PageDep, SessionDep, SettingsDep, scope
+from api.contract import problems
+from api.deploys import require_active, step_timeouts
+from api.deps import AppDep, PageDep, SessionDep, SettingsDep, TemporalDep, scope
 from api.errors import ApiError, not_found
 from api.pagination import Page, newest_first
+from api.promotions import OPEN_STATUSES
 from api.routers import API_PREFIX
+from api.routers.bootstraps import workflow_url
 from api.schemas.environments import (
     ApprovalPolicy,
     ConfigPublic,
     ConfigUpdate,
+    EnvironmentCreate,
     EnvironmentPublic,
+    EnvironmentRemoval,
     EnvironmentUpdate,
     FreezeWindowCreate,
     FreezeWindowPublic,
@@ -27,6 +35,7 @@ from api.schemas.environments import (
     LockWaiterPublic,
     SecretName,
 )
+from api.workflow_calls import reaching_temporal
 from core import freeze
 from core.audit import record_audit
 from core.clock import utcnow
@@ -36,9 +45,18 @@ from core.models import (
     EnvironmentLock,
     EnvironmentSecret,
     FreezeWindow,
+    Promotion,
     Release,
+    Tenant,
 )
+from core.naming import namespace_for, pipeline_problem
 from core.secrets import encrypt
+from workflows import search
+from workflows.remove_environment import (
+    RemoveEnvironment,
+    RemoveEnvironmentInput,
+    remove_environment_workflow_id,
+)
 
 router = APIRouter(prefix=API_PREFIX, tags=["environments"])
 
@@ -75,6 +93,144 @@ def get_environment(
     """The environment: what runs there, its approval policy, replicas and lock."""
     environment = _environment(session, app, env)
     return environment_public(session, environment)
+
+
+@router.post(
+    "/apps/{app_id}/environments",
+    response_model=EnvironmentPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses=problems(409, 422),
+)
+def add_environment(
+    body: EnvironmentCreate,
+    request: Request,
+    principal: Annotated[Principal, scope("apps:write")],
+    app: AppDep,
+    session: SessionDep,
+) -> EnvironmentPublic:
+    """Add an environment to the app's pipeline, after `after` (default: last). It changes
+    only by promotion or rollback, like every environment but the first; its namespace is
+    made by the first promotion there."""
+    require_active(app)
+    pipeline = list(app.pipeline)
+    if body.name in pipeline:
+        raise ApiError(409, "ENVIRONMENT_EXISTS", f"app {app.slug} has {body.name} already")
+    after = body.after or pipeline[-1]
+    if after not in pipeline:
+        raise ApiError(
+            422,
+            "VALIDATION_FAILED",
+            f"app {app.slug} has no environment {after!r}",
+            errors=[{"field": "body.after", "message": f"not in the pipeline {pipeline}"}],
+        )
+    pipeline.insert(pipeline.index(after) + 1, body.name)
+    problem = pipeline_problem(pipeline)
+    if problem:
+        raise ApiError(409, "PIPELINE_FULL", f"the pipeline {problem}")
+    tenant = session.get(Tenant, app.tenant_id)
+    assert tenant is not None
+    position = pipeline.index(body.name)
+    for other in session.exec(
+        select(Environment).where(Environment.app_id == app.id, Environment.position >= position)
+    ).all():
+        other.position += 1
+        session.add(other)
+    environment = Environment(
+        app_id=app.id,
+        name=body.name,
+        position=position,
+        namespace=namespace_for(tenant.slug, app.slug, body.name),
+    )
+    app.pipeline = pipeline
+    app.updated_at = utcnow()
+    session.add_all([environment, app])
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise ApiError(
+            409, "ENVIRONMENT_EXISTS", f"app {app.slug} has {body.name} already"
+        ) from None
+    _audit(session, request, principal.subject, app, "environment.add", body.name, {"after": after})
+    session.commit()
+    return environment_public(session, environment)
+
+
+@router.delete(
+    "/apps/{app_id}/environments/{env}",
+    response_model=EnvironmentRemoval,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problems(409, 503),
+)
+async def remove_environment(
+    env: str,
+    request: Request,
+    principal: Annotated[Principal, scope("apps:write")],
+    app: AppDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    temporal: TemporalDep,
+) -> EnvironmentRemoval:
+    """Take an environment out of the pipeline: its namespace is deleted, then its policy,
+    configuration, secrets and freeze windows; what ran there stays as history. Refused for
+    the first environment (pushes deploy there), and while a promotion targets it or a run
+    holds it."""
+    environment = _environment(session, app, env)
+    if env == app.pipeline[0]:
+        raise ApiError(
+            409, "ENVIRONMENT_REQUIRED", f"{env} is where {app.slug}'s pushes deploy; it stays"
+        )
+    promotion = session.exec(
+        select(Promotion).where(
+            Promotion.app_id == app.id,
+            Promotion.environment == env,
+            col(Promotion.status).in_(OPEN_STATUSES),
+        )
+    ).first()
+    if promotion is not None:
+        raise ApiError(
+            409,
+            "ENVIRONMENT_BUSY",
+            f"promotion {promotion.id} to {env} is open; wait for it or cancel it",
+        )
+    lock = session.get(EnvironmentLock, environment.id)
+    tenant = session.get(Tenant, app.tenant_id)
+    assert tenant is not None
+    workflow_id = remove_environment_workflow_id(str(app.id), env)
+    async with reaching_temporal("start the removal"):
+        client = await temporal.client()
+        if lock is not None and await holder_is_running(client, lock.holder_workflow_id):
+            raise ApiError(
+                409,
+                "ENVIRONMENT_BUSY",
+                locked_message(env, lock.holder_kind, lock.holder_workflow_id)
+                + "; remove it when that has ended",
+            )
+        await client.start_workflow(
+            RemoveEnvironment.run,
+            RemoveEnvironmentInput(
+                tenant_id=str(app.tenant_id),
+                tenant_slug=tenant.slug,
+                app_id=str(app.id),
+                app_slug=app.slug,
+                environment=env,
+                namespace=environment.namespace,
+                requested_by=principal.subject,
+                kube_task_queue=settings.kube_task_queue,
+                timeouts=step_timeouts(settings),
+            ),
+            id=workflow_id,
+            task_queue=settings.task_queue,
+            # A removal still running is this one.
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary=f"Remove {env} from {tenant.slug}/{app.slug}",
+            search_attributes=search.for_app(tenant.slug, app.slug, env, "delete"),
+        )
+    _audit(session, request, principal.subject, app, "environment.remove", env, {})
+    session.commit()
+    return EnvironmentRemoval(
+        environment=env, workflow_id=workflow_id, workflow_url=workflow_url(settings, workflow_id)
+    )
 
 
 @router.patch("/apps/{app_id}/environments/{env}", response_model=EnvironmentPublic)

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, field_validator
 
-from api.schemas.common import Strict
+from api.schemas.common import Strict, check_slug
 from core.keys import SCOPES
 
 ENV_VAR_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -95,6 +95,21 @@ class ApprovalPolicyUpdate(NotNull):
         if value is not None and value not in SCOPES:
             raise ValueError(f"unknown scope; known: {list(SCOPES)}")
         return value
+
+
+class EnvironmentCreate(Strict):
+    name: str = Field(description="DNS label: a-z, 0-9, '-', starts with a letter, ≤ 30")
+    after: str | None = Field(
+        default=None, description="the environment it follows in the pipeline; default: last"
+    )
+
+    _name = field_validator("name")(check_slug)
+
+
+class EnvironmentRemoval(BaseModel):
+    environment: str
+    workflow_id: str
+    workflow_url: str
 
 
 class EnvironmentUpdate(NotNull):

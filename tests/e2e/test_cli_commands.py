@@ -198,3 +198,19 @@ async def test_apps_delete_follows_the_deletion_to_its_end(stack: Stack):
     assert f"App {slug} is deleted; its slug is free again" in out, out
     shown = await api_body(stack, "/apps/" + done["app_id"])
     assert shown["status"] == "deleted"
+
+
+async def test_environments_add_and_remove(stack: Stack):
+    done = await stack.bootstrap_and_wait(pipeline=["dev", "prod"])
+    assert done["status"] == "done", done
+    url, key, tenant = stack.settings.public_url, stack.tenant.key, stack.tenant.slug
+    app = f"{tenant}/{(await api_body(stack, '/apps/' + done['app_id']))['slug']}"
+    code, out, errors = await run(
+        "environments", "add", "uat", "--app", app, "--after", "dev", url=url, key=key
+    )
+    assert code == 0 and "uat added" in out, out + errors
+    code, out, errors = await run("environments", "remove", "uat", "--app", app, url=url, key=key)
+    assert code == 0 and "Removing uat" in out, out + errors
+    await stack.run_closed(f"remove-environment:{done['app_id']}:uat")
+    shown = await api_body(stack, "/apps/" + done["app_id"])
+    assert shown["pipeline"] == ["dev", "prod"]

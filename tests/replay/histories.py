@@ -16,6 +16,7 @@ from workflows.deploy import DeployRelease
 from workflows.disconnect import DisconnectRepository
 from workflows.imports import ImportApp
 from workflows.promote import Promote
+from workflows.remove_environment import RemoveEnvironment
 from workflows.retention import Retention
 from workflows.rollback import Rollback
 from workflows.sandbox import workflow_runner
@@ -31,6 +32,7 @@ WORKFLOWS = [
     ConnectRepository,
     ImportApp,
     Promote,
+    RemoveEnvironment,
     Retention,
     Rollback,
 ]

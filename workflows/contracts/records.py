@@ -96,6 +96,11 @@ class ReleaseInput(BaseModel):
     via: str = "deploy"
 
 
+class EnvironmentRef(BaseModel):
+    app_id: str
+    environment: str
+
+
 class ReleaseResult(BaseModel):
     release_id: str
     version: int
@@ -107,6 +112,7 @@ SET_APP_STATUS: Activity[AppStatusInput, None] = Activity("records.set_app_statu
 SAVE_GIT_CONNECTION: Activity[GitConnectionInput, None] = Activity("records.save_git_connection")
 # The app's id.
 DELETE_GIT_CONNECTION: Activity[str, None] = Activity("records.delete_git_connection")
+REMOVE_ENVIRONMENT: Activity[EnvironmentRef, None] = Activity("records.remove_environment")
 START_DEPLOYMENT: Activity[DeploymentStart, None] = Activity("records.start_deployment")
 UPDATE_DEPLOYMENT: Activity[DeploymentProgress, None] = Activity("records.update_deployment")
 RECORD_RELEASE: Activity[ReleaseInput, ReleaseResult] = Activity(

@@ -23,6 +23,7 @@ from core.models import (
     Approval,
     AuditEvent,
     Deployment,
+    Environment,
     FreezeWindow,
     GitHubInstallation,
     GitHubInstallState,
@@ -313,6 +314,14 @@ async def test_every_mutating_post_is_idempotent(stack: Stack, poster: Poster):
         status=202,
     )
     await wait_for_status(stack, rolled.json()["status_url"].removeprefix("/api/v1"), "succeeded")
+
+    await poster.check(
+        f"{base}/environments",
+        {"name": "uat", "after": "qa"},
+        {"name": "uat", "after": "dev"},
+        poster.count(Environment, Environment.app_id == uuid.UUID(app.id)),
+        status=201,
+    )
 
     image = await ci_build(stack, "built by CI")
     registered = await poster.check(
