@@ -1,0 +1,68 @@
+"""Crash safety of a deletion: SIGKILL the worker right after each of its effects (the
+namespace deleted, the webhook removed, the repository deleted), before the worker hears of
+it; the deletion still ends once, with nothing of the app left and its slug free."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from sqlmodel import Session, select
+
+from clients.github import NotFound
+from core.models import AuditEvent
+from core.naming import namespace_for
+from tests.chaos.crashing import Workers
+from tests.fixtures.stack import Stack
+from workflows.delete_app import delete_app_workflow_id
+
+pytestmark = pytest.mark.slow
+
+# Each effect: how to hold the answer to the request that makes it.
+EFFECTS: dict[str, Callable[[Stack, str, str], object]] = {
+    "namespace deleted": lambda stack, namespace, _repo: stack.kube.hold_next(
+        "DELETE", f"^/api/v1/namespaces/{namespace}$"
+    ),
+    "webhook removed": lambda stack, _ns, repo: stack.github.hold_next(
+        "DELETE", f"^/repos/{repo}/hooks/[0-9]+$"
+    ),
+    "repository deleted": lambda stack, _ns, repo: stack.github.hold_next(
+        "DELETE", f"^/repos/{repo}$"
+    ),
+}
+
+
+@pytest.mark.parametrize("effect", list(EFFECTS))
+async def test_worker_killed_right_after_each_deletion_effect(
+    crash_stack: Stack, workers: Workers, effect: str
+):
+    stack = crash_stack
+    workers.start()
+    done = await stack.bootstrap_and_wait()
+    assert done["status"] == "done", done
+    app_id, repo = done["app_id"], done["repo_full_name"]
+    slug = repo.split("/")[1]
+    namespace = namespace_for(stack.tenant.slug, slug, "dev")
+    hold = EFFECTS[effect](stack, namespace, repo)
+
+    response = await stack.api.delete(
+        f"/api/v1/apps/{app_id}",
+        params={"delete_repository": "true"},
+        headers=stack.tenant.headers,
+    )
+    assert response.status_code == 202, response.text
+    await workers.kill_after(hold)  # type: ignore[arg-type]
+    await stack.run_closed(delete_app_workflow_id(app_id))
+
+    shown = await stack.api.get(f"/api/v1/apps/{app_id}", headers=stack.tenant.headers)
+    assert shown.json()["status"] == "deleted", shown.json()
+    assert not stack.kube_client.namespace_exists(namespace)
+    with pytest.raises(NotFound):
+        await stack.github_client.get_repository(stack.github.installation_id, repo)
+    with Session(stack.engine) as session:
+        outcomes = session.exec(
+            select(AuditEvent.result).where(
+                AuditEvent.action == "app.delete", AuditEvent.target == f"app:{slug}"
+            )
+        ).all()
+    assert sorted(outcomes) == ["accepted", "done"]
