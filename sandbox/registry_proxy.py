@@ -75,10 +75,18 @@ class RegistryProxy:
             body = b"".join([chunk async for chunk in upstream.aiter_raw()])
         finally:
             await upstream.aclose()
-        return Response(
-            body, status_code=upstream.status_code, headers=_end_to_end(upstream.headers.items())
-        )
+        headers = _end_to_end(upstream.headers.multi_items())
+        if not any(name.lower() == "content-length" for name, _ in headers):
+            headers.append(("content-length", str(len(body))))
+        response = Response(body, status_code=upstream.status_code)
+        # As they came: a HEAD's Content-Length is the size of what a GET would send.
+        response.raw_headers = [
+            (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers
+        ]
+        return response
 
 
-def _end_to_end(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
-    return {name: value for name, value in headers if name.lower() not in HOP_HEADERS}
+def _end_to_end(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Every header but the hop-by-hop ones, a repeated one (several `Accept`s, as buildah
+    sends them) kept as often as it came."""
+    return [(name, value) for name, value in headers if name.lower() not in HOP_HEADERS]
