@@ -28,7 +28,13 @@ class GitActivities:
         repository = request.repository
         with as_activity_failures():
             template = next(
-                (item for item in builtin_catalog() if item.id == request.template_id), None
+                (
+                    item
+                    for item in builtin_catalog()
+                    if (item.directory.name == request.directory)
+                    or (request.directory is None and item.id == request.template_id)
+                ),
+                None,
             )
             if template is None:
                 raise ApplicationError(

@@ -103,6 +103,7 @@ def create_app(
         install_flow.router,
         install_flow.setup_router,
         templates.router,
+        templates.tenant_router,
         bootstraps.router,
         imports.router,
         apps.router,

@@ -74,19 +74,36 @@ class ApiKey(SQLModel, table=True):
 
 
 class Template(SQLModel, table=True):
-    """An app template: built-in ones are global (no tenant); a tenant may add its own."""
+    """An app template: built-in ones are global (no tenant); a tenant may add its own.
+
+    `id` is what users name; it is unique among the global templates and within one tenant's
+    (a tenant's may not take a global id, which the API checks), so two tenants may each have
+    a template of the same id without either learning of the other's."""
 
     __tablename__ = "templates"
+    __table_args__ = (
+        sa.Index("uq_templates_tenant_template", "tenant_id", "id", unique=True),
+        sa.Index(
+            "uq_templates_global_template",
+            "id",
+            unique=True,
+            sqlite_where=sa.text("tenant_id IS NULL"),
+            postgresql_where=sa.text("tenant_id IS NULL"),
+        ),
+    )
 
-    id: str = Field(primary_key=True, max_length=64)
+    row_id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    id: str = Field(max_length=64)
     tenant_id: uuid.UUID | None = Field(default=None, foreign_key="tenants.id", index=True)
     name: str = Field(max_length=200)
     language: str = Field(max_length=40, index=True)
     description: str = Field(default="", max_length=2000)
     source: str = Field(max_length=300)
-    base_image: str = Field(max_length=300)
+    # Build settings as the catalog shows them. A `github:` template's repository builds with
+    # its own shipyard.toml or Dockerfile, so there they may be left out (None, [], None).
+    base_image: str | None = Field(default=None, max_length=300)
     command: list[str] = Field(default_factory=list, sa_type=sa.JSON)
-    port: int
+    port: int | None = None
     health_path: str = Field(default="/", max_length=200)
     created_at: datetime = _created()
     updated_at: datetime = _created()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import tomllib
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from core.clock import utcnow
 from core.models import Template
@@ -137,9 +138,39 @@ def sync_builtin_templates(session: Session, root: Path = BUILTIN_DIR) -> None:
             "health_path": builtin.build.health_path,
             "updated_at": utcnow(),
         }
-        row = session.get(Template, builtin.id)
+        row = global_template(session, builtin.id)
         if row is None:
             session.add(Template.model_validate({"id": builtin.id, **fields}))
         else:
             row.sqlmodel_update(fields)
             session.add(row)
+
+
+def global_template(session: Session, template_id: str) -> Template | None:
+    return session.exec(
+        select(Template).where(Template.id == template_id, col(Template.tenant_id).is_(None))
+    ).first()
+
+
+def tenant_template(session: Session, tenant_id: uuid.UUID, template_id: str) -> Template | None:
+    return session.exec(
+        select(Template).where(Template.id == template_id, Template.tenant_id == tenant_id)
+    ).first()
+
+
+def visible_template(
+    session: Session, tenant_id: uuid.UUID | None, template_id: str
+) -> Template | None:
+    """The template a tenant means by `template_id`: its own, else the global one. A tenant's
+    cannot take a global id, but a built-in added later may arrive with an id a tenant already
+    uses; that tenant keeps getting its own, as before."""
+    own = tenant_template(session, tenant_id, template_id) if tenant_id is not None else None
+    return own or global_template(session, template_id)
+
+
+BUILTIN_SOURCE = "builtin:"
+
+
+def builtin_directories(root: Path = BUILTIN_DIR) -> set[str]:
+    """The directory names a `builtin:<dir>` source may name."""
+    return {template.directory.name for template in builtin_catalog(root)}

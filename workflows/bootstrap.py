@@ -77,6 +77,7 @@ class BootstrapApp(AppOnboarding):
                     git.PushTemplateInput(
                         repository=repo,
                         template_id=request.template_id,
+                        directory=request.template_source.removeprefix("builtin:"),
                         values={
                             "app_name": request.app_name,
                             "app_slug": request.app_slug,

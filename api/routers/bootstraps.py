@@ -32,6 +32,7 @@ from core.audit import record_audit
 from core.models import App, AppBootstrap, GitHubInstallation, Template, Tenant
 from core.naming import namespace_for
 from core.settings import Settings
+from core.templates import visible_template
 from core.temporal import TemporalGateway
 from workflows import search
 from workflows.bootstrap import BootstrapApp, BootstrapInput, bootstrap_workflow_id
@@ -289,8 +290,8 @@ async def cancel_bootstrap(
 
 
 def _usable_template(session: Session, tenant: Tenant, template_id: str) -> Template:
-    template = session.get(Template, template_id)
-    if template is None or template.tenant_id not in (None, tenant.id):
+    template = visible_template(session, tenant.id, template_id)
+    if template is None:
         raise ApiError(
             422,
             "TEMPLATE_NOT_FOUND",
@@ -387,7 +388,8 @@ def _workflow_input(
         host=f"{app.subdomain}.{settings.base_domain}",
         template_id=template.id,
         template_source=template.source,
-        template_port=template.port,
+        # Only a builtin: push uses it, and builtin: templates always have one.
+        template_port=template.port or 0,
         repo_owner=body.repo_owner,
         repo_name=body.repo_name,
         repo_private=body.repo_private,

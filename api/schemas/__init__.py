@@ -14,7 +14,7 @@ from api.schemas.common import (
 from api.schemas.deployments import DeploymentCreate, DeploymentPublic, LogPage
 from api.schemas.installations import InstallationBind, InstallationPublic
 from api.schemas.keys import KeyCreate, KeyCreated, KeyPublic
-from api.schemas.templates import TemplatePublic
+from api.schemas.templates import TemplateCreate, TemplatePublic, TemplateUpdate
 from api.schemas.tenants import TenantCreate, TenantCreated, TenantPublic
 
 __all__ = [
@@ -37,7 +37,9 @@ __all__ = [
     "KeyPublic",
     "LogPage",
     "Strict",
+    "TemplateCreate",
     "TemplatePublic",
+    "TemplateUpdate",
     "TenantCreate",
     "TenantCreated",
     "TenantPublic",

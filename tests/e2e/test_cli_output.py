@@ -205,6 +205,36 @@ async def test_json_and_yaml_output_is_the_apis_body_and_slugs_name_apps(stack: 
     assert code == 2, errors
 
 
+async def test_tenant_templates_create_update_delete(stack: Stack):
+    """`shipyard templates create|update|delete --tenant T` print what the API answers."""
+    url, key, tenant = stack.settings.public_url, stack.tenant.key, stack.tenant.slug
+    template_id = "cli-" + os.urandom(4).hex()
+    code, out, errors = await run(
+        "templates", "create", template_id, "--tenant", tenant, "--name", "Ours",
+        "--language", "html", "--source", f"github:{stack.github.template_full_name}",
+        "--command", "httpd", "--command", "-f", "--port", "8080", "-o", "json",
+        url=url, key=key,
+    )  # fmt: skip
+    assert code == 0, (out, errors)
+    made = json.loads(out)
+    assert (made["id"], made["command"], made["port"]) == (template_id, ["httpd", "-f"], 8080)
+    assert made == await api_body(stack, f"/tenants/{tenant}/templates/{template_id}")
+    code, out, errors = await run(
+        "templates", "update", template_id, "--tenant", tenant, "--description", "Newer",
+        "-o", "yaml", url=url, key=key,
+    )  # fmt: skip
+    assert code == 0, (out, errors)
+    assert yaml.safe_load(out)["description"] == "Newer"
+    code, out, errors = await run(
+        "templates", "delete", template_id, "--tenant", tenant, url=url, key=key
+    )
+    assert code == 0 and f"Template {template_id} deleted" in out, errors
+    code, out, errors = await run(
+        "templates", "delete", template_id, "--tenant", tenant, url=url, key=key
+    )
+    assert code != 0 and "not found" in (out + errors), (out, errors)
+
+
 async def test_login_saves_a_context_the_next_commands_use(stack: Stack, tmp_path: Path):
     url, key, tenant = stack.settings.public_url, stack.tenant.key, stack.tenant.slug
     config = tmp_path / "shipyard" / "config.yaml"

@@ -11,6 +11,9 @@ from workflows.contracts.github import RepositoryRef
 class PushTemplateInput(BaseModel):
     repository: RepositoryRef
     template_id: str
+    # The built-in's directory (a tenant's builtin: template has an id of its own); older
+    # runs name none and mean the built-in whose id is template_id.
+    directory: str | None = None
     values: dict[str, str]
     branch: str = "main"
     message: str = "Initial commit from Shipyard"

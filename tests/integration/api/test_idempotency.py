@@ -31,6 +31,7 @@ from core.models import (
     Promotion,
     Release,
     RetentionRun,
+    Template,
     Tenant,
 )
 from tests.fixtures.stack import Stack
@@ -176,6 +177,21 @@ async def test_every_mutating_post_is_idempotent(stack: Stack, poster: Poster):
         poster.count(GitHubInstallation, GitHubInstallation.id == installation["id"]),
         status=201,
         headers=installer_headers,
+    )
+
+    template_id = "tpl-" + uuid.uuid4().hex[:8]
+    template_body = {
+        "id": template_id,
+        "name": "Ours",
+        "language": "html",
+        "source": f"github:{stack.github.template_full_name}",
+    }
+    await poster.check(
+        f"/tenants/{tenant}/templates",
+        template_body,
+        {**template_body, "name": "Other"},
+        poster.count(Template, Template.id == template_id),
+        status=201,
     )
 
     app_body = stack.bootstrap_body()

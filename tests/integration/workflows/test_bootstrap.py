@@ -89,14 +89,41 @@ async def test_happy_path(stack: Stack):
     await check_and_record(client, f"deploy:{app.id}:dev", "deploy-succeeded")
 
 
+async def create_tenant_template(stack: Stack, source: str, **settings: Any) -> dict[str, Any]:
+    made = await stack.api.post(
+        f"/api/v1/tenants/{stack.tenant.slug}/templates",
+        json={
+            "id": "tpl-" + uuid.uuid4().hex[:8],
+            "name": "Ours",
+            "language": "html",
+            "source": source,
+            **settings,
+        },
+        headers=stack.tenant.headers,
+    )
+    assert made.status_code == 201, made.text
+    return dict(made.json())
+
+
 async def test_generated_from_a_github_template(stack: Stack):
-    template_id = add_tenant_template(stack, f"github:{stack.github.template_full_name}")
-    done = await stack.bootstrap_and_wait(template_id=template_id)
+    """A template made through the API from the fake GitHub's template repository (which
+    builds with its own shipyard.toml), then an app bootstrapped from it."""
+    template = await create_tenant_template(stack, f"github:{stack.github.template_full_name}")
+    assert template["port"] is None
+    done = await stack.bootstrap_and_wait(template_id=template["id"])
     assert done["status"] == "done", (done["error_code"], done["error_message"])
     files = await stack.github_client.branch_head(
         stack.github.installation_id, done["repo_full_name"], "main"
     )
     assert files
+    assert app_row(stack, done).template_id == template["id"]
+
+
+async def test_from_a_tenant_builtin_template(stack: Stack):
+    """A tenant's builtin: template has an id of its own; the directory it names is pushed."""
+    template = await create_tenant_template(stack, "builtin:static-site")
+    done = await stack.bootstrap_and_wait(template_id=template["id"])
+    assert done["status"] == "done", (done["error_code"], done["error_message"])
 
 
 async def test_repository_name_taken(stack: Stack):
