@@ -3,7 +3,7 @@ so the table gets its own row key; build settings may be left to a template's re
 
 Revision ID: 0011
 Revises: 0010
-Create Date: 2026-12-08
+Create Date: 2026-12-07
 """
 
 import uuid
