@@ -17,6 +17,7 @@ from sandbox.holds import Hold, ResponseHolds
 from sandbox.kube.certs import ensure_certificates
 from sandbox.kube.controllers import SandboxControls
 from sandbox.kube.kubeconfig import CONTEXT_NAME, write_kubeconfig
+from sandbox.kube.refusals import Refusals
 from sandbox.kube.resources import BY_KIND
 from sandbox.kube.server import KubeApiServer
 from sandbox.kube.store import ObjectStore
@@ -67,6 +68,7 @@ class FakeKubernetes:
         self._thread: threading.Thread | None = None
         self._controls = self._load_controls()
         self._holds = ResponseHolds()
+        self._refusals = Refusals()
 
     # -- where to find it ------------------------------------------------------------------
 
@@ -114,7 +116,7 @@ class FakeKubernetes:
             on_controls_changed=self._save_controls,
         )
         config = uvicorn.Config(
-            self._holds.wrap(self._api.app),
+            self._refusals.wrap(self._holds.wrap(self._api.app)),
             host=self.host,
             port=self.port,
             ssl_certfile=str(certs.server_cert),
@@ -188,8 +190,14 @@ class FakeKubernetes:
         itself is handled at once, e.g. the object is applied (see sandbox.holds)."""
         return self._holds.hold_next(method, path_regex)
 
+    def refuse_next(self, method: str, path_regex: str, status: int = 403, times: int = 1) -> None:
+        """Refuse the next `times` matching requests with a Kubernetes Status of `status`, as
+        an API server whose RBAC forbids them would; nothing of them is done."""
+        self._refusals.refuse_next(method, path_regex, status, times)
+
     def reset_controls(self) -> None:
         self._holds.release_all()
+        self._refusals.clear()
         self._controls.failing_images = set()
         self._controls.fail_after = {}
         self._controls.rollout_delay = DEFAULT_ROLLOUT_DELAY

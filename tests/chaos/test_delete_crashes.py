@@ -66,3 +66,37 @@ async def test_worker_killed_right_after_each_deletion_effect(
             )
         ).all()
     assert sorted(outcomes) == ["accepted", "done"]
+
+
+async def test_worker_killed_right_after_an_environment_namespace_was_deleted(
+    crash_stack: Stack, workers: Workers
+):
+    stack = crash_stack
+    workers.start()
+    done = await stack.bootstrap_and_wait(pipeline=["dev", "prod"])
+    assert done["status"] == "done", done
+    app_id, headers = done["app_id"], stack.tenant.headers
+    # Something runs in prod first, so its namespace is there to delete.
+    soak = await stack.api.patch(
+        f"/api/v1/apps/{app_id}/environments/prod", json={"soak_seconds": 1}, headers=headers
+    )
+    assert soak.status_code == 200, soak.text
+    lifecycle = f"/api/v1/apps/{app_id}/releases/1/lifecycle"
+    stable = await stack.api.post(lifecycle, json={"action": "declare-stable"}, headers=headers)
+    assert stable.status_code == 200, stable.text
+    to_prod = await stack.api.post(
+        lifecycle, json={"action": "deploy-stable", "environment": "prod"}, headers=headers
+    )
+    assert to_prod.status_code == 202, to_prod.text
+    await stack.run_closed(to_prod.json()["promotion"]["workflow_id"])
+    namespace = namespace_for(stack.tenant.slug, done["repo_full_name"].split("/")[1], "prod")
+    assert stack.kube_client.namespace_exists(namespace)
+    hold = stack.kube.hold_next("DELETE", f"^/api/v1/namespaces/{namespace}$")
+    removed = await stack.api.delete(f"/api/v1/apps/{app_id}/environments/prod", headers=headers)
+    assert removed.status_code == 202, removed.text
+    await workers.kill_after(hold)
+    await stack.run_closed(removed.json()["workflow_id"])
+    assert not stack.kube_client.namespace_exists(namespace)
+    shown = await stack.api.get(f"/api/v1/apps/{app_id}", headers=headers)
+    assert shown.json()["pipeline"] == ["dev"]
+    assert [env["name"] for env in shown.json()["environments"]] == ["dev"]

@@ -7,7 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
+from sqlmodel import Session, select
+from temporalio.client import WorkflowFailureError
 
+from core.models import AuditEvent
 from core.naming import namespace_for
 from tests.fixtures.stack import Stack
 from tests.integration.workflows.test_promotions import Promoting, bootstrapped_for_promotions
@@ -100,3 +104,51 @@ async def test_what_a_pipeline_cannot_take_is_refused(stack: Stack):
     assert (first.status_code, first.json()["code"]) == (409, "ENVIRONMENT_REQUIRED")
     assert (await remove(stack, app_id, "nowhere")).status_code == 404
     assert await names(stack, app_id) == ["dev", "prod", "a", "b", "c", "d"]
+
+
+def outcomes(stack: Stack, app_slug: str, env: str) -> list[str]:
+    with Session(stack.engine) as session:
+        return list(
+            session.exec(
+                select(AuditEvent.result).where(
+                    AuditEvent.action == "environment.remove",
+                    AuditEvent.target == f"app:{app_slug}/{env}",
+                )
+            ).all()
+        )
+
+
+async def test_a_failed_or_cancelled_removal_keeps_the_environment_until_removed_again(
+    stack: Stack,
+):
+    done = await stack.bootstrap_and_wait(pipeline=["dev", "prod"])
+    assert done["status"] == "done", done
+    app_id, slug = done["app_id"], done["repo_full_name"].split("/")[1]
+    client = stack.temporal.client
+
+    # The cluster refuses to delete the namespace: a fact, so the run fails at once.
+    stack.kube.refuse_next("DELETE", r"^/api/v1/namespaces/[^/]+$", status=403)
+    failed = await remove(stack, app_id, "prod")
+    assert failed.status_code == 202, failed.text
+    with pytest.raises(WorkflowFailureError):
+        await client.get_workflow_handle(failed.json()["workflow_id"]).result()
+    assert await names(stack, app_id) == ["dev", "prod"]
+    assert "failed" in outcomes(stack, slug, "prod")
+
+    # Cancelled while the cluster has not answered yet.
+    hold = stack.kube.hold_next("DELETE", r"^/api/v1/namespaces/[^/]+$")
+    waiting = await remove(stack, app_id, "prod")
+    assert waiting.status_code == 202, waiting.text
+    workflow_id = waiting.json()["workflow_id"]
+    await hold.wait_held(within=30)
+    await client.get_workflow_handle(workflow_id).cancel()
+    await stack.run_closed(workflow_id)
+    hold.release()
+    assert await names(stack, app_id) == ["dev", "prod"]
+    assert "cancelled" in outcomes(stack, slug, "prod")
+
+    finished = await remove(stack, app_id, "prod")
+    assert finished.status_code == 202, finished.text
+    await stack.run_closed(workflow_id)
+    assert await names(stack, app_id) == ["dev"]
+    assert "done" in outcomes(stack, slug, "prod")
