@@ -5,7 +5,7 @@ webhook it added, and nothing else in the repository is ever changed."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
@@ -29,6 +29,8 @@ class ConnectInput(BaseModel):
     branch: str | None = None
     webhook_url: str
     requested_by: str
+    # The operator's step limits, as every run that calls GitHub takes them.
+    timeouts: StepTimeouts = Field(default_factory=StepTimeouts)
 
 
 class ConnectResult(BaseModel):
@@ -46,7 +48,7 @@ def connect_workflow_id(app_id: str) -> str:
 class ConnectRepository:
     @workflow.run
     async def run(self, request: ConnectInput) -> ConnectResult:
-        steps = Steps(StepTimeouts())
+        steps = Steps(request.timeouts)
         repo = github.RepositoryRef(
             full_name=request.repo_full_name, installation_id=request.installation_id
         )

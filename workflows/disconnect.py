@@ -4,7 +4,7 @@ later rather than leaving a webhook nobody knows of."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
@@ -23,6 +23,8 @@ class DisconnectInput(BaseModel):
     installation_id: int
     webhook_url: str
     requested_by: str
+    # The operator's step limits, as every run that calls GitHub takes them.
+    timeouts: StepTimeouts = Field(default_factory=StepTimeouts)
 
 
 def disconnect_workflow_id(app_id: str) -> str:
@@ -33,7 +35,7 @@ def disconnect_workflow_id(app_id: str) -> str:
 class DisconnectRepository:
     @workflow.run
     async def run(self, request: DisconnectInput) -> None:
-        steps = Steps(StepTimeouts())
+        steps = Steps(request.timeouts)
         workflow.set_current_details(f"Removing the webhook from {request.repo_full_name}")
         await steps.github(
             github.REMOVE_WEBHOOK,

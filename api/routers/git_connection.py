@@ -11,6 +11,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 
 from api.auth import Principal
 from api.contract import problems
+from api.deploys import step_timeouts
 from api.deps import AppDep, SessionDep, SettingsDep, TemporalDep, scope
 from api.errors import ApiError
 from api.routers import API_PREFIX
@@ -89,7 +90,7 @@ async def connect(
         app_id=str(app.id), app_slug=app.slug, tenant_id=str(tenant.id), tenant_slug=tenant.slug,
         repo_full_name=body.repo_full_name, installation_id=installation_id, branch=body.branch,
         webhook_url=f"{settings.public_url}{API_PREFIX}/webhooks/github",
-        requested_by=principal.subject,
+        requested_by=principal.subject, timeouts=step_timeouts(settings),
     )  # fmt: skip
     workflow_id = connect_workflow_id(str(app.id))
     async with reaching_temporal("connect the repository"):
@@ -170,7 +171,7 @@ async def disconnect(
         app_id=str(app.id), tenant_id=str(app.tenant_id),
         repo_full_name=connection.repo_full_name, installation_id=connection.installation_id,
         webhook_url=f"{settings.public_url}{API_PREFIX}/webhooks/github",
-        requested_by=principal.subject,
+        requested_by=principal.subject, timeouts=step_timeouts(settings),
     )  # fmt: skip
     workflow_id = disconnect_workflow_id(str(app.id))
     async with reaching_temporal("disconnect the repository"):

@@ -127,7 +127,7 @@ async def test_cancel_during_a_dockerfile_build_ends_its_processes(
 
 
 async def test_a_build_out_of_time_is_stopped_and_says_so(stack: Stack, app: App, tmp_path: Path):
-    stack.settings.build_timeout_seconds = 15
+    stack.settings.build_timeout_seconds = 8
     slow = DOCKERFILE.replace(b"RUN mkdir", b"RUN sleep 4244\nRUN mkdir")
     commit = await app.push("too slow to build", files={"Dockerfile": slow})
     deployment_id = await wait_for_push_deploy(app, commit, "failed")
