@@ -51,6 +51,8 @@ AUDIT_NAMESPACE = uuid.UUID("5f1f7a8e-3b4c-4d2a-9a57-0c7e5b6f4e21")
 # Likewise a release's activation derives from the deployment that made it run.
 ACTIVATION_NAMESPACE = uuid.UUID("0b7c3d52-8e1a-4f6b-b2d9-6a4e1c9f7d30")
 MAX_LOG_LINES = 2000
+# What the deployment's record keeps of a failure's reason (its column's length).
+MAX_REASON = 2000
 # The reason on a record the API marked failed because its run could not be started; the
 # run's first step takes such a record up again, should the start have gone through after all.
 NOT_STARTED = "NOT_STARTED"
@@ -281,7 +283,7 @@ class RecordsActivities:
             if any(sha and sha not in row.commits for sha in covered):
                 row.commits = list(dict.fromkeys(sha for sha in [*row.commits, *covered] if sha))
             if progress.failure_reason:
-                row.failure_reason = progress.failure_reason
+                row.failure_reason = progress.failure_reason[:MAX_REASON]
             # A retried update finds its line already there and appends (and announces) nothing.
             if progress.log_line and not _already_logged(row, progress.log_line):
                 _append_lines(session, row, [progress.log_line])

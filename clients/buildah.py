@@ -32,8 +32,10 @@ from core.settings import Settings
 from core.source import SourceTree
 
 BUILDAH = "buildah"
-# How many of the last output lines a failed build's error carries.
+# How many of the last output lines a failed build's error carries, in at most so many
+# characters (the deployment's record keeps 2000 for the reason).
 TAIL_LINES = 20
+TAIL_CHARACTERS = 1500
 # The name the built image has inside the workspace's own storage.
 LOCAL_NAME = "localhost/shipyard-build:latest"
 # The longest output line read whole; a `RUN` may print long ones.
@@ -211,8 +213,23 @@ class Buildah:
             await _stop(process)
             raise
         if code != 0:
-            shown = "\n".join(tail)
-            raise BuildError(f"buildah {step} failed (exit {code}):\n{shown}")
+            raise BuildError(f"buildah {step} failed (exit {code}):\n{last_lines(tail)}")
+
+
+def last_lines(lines: deque[str], budget: int = TAIL_CHARACTERS) -> str:
+    """The last lines that fit in `budget` characters (the very last cut at its start if it
+    alone is longer): what a failure says of a step's output, short enough for the
+    deployment's record."""
+    kept: list[str] = []
+    for line in reversed(lines):
+        room = budget - sum(len(k) + 1 for k in kept)
+        if len(line) <= room:
+            kept.append(line)
+        else:
+            if not kept:  # the last line alone is too long: its end says most
+                kept.append("…" + line[-(budget - 1) :])
+            break
+    return "\n".join(reversed(kept))
 
 
 async def _stop(process: asyncio.subprocess.Process) -> None:

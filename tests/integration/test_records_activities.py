@@ -185,6 +185,31 @@ async def test_an_ended_deployment_stays_ended(engine):
         assert row.log_lines == ["cancelled"]
 
 
+async def test_a_long_failure_reason_is_kept_to_what_its_column_holds(engine):
+    """A build's failure carries its last output lines; the record keeps 2,000 characters of
+    it, on PostgreSQL too, where a longer value would be refused and the update retried."""
+    app, _release = seed_release(engine, "DEV")
+    with Session(engine) as session:
+        deployment = Deployment(
+            tenant_id=app.tenant_id, app_id=app.id, environment="dev", commit_sha="c" * 40,
+            status="building", stage="build", trigger="webhook", workflow_id="deploy:y",
+        )  # fmt: skip
+        session.add(deployment)
+        session.commit()
+        deployment_id = str(deployment.id)
+    ActivityEnvironment().run(
+        RecordsActivities(engine).update_deployment,
+        DeploymentProgress(
+            deployment_id=deployment_id, status="failed", stage="build",
+            failure_reason="BUILD_FAILED: " + "z" * 5000, finished=True,
+        ),
+    )  # fmt: skip
+    with Session(engine) as session:
+        row = session.get(Deployment, uuid.UUID(deployment_id))
+        assert row is not None and row.failure_reason is not None
+        assert row.status == "failed" and len(row.failure_reason) == 2000
+
+
 async def test_an_ended_bootstrap_stays_ended(engine):
     app, _release = seed_release(engine, "RC")
     with Session(engine) as session:
