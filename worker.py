@@ -23,6 +23,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
+from activities.announcements import Announcer
 from activities.config import ConfigActivities
 from activities.git import GitActivities
 from activities.github import GitHubActivities
@@ -103,9 +104,11 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         if settings.base_images_at != settings.registry_url
         else registry
     )
+    # What the records publish is announced to these, which start workflows of their own.
+    announcer = Announcer(listeners=[], loop=asyncio.get_running_loop())
     control_plane = activities_of(
-        RecordsActivities(engine),
-        PromotionActivities(engine),
+        RecordsActivities(engine, announcer),
+        PromotionActivities(engine, announcer),
         GitHubActivities(github, settings.github_webhook_secret.get_secret_value()),
         GitActivities(github),
         ImageActivities(
@@ -115,7 +118,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             DeploymentLog(engine),
         ),
         LockActivities(engine, client),
-        RetentionActivities(engine, settings.retention_rollback_targets),
+        RetentionActivities(engine, settings.retention_rollback_targets, announcer),
         RegistryActivities(registry),
     )
     try:

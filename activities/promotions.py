@@ -12,12 +12,14 @@ from sqlmodel import Session, col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.announcements import Announcer
 from activities.records import learn_run
-from core import freeze
+from core import events, freeze
 from core.clock import utcnow
 from core.db import session_scope
 from core.lifecycle import REJECTED
 from core.models import (
+    AppEvent,
     Approval,
     Environment,
     FreezeWindow,
@@ -64,18 +66,25 @@ def record_promotion(session: Session, start: PromotionStart) -> Promotion:
 
 
 class PromotionActivities:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, announcer: Announcer | None = None) -> None:
         self._engine = engine
+        self._announcer = announcer or Announcer()
 
     @activity.defn(name=names.RECORD_PROMOTION.name)
     def record(self, start: PromotionStart) -> None:
         try:
-            with session_scope(self._engine) as session:
-                record_promotion(session, start)
+            published = self._record(start)
         except IntegrityError:
             # The API wrote it meanwhile: add the run id to that one.
-            with session_scope(self._engine) as session:
-                record_promotion(session, start)
+            published = self._record(start)
+        self._announcer.announce(published)
+
+    def _record(self, start: PromotionStart) -> list[AppEvent]:
+        with session_scope(self._engine) as session:
+            promotion = record_promotion(session, start)
+            if promotion.required_approvals == 0:
+                return []
+            return [_promotion_event(session, promotion, events.APPROVAL_REQUESTED)]
 
     @activity.defn(name=names.CHECK_GATES.name)
     def check_gates(self, promotion_id: str) -> GateReport:
@@ -119,12 +128,22 @@ class PromotionActivities:
 
     @activity.defn(name=names.UPDATE_PROMOTION.name)
     def update_promotion(self, update: PromotionUpdate) -> None:
+        published = []
         with session_scope(self._engine) as session:
             promotion = session.get(Promotion, uuid.UUID(update.promotion_id))
             if promotion is None:
                 raise RuntimeError(f"promotion {update.promotion_id} has no record")
             if promotion.completed_at is not None and not update.finished:
                 return  # a step the run's cancel abandoned, landing after its end: it ended
+            if promotion.status != update.status:
+                session.add(
+                    AppEvent(
+                        tenant_id=promotion.tenant_id,
+                        app_id=promotion.app_id,
+                        kind=events.PROMOTION_PROGRESS,
+                        data={**_promotion_data(promotion), "status": update.status},
+                    )
+                )
             promotion.status = update.status
             if update.gates is not None:
                 promotion.gates = update.gates
@@ -138,29 +157,59 @@ class PromotionActivities:
                 promotion.completed_at = utcnow()
             promotion.updated_at = utcnow()
             session.add(promotion)
+            if update.finished:
+                published.append(_promotion_event(session, promotion, events.PROMOTION_FINISHED))
+            elif update.status == "waiting_window":
+                # Each wait once: a wait for another window (one added meanwhile) is news.
+                until = (promotion.gates or [{}])[-1].get("detail", "")
+                published.append(
+                    _promotion_event(session, promotion, events.PROMOTION_WAITING_WINDOW, until)
+                )
+        self._announcer.announce(published)
 
     @activity.defn(name=names.RECORD_DECISION.name)
     def record_decision(self, decision: DecisionRecord) -> None:
         promotion_id = uuid.UUID(decision.promotion_id)
         try:
-            with session_scope(self._engine) as session:
-                exists = session.exec(
-                    select(Approval).where(
-                        Approval.promotion_id == promotion_id, Approval.subject == decision.subject
-                    )
-                ).first()
-                if exists is None:
-                    session.add(
-                        Approval(
-                            promotion_id=promotion_id,
-                            subject=decision.subject,
-                            decision=decision.decision,
-                            comment=decision.comment,
-                            release_digest=decision.release_digest,
-                        )
-                    )
+            published = self._record_decision(promotion_id, decision)
         except IntegrityError:
-            return  # a retried activity: the decision is already recorded
+            # A retried activity raced its first try: the decision is recorded; say it.
+            published = self._record_decision(promotion_id, decision)
+        self._announcer.announce(published)
+
+    def _record_decision(self, promotion_id: uuid.UUID, decision: DecisionRecord) -> list[AppEvent]:
+        with session_scope(self._engine) as session:
+            promotion = session.get(Promotion, promotion_id)
+            if promotion is None:
+                raise RuntimeError(f"promotion {promotion_id} has no record")
+            recorded = session.exec(
+                select(Approval).where(
+                    Approval.promotion_id == promotion_id, Approval.subject == decision.subject
+                )
+            ).first()
+            if recorded is None:
+                recorded = Approval(
+                    promotion_id=promotion_id,
+                    subject=decision.subject,
+                    decision=decision.decision,
+                    comment=decision.comment,
+                    release_digest=decision.release_digest,
+                )
+                session.add(recorded)
+                session.flush()
+            kind = (
+                events.APPROVAL_GIVEN if recorded.decision == "approve" else events.APPROVAL_REFUSED
+            )
+            return [
+                _promotion_event(
+                    session,
+                    promotion,
+                    kind,
+                    recorded.subject,
+                    subject=recorded.subject,
+                    comment=recorded.comment,
+                )
+            ]
 
     @activity.defn(name=names.ACTIVATE_RELEASE.name)
     def activate_release(self, request: ActivateRelease) -> None:
@@ -211,3 +260,35 @@ class PromotionActivities:
 def _is_rejected(session: Session, release_id: uuid.UUID) -> bool:
     release = session.get(Release, release_id)
     return release is None or release.lifecycle == REJECTED
+
+
+def _promotion_data(promotion: Promotion) -> dict[str, Any]:
+    return {
+        "promotion_id": str(promotion.id),
+        "environment": promotion.environment,
+        "version": promotion.version,
+        "release_digest": promotion.release_digest,
+        "status": promotion.status,
+        "requested_by": promotion.requested_by,
+        "workflow_id": promotion.workflow_id,
+    }
+
+
+def _promotion_event(
+    session: Session, promotion: Promotion, kind: str, discriminator: str = "", **extra: Any
+) -> AppEvent:
+    """A promotion's event said once: per promotion, and per `discriminator` where one
+    promotion may say it more than once (each approver, each window)."""
+    data = _promotion_data(promotion)
+    if kind == events.APPROVAL_REQUESTED:
+        data["required_approvals"] = promotion.required_approvals
+    if kind == events.PROMOTION_FINISHED:
+        data["failure_reason"] = promotion.failure_reason
+    return events.publish(
+        session,
+        tenant_id=promotion.tenant_id,
+        app_id=promotion.app_id,
+        kind=kind,
+        key=f"{kind}:{promotion.id}:{discriminator}"[:300],
+        data={**data, **extra},
+    )

@@ -13,7 +13,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from temporalio import activity
 
-from core import lifecycle
+from activities.announcements import Announcer
+from core import events, lifecycle
 from core.audit import record_audit
 from core.clock import utcnow
 from core.db import session_scope
@@ -89,8 +90,9 @@ def not_started(what: str, error: BaseException) -> str:
 
 
 class RecordsActivities:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, announcer: Announcer | None = None) -> None:
         self._engine = engine
+        self._announcer = announcer or Announcer()
 
     @activity.defn(name=names.RECORD_AUDIT_EVENT.name)
     def record_audit_event(self, event: AuditEventInput) -> None:
@@ -111,6 +113,7 @@ class RecordsActivities:
 
     @activity.defn(name=names.UPDATE_BOOTSTRAP.name)
     def update_bootstrap(self, progress: BootstrapProgress) -> None:
+        published = []
         with session_scope(self._engine) as session:
             row = session.get(AppBootstrap, uuid.UUID(progress.bootstrap_id))
             if row is None:
@@ -139,8 +142,9 @@ class RecordsActivities:
             if changed:
                 session.add(
                     AppEvent(
+                        tenant_id=row.tenant_id,
                         app_id=row.app_id,
-                        kind="bootstrap",
+                        kind=events.BOOTSTRAP_PROGRESS,
                         data={
                             "bootstrap_id": str(row.id),
                             "status": row.status,
@@ -149,6 +153,9 @@ class RecordsActivities:
                         },
                     )
                 )
+            if row.status in BOOTSTRAP_ENDED and row.error_code not in NOT_STARTED_CODES:
+                published.append(_bootstrap_finished(session, row))
+        self._announcer.announce(published)
 
     @activity.defn(name=names.PREPARE_APP.name)
     def prepare_app(self, request: PrepareAppInput) -> None:
@@ -179,6 +186,19 @@ class RecordsActivities:
             app.status_reason = request.reason
             app.updated_at = utcnow()
             session.add(app)
+            published = []
+            if app.status == "deleted":
+                published.append(
+                    events.publish(
+                        session,
+                        tenant_id=app.tenant_id,
+                        app_id=app.id,
+                        kind=events.APP_DELETED,
+                        key=f"{events.APP_DELETED}:{app.id}",
+                        data={"slug": app.slug, "repo_full_name": app.repo_full_name},
+                    )
+                )
+        self._announcer.announce(published)
 
     @activity.defn(name=names.SAVE_GIT_CONNECTION.name)
     def save_git_connection(self, request: GitConnectionInput) -> None:
@@ -243,13 +263,12 @@ class RecordsActivities:
     def start_deployment(self, start: DeploymentStart) -> None:
         deployment_id = uuid.UUID(start.deployment_id)
         with session_scope(self._engine) as session:
-            existing = session.get(Deployment, deployment_id)
-            if existing is not None:  # written by the API before the run started
-                learn_run(existing, start.run_id, "pending")
-                session.add(existing)
-                return
-            session.add(
-                Deployment(
+            row = session.get(Deployment, deployment_id)
+            if row is not None:  # written by the API before the run started
+                learn_run(row, start.run_id, "pending")
+                session.add(row)
+            else:
+                row = Deployment(
                     id=deployment_id,
                     tenant_id=uuid.UUID(start.tenant_id),
                     app_id=uuid.UUID(start.app_id),
@@ -263,10 +282,14 @@ class RecordsActivities:
                     run_id=start.run_id,
                     started_at=utcnow(),
                 )
-            )
+                session.add(row)
+            session.flush()
+            published = [_deployment_event(session, row, events.DEPLOYMENT_STARTED)]
+        self._announcer.announce(published)
 
     @activity.defn(name=names.UPDATE_DEPLOYMENT.name)
     def update_deployment(self, progress: DeploymentProgress) -> None:
+        published = []
         with session_scope(self._engine) as session:
             row = session.get(Deployment, uuid.UUID(progress.deployment_id))
             if row is None:
@@ -290,6 +313,14 @@ class RecordsActivities:
             if progress.finished and row.completed_at is None:
                 row.completed_at = utcnow()
             session.add(row)
+            if progress.finished:
+                kind = (
+                    events.ROLLBACK_FINISHED
+                    if row.trigger == "rollback"
+                    else events.DEPLOYMENT_FINISHED
+                )
+                published.append(_deployment_event(session, row, kind))
+        self._announcer.announce(published)
 
     @activity.defn(name=names.RECORD_RELEASE.name)
     def record_release(self, request: ReleaseInput) -> ReleaseResult:
@@ -326,8 +357,9 @@ def _append_lines(session: Session, row: Deployment, lines: list[str]) -> None:
     for line in lines:
         session.add(
             AppEvent(
+                tenant_id=row.tenant_id,
                 app_id=row.app_id,
-                kind="deployment",
+                kind=events.DEPLOYMENT_PROGRESS,
                 data={
                     "deployment_id": str(row.id),
                     "environment": row.environment,
@@ -338,6 +370,45 @@ def _append_lines(session: Session, row: Deployment, lines: list[str]) -> None:
                 },
             )
         )
+
+
+def _bootstrap_finished(session: Session, row: AppBootstrap) -> AppEvent:
+    return events.publish(
+        session,
+        tenant_id=row.tenant_id,
+        app_id=row.app_id,
+        kind=events.BOOTSTRAP_FINISHED,
+        key=f"{events.BOOTSTRAP_FINISHED}:{row.id}",
+        data={
+            "bootstrap_id": str(row.id),
+            "status": row.status,
+            "stage": row.stage,
+            "error_code": row.error_code,
+            "error_message": row.error_message,
+            "workflow_id": row.workflow_id,
+        },
+    )
+
+
+def _deployment_event(session: Session, row: Deployment, kind: str) -> AppEvent:
+    """A deployment's start or end (a rollback's end, when it is one), once each."""
+    return events.publish(
+        session,
+        tenant_id=row.tenant_id,
+        app_id=row.app_id,
+        kind=kind,
+        key=f"{kind}:{row.id}",
+        data={
+            "deployment_id": str(row.id),
+            "environment": row.environment,
+            "status": row.status,
+            "trigger": row.trigger,
+            "commit_sha": row.commit_sha,
+            "image_ref": row.image_ref,
+            "failure_reason": row.failure_reason,
+            "workflow_id": row.workflow_id,
+        },
+    )
 
 
 def _already_logged(row: Deployment, line: str) -> bool:

@@ -10,8 +10,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from temporalio import activity
 
+from activities.announcements import Announcer
 from activities.records import NOT_STARTED
-from core import retention
+from core import events, retention
 from core.clock import utcnow
 from core.db import session_scope
 from core.models import RetentionRun, Tenant
@@ -37,9 +38,12 @@ SPARED = "spared"
 class RetentionActivities:
     """Given the database, and how many rollback targets each environment keeps."""
 
-    def __init__(self, engine: Engine, rollback_targets: int) -> None:
+    def __init__(
+        self, engine: Engine, rollback_targets: int, announcer: Announcer | None = None
+    ) -> None:
         self._engine = engine
         self._rollback_targets = rollback_targets
+        self._announcer = announcer or Announcer()
 
     @activity.defn(name=names.START_RUN.name)
     def start_run(self, start: RunStart) -> None:
@@ -151,13 +155,31 @@ class RetentionActivities:
     def finish_run(self, end: RunEnd) -> None:
         with session_scope(self._engine) as session:
             run = _run(session, end.run_id)
-            if run.completed_at is not None:
-                return
-            run.status = end.status
-            run.error = end.error
-            run.completed_at = utcnow()
-            run.summary = summarize(run.items)
-            session.add(run)
+            if run.completed_at is None:
+                run.status = end.status
+                run.error = end.error
+                run.completed_at = utcnow()
+                run.summary = summarize(run.items)
+                session.add(run)
+            published = [
+                events.publish(
+                    session,
+                    tenant_id=run.tenant_id,
+                    app_id=run.app_id,
+                    kind=events.RETENTION_FINISHED,
+                    key=f"{events.RETENTION_FINISHED}:{run.id}",
+                    data={
+                        "run_id": str(run.id),
+                        "status": run.status,
+                        "dry_run": run.dry_run,
+                        "trigger": run.trigger,
+                        "summary": run.summary,
+                        "error": run.error,
+                        "workflow_id": run.workflow_id,
+                    },
+                )
+            ]
+        self._announcer.announce(published)
 
 
 def summarize(items: list[dict[str, Any]]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
+from activities.announcements import Announcer
 from api import contract, idempotency
 from api.admission import AdmissionMiddleware
 from api.deps import ClusterAccess
@@ -81,6 +82,7 @@ def create_app(
     # Read-only live reads of the cluster (diagnosis, pod logs), made when first asked for.
     app.state.kube = ClusterAccess(settings)
     app.state.metrics = ApiMetrics()
+    app.state.announcer = Announcer()
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, counters)
     app.state.failed_auth = FailedAuthGuard(
         counters, settings.failed_auth_per_minute, settings.failed_auth_per_key_per_minute

@@ -451,15 +451,23 @@ class WebhookDelivery(SQLModel, table=True):
 
 
 class AppEvent(SQLModel, table=True):
-    """What happened to an app, in order: the feed behind `GET /apps/{id}/events` (SSE)."""
+    """What happened, in order: the feed behind the app's and the tenant's event streams (SSE),
+    and what outbound webhooks deliver. A retention run of a whole tenant concerns no one app."""
 
     __tablename__ = "app_events"
+    __table_args__ = (
+        sa.Index("ix_app_events_tenant_id_id", "tenant_id", "id"),
+        sa.UniqueConstraint("key", name="uq_app_events_key"),
+    )
 
     id: int | None = Field(
         default=None, primary_key=True, sa_type=sa.BigInteger().with_variant(sa.Integer(), "sqlite")
     )
-    app_id: uuid.UUID = Field(foreign_key="apps.id", index=True)
+    tenant_id: uuid.UUID | None = Field(default=None, foreign_key="tenants.id")
+    app_id: uuid.UUID | None = Field(default=None, foreign_key="apps.id", index=True)
     kind: str = Field(max_length=40)
+    # Set on an event said once (core.events.publish): a retried step finds it, says nothing new.
+    key: str | None = Field(default=None, max_length=300)
     data: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
     created_at: datetime = _created()
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
+from anyio import from_thread
 from fastapi import APIRouter, Request, Response, status
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from temporalio.common import WorkflowIDConflictPolicy
 
 from activities.locks import holder_is_running, lock_waiters, locked_message
+from api.announcing import announce
 from api.auth import Principal
 from api.contract import problems
 from api.deploys import require_active, step_timeouts
@@ -36,7 +38,7 @@ from api.schemas.environments import (
     SecretName,
 )
 from api.workflow_calls import reaching_temporal
-from core import freeze
+from core import events, freeze
 from core.audit import record_audit
 from core.clock import utcnow
 from core.models import (
@@ -356,7 +358,16 @@ def put_config(
         "secrets_deleted": sorted(n for n, v in body.secrets.items() if v is None and n in stored),
     }
     _audit(session, request, principal.subject, app, "environment.config.update", env, detail)
+    changed = events.publish(
+        session,
+        tenant_id=app.tenant_id,
+        app_id=app.id,
+        kind=events.CONFIG_CHANGED,
+        key=f"{events.CONFIG_CHANGED}:{uuid.uuid4()}",
+        data={"environment": env, "by": principal.subject, **detail},
+    )
     session.commit()
+    from_thread.run(announce, request, [changed])
     return _config_public(session, environment)
 
 

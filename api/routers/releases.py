@@ -15,6 +15,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from api.announcing import announce
 from api.auth import Principal
 from api.contract import problems
 from api.deploys import deploy_input, require_active, running_deployment, start_deployment
@@ -33,7 +34,7 @@ from api.schemas.releases import (
     ReleaseRegister,
     ReleaseRegistered,
 )
-from core import lifecycle
+from core import events, lifecycle
 from core.audit import record_audit
 from core.models import App, Approval, Environment, GitConnection, Promotion, Release
 from core.settings import Settings
@@ -256,8 +257,29 @@ async def lifecycle_action(
             "note": body.note,
         },
     )
+    published = []
+    if transition.new_state == lifecycle.REJECTED:
+        published.append(
+            events.publish(
+                session,
+                tenant_id=app.tenant_id,
+                app_id=app.id,
+                kind=events.RELEASE_REJECTED,
+                key=f"{events.RELEASE_REJECTED}:{release.id}",
+                data={
+                    "release_id": str(release.id),
+                    "version": release.version,
+                    "release_digest": release.image_digest,
+                    "commit_sha": release.commit_sha,
+                    "action": body.action,
+                    "by": principal.subject,
+                    "note": body.note,
+                },
+            )
+        )
     session.commit()
     session.refresh(release)
+    await announce(request, published)
     if release.lifecycle == lifecycle.REJECTED:
         await recheck_open_promotions(session, temporal, release)
     return releases_public(session, app, [release])[0]
