@@ -14,6 +14,7 @@ from api import contract, idempotency
 from api.admission import AdmissionMiddleware
 from api.deps import ClusterAccess
 from api.errors import install_error_handlers
+from api.event_hub import EventHub
 from api.failed_auth import FailedAuthGuard
 from api.idempotency import IdempotencyMiddleware
 from api.observability import ApiMetrics, install_observability
@@ -63,6 +64,7 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         counters.announce()
         yield
+        await app.state.event_hub.close()
         app.state.kube.close()
         if owns_engine:
             engine.dispose()
@@ -83,6 +85,7 @@ def create_app(
     app.state.kube = ClusterAccess(settings)
     app.state.metrics = ApiMetrics()
     app.state.announcer = Announcer()
+    app.state.event_hub = EventHub(engine)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, counters)
     app.state.failed_auth = FailedAuthGuard(
         counters, settings.failed_auth_per_minute, settings.failed_auth_per_key_per_minute

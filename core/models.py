@@ -472,6 +472,28 @@ class AppEvent(SQLModel, table=True):
     created_at: datetime = _created()
 
 
+# On PostgreSQL each event written notifies its app and tenant at commit, so the API's event
+# streams wait for news instead of polling (api/event_hub.py); migration 0012 installs the same.
+EVENT_NOTIFY_FUNCTION = """
+CREATE OR REPLACE FUNCTION shipyard_notify_app_event() RETURNS trigger AS $$
+BEGIN
+  PERFORM pg_notify('shipyard_app_events', json_build_object(
+    'id', NEW.id, 'app_id', NEW.app_id, 'tenant_id', NEW.tenant_id)::text);
+  RETURN NULL;
+END $$ LANGUAGE plpgsql
+"""
+EVENT_NOTIFY_TRIGGER = (
+    "CREATE TRIGGER app_events_notify AFTER INSERT ON app_events "
+    "FOR EACH ROW EXECUTE FUNCTION shipyard_notify_app_event()"
+)
+for _statement in (EVENT_NOTIFY_FUNCTION, EVENT_NOTIFY_TRIGGER):
+    sa.event.listen(
+        AppEvent.__table__,  # type: ignore[attr-defined]
+        "after_create",
+        sa.DDL(_statement).execute_if(dialect="postgresql"),
+    )
+
+
 class RetentionPolicy(SQLModel, table=True):
     """How many releases of one lifecycle state an app keeps, and for how long; a state
     without a row follows core.retention.DEFAULT_POLICIES."""

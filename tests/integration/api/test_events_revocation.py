@@ -9,7 +9,7 @@ import uuid
 
 import httpx
 
-from api.routers.events import KEY_RECHECK_SECONDS, POLL_SECONDS
+from api.event_hub import KEY_RECHECK_SECONDS, POLL_SECONDS
 from tests.fixtures.stack import Stack
 from tests.integration.api.test_events import Sse, add_events, events_url, make_app, sse_events
 
