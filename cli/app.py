@@ -35,6 +35,7 @@ from cli.config import ConfigError, load_config
 from cli.contexts import context_cli, login
 from cli.deployments import CommitOption, ForceRebuildOption, deploy, deployments_cli
 from cli.environments import environments_cli
+from cli.events import events
 from cli.github import github_cli
 from cli.installations import installations_cli
 from cli.keys import keys_cli
@@ -63,6 +64,7 @@ app.add_typer(github_cli, name="github", no_args_is_help=True)
 app.add_typer(audit_cli, name="audit", no_args_is_help=True)
 app.add_typer(context_cli, name="context", no_args_is_help=True)
 app.command("rollback")(rollback)
+app.command("events")(events)
 app.command("logs")(logs)
 app.command("diagnose")(diagnose)
 app.command("login")(login)

@@ -4,30 +4,23 @@ stream (httpx-sse), picking up where it was after a dropped connection."""
 
 from __future__ import annotations
 
-import json
 import re
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-import httpx
 import typer
-from httpx_sse import EventSource, ServerSentEvent
+from httpx_sse import ServerSentEvent
 from rich.markup import escape
 from rich.table import Table
 
 from cli.client import (
-    API,
     INTERRUPTED,
-    REQUEST_TIMEOUT,
     ApiClient,
-    ApiUnreachable,
     AppOption,
     TenantOption,
     WaitOption,
     app_id_of,
-    problem_of,
     run_api,
     tenant_of,
 )
@@ -35,24 +28,19 @@ from cli.output import (
     Format,
     OutputOption,
     console,
-    err,
     local_time,
     paint,
     parsed_time,
     print_rows,
     render,
 )
+from cli.streams import data_of, follow
 
 deployments_cli = typer.Typer(
     help="Deployments: list them, show one, its build log, cancel it, watch one to its end."
 )
 
 DEPLOYMENT_FINISHED = ("succeeded", "failed", "cancelled")
-# The event stream sends a keep-alive every 15 s: a silence this long means the link is dead.
-STREAM_READ_TIMEOUT = 45.0
-RECONNECT_SECONDS = 1.0
-# Consecutive failed reconnects before `deployments watch` gives up.
-RECONNECT_ATTEMPTS = 30
 
 DeploymentArgument = Annotated[str, typer.Argument(help="the deployment's id")]
 
@@ -301,46 +289,13 @@ def _follow_events(api: ApiClient, watch: Watch) -> int:
         console.print(f"Following deployment {watch.deployment}")
     else:
         console.print(f"Waiting for the next deployment of app {watch.app_id}")
-    last_id: str | None = None
-    failures = 0
-    timeout = httpx.Timeout(REQUEST_TIMEOUT, read=STREAM_READ_TIMEOUT)
-    url = f"{api.url}{API}/apps/{watch.app_id}/events"
-    with httpx.Client(timeout=timeout) as http:
-        while True:
-            headers = {**api.headers(), "Accept": "text/event-stream"}
-            if last_id is not None:
-                headers["Last-Event-ID"] = last_id
-            try:
-                with http.stream("GET", url, headers=headers) as response:
-                    if not response.is_success:
-                        response.read()
-                        raise problem_of(response)
-                    failures = 0
-                    for event in EventSource(response).iter_sse():
-                        last_id = event.id or last_id
-                        code = _on_event(watch, event)
-                        if code is not None:
-                            return code
-            except httpx.TransportError as exc:
-                failures += 1
-                if failures > RECONNECT_ATTEMPTS:
-                    raise ApiUnreachable(f"stopped answering ({type(exc).__name__})") from None
-            err.print("[yellow]connection to the event stream lost; reconnecting[/yellow]")
-            time.sleep(RECONNECT_SECONDS)
-
-
-def _data(event: ServerSentEvent) -> dict[str, Any]:
-    try:
-        data = json.loads(event.data)
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
+    return follow(api, f"/apps/{watch.app_id}/events", lambda event: _on_event(watch, event))
 
 
 def _on_event(watch: Watch, event: ServerSentEvent) -> int | None:
     """Print what the event says if it is about the watched deployment (or bootstrap); the
     exit code once the deployment has ended."""
-    data = _data(event)
+    data = data_of(event)
     when = local_time(data.get("at"))
     if event.event == "bootstrap" and watch.show_bootstrap:
         status, stage = str(data.get("status", "")), str(data.get("stage", ""))

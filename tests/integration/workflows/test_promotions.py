@@ -22,6 +22,7 @@ from core.clock import utcnow
 from core.models import Environment, FreezeWindow, Promotion, Release, ReleaseActivation
 from core.naming import namespace_for
 from tests.fixtures.stack import Stack
+from tests.integration.api.test_events import collect
 from tests.integration.workflows.test_push_to_deploy import App
 from tests.replay.histories import check_and_record
 
@@ -152,6 +153,15 @@ async def test_two_approvers_open_the_gate(promoting: Promoting):
     second = await promoting.key("bob", ["approve", "apps:read"])
     no_scope = await promoting.key("carol", ["apps:read"])
     promotion = await promoting.request(1, "prod")
+    # A client of the app's event stream watches it all happen.
+    watching = asyncio.create_task(
+        collect(
+            promoting.stack,
+            promoting.app.id,
+            stop=lambda item: item.event == "promotion.finished",
+            within=120,
+        )
+    )
     await promoting.wait(promotion, "pending_approval")
     requester = promoting.stack.tenant.headers
 
@@ -202,6 +212,19 @@ async def test_two_approvers_open_the_gate(promoting: Promoting):
     await check_and_record(
         promoting.stack.temporal.client, promotion["workflow_id"], "promote-succeeded"
     )
+    seen = [
+        (item.event, item.data)
+        for item in await watching
+        if item.data and item.data.get("promotion_id") == promotion["id"]
+    ]
+    said = [event for event, _data in seen if event != "promotion"]
+    assert said == ["approval.requested", "approval.given", "approval.given", "promotion.finished"]
+    assert [data["subject"] for event, data in seen if event == "approval.given"] == [
+        a["subject"] for a in done["approvals"]
+    ]
+    assert seen[-1][1]["status"] == "succeeded"
+    statuses = [data["status"] for event, data in seen if event == "promotion"]
+    assert statuses[-1] == "succeeded" and "deploying" in statuses
 
 
 async def test_a_freeze_window_holds_then_opens(promoting: Promoting):
