@@ -103,12 +103,18 @@ class EventHub:
             listener.news.set()
 
     async def _poll(self) -> None:
-        newest = await asyncio.to_thread(self._newest_id)
+        newest: int | None = None
         while True:
             await asyncio.sleep(self._poll_seconds)
             if not self._listeners:
+                newest = None  # nobody to wake: no reads
                 continue
             try:
+                if newest is None:
+                    newest = await asyncio.to_thread(self._newest_id)
+                    # Events written between a stream's first read and this one: read again.
+                    self._wake_all()
+                    continue
                 rows = await asyncio.to_thread(self._written_after, newest)
             except sa.exc.OperationalError as exc:
                 log.warning("event feed unreadable", error=str(exc.orig))
