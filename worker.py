@@ -42,8 +42,10 @@ from clients.registry import RegistryClient
 from core import liveness
 from core.db import make_engine
 from core.logging import configure_logging
+from core.metrics import metrics_url, worker_runtime
 from core.settings import Settings, load_settings
 from core.temporal import connect_when_reachable
+from core.tracing import configure_tracing
 from workflows.bootstrap import BootstrapApp
 from workflows.connect import ConnectRepository
 from workflows.delete_app import DeleteApp
@@ -92,7 +94,10 @@ def has_cluster_credentials(settings: Settings) -> bool:
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
-    client = await connect_when_reachable(settings, stop, identity=f"shipyard-worker@{os.getpid()}")
+    runtime = worker_runtime(settings)
+    client = await connect_when_reachable(
+        settings, stop, identity=f"shipyard-worker@{os.getpid()}", runtime=runtime
+    )
     if client is None:
         log.info("worker stopped before Temporal was reachable")
         return
@@ -162,6 +167,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
                     kube_task_queue=settings.kube_task_queue,
                     temporal=settings.temporal_address,
                     namespace=settings.temporal_namespace,
+                    metrics=metrics_url(settings),
                 )
                 await stop.wait()
                 log.info("worker stopping: finishing running activities")
@@ -220,6 +226,7 @@ def _worker(
 def main() -> None:
     settings = load_settings()
     configure_logging(settings.log_level, service="worker")
+    configure_tracing("shipyard-worker")
 
     async def serve() -> None:
         stop = asyncio.Event()

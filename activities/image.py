@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from datetime import UTC, datetime
 
 from temporalio import activity
@@ -26,6 +27,7 @@ from clients.image_build import (
     run_settings,
 )
 from clients.registry import OCI_MANIFEST, ManifestNotFound
+from core import metrics
 from core.build_recipe import DockerfileBuild, build_recipe
 from core.source import SourceTree
 from core.templates import RepoBuildSettings, TemplateError
@@ -95,6 +97,20 @@ class ImageActivities:
         uploads every blob; the manifest comes back to be put by `push_image`, so nothing is
         visible half-built. Heartbeats go on through every phase, a build's output reaches
         the deployment's log as it comes, and a cancel stops the build where it is."""
+        started = time.monotonic()
+        tenant = request.target.repository.partition("/")[0]
+        try:
+            built = await self._build(request)
+        except asyncio.CancelledError:
+            metrics.build_took(tenant, time.monotonic() - started, "cancelled")
+            raise
+        except BaseException:
+            metrics.build_took(tenant, time.monotonic() - started, "failed")
+            raise
+        metrics.build_took(tenant, time.monotonic() - started, "succeeded")
+        return built
+
+    async def _build(self, request: contract.BuildImageInput) -> contract.BuiltImage:
         source = request.source
         async with BuildProgress(self._log, request.deployment_id) as progress:
             with as_activity_failures():

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 from temporalio import activity
 
 from activities.failures import as_activity_failures
 from clients.kube import AppEnvironmentSpec, KubeClient, RolloutProgress
+from core import metrics
 from workflows.contracts import kube as contract
 
 
@@ -47,14 +50,21 @@ class KubeActivities:
         # Heartbeat well inside the heartbeat timeout: heartbeats also carry cancellation.
         heartbeat_timeout = activity.info().heartbeat_timeout
         report_every = heartbeat_timeout.total_seconds() / 3 if heartbeat_timeout else 5.0
-        with as_activity_failures():
-            done = self._kube.wait_for_rollout(
-                target.namespace,
-                target.name,
-                request.timeout_seconds,
-                on_progress=report,
-                report_every=report_every,
-            )
+        started = time.monotonic()
+        outcome = "failed"
+        try:
+            with as_activity_failures():
+                done = self._kube.wait_for_rollout(
+                    target.namespace,
+                    target.name,
+                    request.timeout_seconds,
+                    on_progress=report,
+                    report_every=report_every,
+                )
+            outcome = "succeeded"
+        finally:
+            seconds = time.monotonic() - started
+            metrics.rollout_took(target.tenant, target.environment, seconds, outcome)
         return done.message
 
     @activity.defn(name=contract.CURRENT_IMAGE.name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -14,11 +15,12 @@ from temporalio.exceptions import ApplicationError
 
 from activities.announcements import Announcer
 from activities.records import learn_run
-from core import events, freeze
+from core import events, freeze, metrics
 from core.clock import utcnow
 from core.db import session_scope
 from core.lifecycle import REJECTED
 from core.models import (
+    App,
     AppEvent,
     Approval,
     Environment,
@@ -26,6 +28,7 @@ from core.models import (
     Promotion,
     Release,
     ReleaseActivation,
+    Tenant,
 )
 from workflows.contracts import promotions as names
 from workflows.contracts.promotions import (
@@ -129,12 +132,14 @@ class PromotionActivities:
     @activity.defn(name=names.UPDATE_PROMOTION.name)
     def update_promotion(self, update: PromotionUpdate) -> None:
         published = []
+        observed: list[Callable[[], None]] = []
         with session_scope(self._engine) as session:
             promotion = session.get(Promotion, uuid.UUID(update.promotion_id))
             if promotion is None:
                 raise RuntimeError(f"promotion {update.promotion_id} has no record")
             if promotion.completed_at is not None and not update.finished:
                 return  # a step the run's cancel abandoned, landing after its end: it ended
+            observed = _observations(session, promotion, update)
             if promotion.status != update.status:
                 session.add(
                     AppEvent(
@@ -166,6 +171,9 @@ class PromotionActivities:
                     _promotion_event(session, promotion, events.PROMOTION_WAITING_WINDOW, until)
                 )
         self._announcer.announce(published)
+        # Once the change is written: a retried attempt finds it written and observes nothing.
+        for observe in observed:
+            observe()
 
     @activity.defn(name=names.RECORD_DECISION.name)
     def record_decision(self, decision: DecisionRecord) -> None:
@@ -255,6 +263,33 @@ class PromotionActivities:
                     via="promotion",
                 )
             )
+
+
+# Statuses a promotion moves to once its approvals are complete.
+APPROVED_STATUSES = ("waiting_window", "deploying", "verifying")
+
+
+def _observations(
+    session: Session, promotion: Promotion, update: PromotionUpdate
+) -> list[Callable[[], None]]:
+    """The metrics this update moves: the approval wait when it leaves `pending_approval` with
+    approvals, the outcome when it ends."""
+    observed: list[Callable[[], None]] = []
+    tenant = session.get(Tenant, promotion.tenant_id)
+    app = session.get(App, promotion.app_id)
+    tenant_slug, app_slug = (tenant.slug if tenant else ""), (app.slug if app else "")
+    env = promotion.environment
+    if (
+        promotion.status == "pending_approval"
+        and update.status in APPROVED_STATUSES
+        and promotion.required_approvals > 0
+    ):
+        waited = (utcnow() - promotion.created_at).total_seconds()
+        observed.append(lambda: metrics.approval_waited(tenant_slug, env, waited))
+    if update.finished and promotion.completed_at is None:
+        outcome = update.status
+        observed.append(lambda: metrics.promotion_finished(tenant_slug, app_slug, env, outcome))
+    return observed
 
 
 def _is_rejected(session: Session, release_id: uuid.UUID) -> bool:

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 from temporalio import activity
 
 from activities.announcements import Announcer
-from core import events, lifecycle
+from core import events, lifecycle, metrics
 from core.audit import record_audit
 from core.clock import utcnow
 from core.db import session_scope
@@ -32,6 +32,7 @@ from core.models import (
     GitConnection,
     Release,
     ReleaseActivation,
+    Tenant,
 )
 from workflows.contracts import records as names
 from workflows.contracts.records import (
@@ -290,6 +291,7 @@ class RecordsActivities:
     @activity.defn(name=names.UPDATE_DEPLOYMENT.name)
     def update_deployment(self, progress: DeploymentProgress) -> None:
         published = []
+        ended: tuple[str, str, str, str, str] | None = None
         with session_scope(self._engine) as session:
             row = session.get(Deployment, uuid.UUID(progress.deployment_id))
             if row is None:
@@ -312,6 +314,8 @@ class RecordsActivities:
                 _append_lines(session, row, [progress.log_line])
             if progress.finished and row.completed_at is None:
                 row.completed_at = utcnow()
+                tenant, app = _slugs(session, row.tenant_id, row.app_id)
+                ended = (tenant, app, row.environment, row.trigger, row.status)
             session.add(row)
             if progress.finished:
                 kind = (
@@ -321,6 +325,8 @@ class RecordsActivities:
                 )
                 published.append(_deployment_event(session, row, kind))
         self._announcer.announce(published)
+        if ended is not None:  # once the end is written, so a retried attempt counts nothing
+            metrics.deployment_finished(*ended)
 
     @activity.defn(name=names.RECORD_RELEASE.name)
     def record_release(self, request: ReleaseInput) -> ReleaseResult:
@@ -335,6 +341,13 @@ class RecordsActivities:
                 # Two deploys of one app recorded a release at once: take the next version.
                 continue
         raise RuntimeError(f"could not record a release for app {request.app_id}")
+
+
+def _slugs(session: Session, tenant_id: uuid.UUID, app_id: uuid.UUID) -> tuple[str, str]:
+    """The tenant's and the app's slugs, the labels of Shipyard's metrics."""
+    tenant = session.get(Tenant, tenant_id)
+    app = session.get(App, app_id)
+    return (tenant.slug if tenant else "", app.slug if app else "")
 
 
 class DeploymentLog:

@@ -12,7 +12,7 @@ from temporalio import activity
 
 from activities.announcements import Announcer
 from activities.records import NOT_STARTED
-from core import events, retention
+from core import events, metrics, retention
 from core.clock import utcnow
 from core.db import session_scope
 from core.models import RetentionRun, Tenant
@@ -130,13 +130,16 @@ class RetentionActivities:
 
     @activity.defn(name=names.RECORD_BATCH.name)
     def record_batch(self, outcome: BatchOutcome) -> None:
+        newly_deleted = 0
         with session_scope(self._engine) as session:
             run = _run(session, outcome.run_id)
+            tenant = session.get(Tenant, run.tenant_id)
             deleted = {image.release_id: image for image in outcome.deleted}
             items = []
             for item in run.items:
                 release_id = item["release_id"]
                 if release_id in deleted and item["outcome"] != DELETED:
+                    newly_deleted += 1
                     image = deleted[release_id]
                     item = {
                         **item,
@@ -150,6 +153,8 @@ class RetentionActivities:
             run.items = items
             run.summary = summarize(items)
             session.add(run)
+        # Counted once the batch is written: a retried write finds them recorded already.
+        metrics.retention_deleted(tenant.slug if tenant else "", newly_deleted)
 
     @activity.defn(name=names.FINISH_RUN.name)
     def finish_run(self, end: RunEnd) -> None:

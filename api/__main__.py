@@ -10,11 +10,13 @@ from api.app import create_app
 from core.logging import configure_logging
 from core.net import port_is_open
 from core.settings import load_settings
+from core.tracing import configure_tracing
 
 
 def main() -> None:
     settings = load_settings()
     configure_logging(settings.log_level, service="api")
+    configure_tracing("shipyard-api")
     if port_is_open(settings.api_host, settings.api_port):
         print(
             f"Shipyard API cannot start: port {settings.api_port} on {settings.api_host} is "

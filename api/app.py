@@ -46,6 +46,7 @@ from core.counters import Counters
 from core.db import make_engine
 from core.settings import Settings
 from core.temporal import TemporalGateway
+from core.tracing import instrument_app
 
 
 def create_app(
@@ -99,6 +100,8 @@ def create_app(
     )
     app.add_middleware(AdmissionMiddleware)
     install_observability(app, app.state.metrics)
+    # Outermost: the request's span encloses everything, the workflows it starts included.
+    instrument_app(app)
 
     for router in (
         tenants.router,

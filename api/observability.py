@@ -1,4 +1,4 @@
-"""Request ids on every response and Prometheus metrics by route template."""
+"""Request ids on every response and log line, and Prometheus metrics by route template."""
 
 from __future__ import annotations
 
@@ -50,26 +50,35 @@ def install_observability(app: FastAPI, metrics: ApiMetrics) -> None:
         sent = request.headers.get(REQUEST_ID_HEADER, "")
         request_id = sent if ACCEPTABLE_REQUEST_ID.match(sent) else uuid.uuid4().hex
         request.state.request_id = request_id
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            response.headers[REQUEST_ID_HEADER] = request_id
-            allowance = getattr(request.state, "rate_limit", None)
-            if allowance is not None:
-                response.headers.update(allowance.headers())
-            return response
-        finally:
-            route = route_template(request)
-            elapsed = time.perf_counter() - started
-            metrics.requests.labels(request.method, route, str(status)).inc()
-            metrics.latency.labels(request.method, route).observe(elapsed)
-            log.info(
-                "request",
-                method=request.method,
-                route=route,
-                status=status,
-                duration_ms=round(elapsed * 1000, 1),
-                request_id=request_id,
-            )
+        # Every log line of the request carries its id, and so do the workflows it starts
+        # (core.tracing carries it on as a Temporal header).
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            return await _measured(request, call_next, metrics)
+
+
+async def _measured(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]], metrics: ApiMetrics
+) -> Response:
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await call_next(request)
+        status = response.status_code
+        response.headers[REQUEST_ID_HEADER] = request.state.request_id
+        allowance = getattr(request.state, "rate_limit", None)
+        if allowance is not None:
+            response.headers.update(allowance.headers())
+        return response
+    finally:
+        route = route_template(request)
+        elapsed = time.perf_counter() - started
+        metrics.requests.labels(request.method, route, str(status)).inc()
+        metrics.latency.labels(request.method, route).observe(elapsed)
+        log.info(
+            "request",
+            method=request.method,
+            route=route,
+            status=status,
+            duration_ms=round(elapsed * 1000, 1),
+            request_id=request.state.request_id,
+        )

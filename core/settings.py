@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     # The worker touches this file while it serves and Temporal answers; a container healthcheck
     # reads it with `python -m core.liveness`. Unset: the worker keeps no heartbeat.
     worker_health_file: Path | None = None
+    # Where the worker serves Prometheus metrics (Temporal's own and Shipyard's) at /metrics.
+    # Unset: no metrics endpoint, so several workers on one machine never compete for a port.
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
     # Retention never deletes the last this-many rollback targets of any environment.
     retention_rollback_targets: int = Field(default=3, ge=0, le=100)
 

@@ -12,8 +12,10 @@ import structlog
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client, RetryConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 
 from core.settings import Settings
+from core.tracing import temporal_interceptors
 
 log = structlog.get_logger("shipyard.temporal")
 T = TypeVar("T")
@@ -29,8 +31,14 @@ API_RETRIES = RetryConfig(max_elapsed_time_millis=2_000, max_retries=4)
 
 
 async def connect(
-    settings: Settings, *, identity: str | None = None, retry_config: RetryConfig | None = None
+    settings: Settings,
+    *,
+    identity: str | None = None,
+    retry_config: RetryConfig | None = None,
+    runtime: Runtime | None = None,
 ) -> Client:
+    """A client carrying request ids (and traces, when tracing is on) into the workflows it
+    starts; workers made from it carry them on into activities."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
@@ -38,11 +46,13 @@ async def connect(
         connect_timeout=CONNECT_TIMEOUT,
         identity=identity,
         retry_config=retry_config,
+        interceptors=temporal_interceptors(),
+        runtime=runtime,
     )
 
 
 async def connect_when_reachable(
-    settings: Settings, stop: asyncio.Event, *, identity: str
+    settings: Settings, stop: asyncio.Event, *, identity: str, runtime: Runtime | None = None
 ) -> Client | None:
     """A client once Temporal serves the namespace, or None once `stop` is set.
 
@@ -52,7 +62,7 @@ async def connect_when_reachable(
     delay = FIRST_WAIT_SECONDS
     while not stop.is_set():
         try:
-            return await _unless_stopped(_serving_client(settings, identity), stop)
+            return await _unless_stopped(_serving_client(settings, identity, runtime), stop)
         except Exception as exc:
             error = str(exc) or type(exc).__name__
         log.warning(
@@ -68,10 +78,12 @@ async def connect_when_reachable(
     return None
 
 
-async def _serving_client(settings: Settings, identity: str) -> Client:
+async def _serving_client(
+    settings: Settings, identity: str, runtime: Runtime | None = None
+) -> Client:
     """Connected, and the namespace is there: the port of a starting server opens before its
     frontend serves, and a new cluster has no namespace until it is set up."""
-    client = await connect(settings, identity=identity)
+    client = await connect(settings, identity=identity, runtime=runtime)
     await client.workflow_service.describe_namespace(
         DescribeNamespaceRequest(namespace=settings.temporal_namespace)
     )
