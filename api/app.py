@@ -24,6 +24,7 @@ from api.routers import (
     audit,
     bootstraps,
     deployments,
+    dora,
     environments,
     events,
     git_connection,
@@ -106,6 +107,7 @@ def create_app(
     for router in (
         tenants.router,
         audit.router,
+        dora.router,
         keys.router,
         installations.router,
         install_flow.router,

@@ -34,6 +34,7 @@ from cli.client import (
 from cli.config import ConfigError, load_config
 from cli.contexts import context_cli, login
 from cli.deployments import CommitOption, ForceRebuildOption, deploy, deployments_cli
+from cli.dora import dora
 from cli.environments import environments_cli
 from cli.events import events
 from cli.github import github_cli
@@ -65,6 +66,7 @@ app.add_typer(audit_cli, name="audit", no_args_is_help=True)
 app.add_typer(context_cli, name="context", no_args_is_help=True)
 app.command("rollback")(rollback)
 app.command("events")(events)
+app.command("dora")(dora)
 app.command("logs")(logs)
 app.command("diagnose")(diagnose)
 app.command("login")(login)
