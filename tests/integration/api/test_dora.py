@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timedelta
 
@@ -10,6 +11,8 @@ from sqlmodel import Session, select
 
 from core.clock import utcnow
 from core.models import App, Deployment, Promotion, Release, Tenant
+from sandbox.net import free_port, serve
+from tests.e2e.test_cli_output import run
 from tests.integration.api.test_environments import member_headers
 
 
@@ -174,3 +177,23 @@ async def test_dora_scope_tenant_and_window(api, make_tenant, prepared):
     refused = await api.get(path, params={"since": future}, headers=tenant.headers)
     assert refused.status_code == 422
     assert refused.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_cli_dora_prints_the_apis_figures(api_app, prepared):
+    tenant, since, apps = prepared
+    url = f"http://127.0.0.1:{free_port()}"
+    async with serve(api_app, url):
+        code, out, errors = await run(
+            "dora", "--since", since.isoformat(), "-o", "json", url=url, key=tenant.admin_key,
+            tenant=tenant.slug,
+        )  # fmt: skip
+        assert code == 0, errors
+        printed = json.loads(out)
+        assert printed["figures"]["deployments"] == 4
+        assert printed["figures"]["change_failure_rate"] == 0.5
+        assert {item["app_id"] for item in printed["apps"]} == {str(a) for a in apps.values()}
+        code, out, errors = await run(
+            "dora", "--days", "10", url=url, key=tenant.admin_key, tenant=tenant.slug
+        )
+        assert code == 0, errors
+        assert "all apps" in out and "50% (3/6)" in out
