@@ -16,6 +16,7 @@ from urllib.parse import quote, urlparse
 import httpx
 
 from cli.client import DEFAULT_API_URL, DEFAULT_STATE_DIR
+from core.metrics import metrics_url
 from core.migrate import prepare_database
 from core.settings import Settings, load_settings
 from sandbox.base_image import BASE_IMAGE
@@ -27,6 +28,8 @@ from workflows import search
 BIN = Path(sys.executable).parent
 DEMO_TENANT = "demo"
 SANDBOX_START_SECONDS = 60
+# Where `make dev`'s worker serves Prometheus metrics (9464: the port OpenTelemetry suggests).
+DEV_WORKER_METRICS_PORT = 9464
 
 
 def _host_port(address: str) -> tuple[str, int]:
@@ -41,6 +44,11 @@ def sandbox_ports() -> SandboxPorts:
         raise DevError(str(exc)) from None
 
 
+def worker_metrics_port(settings: Settings) -> int:
+    """`make dev`'s worker always serves metrics: here unless SHIPYARD_WORKER_METRICS_PORT says."""
+    return settings.worker_metrics_port or DEV_WORKER_METRICS_PORT
+
+
 def ports_needed(settings: Settings, sandbox: SandboxPorts) -> dict[str, tuple[str, int, str]]:
     """What listens where, with the variable that moves it."""
     ui = urlparse(settings.temporal_ui_url)
@@ -48,6 +56,11 @@ def ports_needed(settings: Settings, sandbox: SandboxPorts) -> dict[str, tuple[s
         "Temporal": (*_host_port(settings.temporal_address), "SHIPYARD_TEMPORAL_ADDRESS"),
         "Temporal Web UI": (ui.hostname or "127.0.0.1", ui.port or 80, "SHIPYARD_TEMPORAL_UI_URL"),
         "API": (settings.api_host, settings.api_port, "SHIPYARD_API_PORT"),
+        "worker's metrics": (
+            settings.worker_metrics_host,
+            worker_metrics_port(settings),
+            "SHIPYARD_WORKER_METRICS_PORT",
+        ),
     }
     for what, (port, variable) in sandbox.named().items():
         needed[what] = (SANDBOX_HOST, port, variable)
@@ -184,8 +197,10 @@ def run(settings: Settings) -> None:
         "SHIPYARD_PUBLIC_URL": os.environ.get(
             "SHIPYARD_PUBLIC_URL", f"http://{settings.api_host}:{settings.api_port}"
         ),
+        "SHIPYARD_WORKER_METRICS_PORT": str(worker_metrics_port(settings)),
         "PYTHONUNBUFFERED": "1",
     }
+    os.environ["SHIPYARD_WORKER_METRICS_PORT"] = env["SHIPYARD_WORKER_METRICS_PORT"]
 
     stack = Children(state)
     stopping = False
@@ -266,6 +281,7 @@ def print_welcome(
         f"App {settings.github_app_id})",
         f"  Kubernetes       https://{SANDBOX_HOST}:{ports.kube}   (fake; kubeconfig "
         f"{settings.kubeconfig}, context {settings.kube_context})",
+        f"  Worker metrics   {metrics_url(settings)}   (Prometheus: Temporal's and Shipyard's)",
         f"  Logs             {stack.logs}/",
         "",
         f"  Platform admin token  {token}",

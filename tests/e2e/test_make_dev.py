@@ -35,11 +35,15 @@ def dev_env(state: Path, ports: dict[str, int]) -> dict[str, str]:
         "SHIPYARD_SANDBOX_REGISTRY_PORT": str(ports["registry"]),
         "SHIPYARD_SANDBOX_GITHUB_PORT": str(ports["github"]),
         "SHIPYARD_SANDBOX_KUBE_PORT": str(ports["kube"]),
+        "SHIPYARD_WORKER_METRICS_PORT": str(ports["metrics"]),
     }
 
 
 def free_ports() -> dict[str, int]:
-    return {name: free_port() for name in ("api", "temporal", "ui", "registry", "github", "kube")}
+    return {
+        name: free_port()
+        for name in ("api", "temporal", "ui", "registry", "github", "kube", "metrics")
+    }
 
 
 def bound_installations(api_url: str, key: str) -> list[int]:
@@ -105,6 +109,9 @@ def test_make_dev_starts_keeps_state_and_stops_cleanly(tmp_path):
     try:
         printed = wait_for_text(tmp_path / "first.log", READY_LINE, first, timeout=120)
         assert httpx.get(f"{api_url}/readyz", timeout=5).status_code == 200
+        metrics_url = f"http://127.0.0.1:{ports['metrics']}/metrics"
+        assert metrics_url in printed
+        assert httpx.get(metrics_url, timeout=5).status_code == 200
         assert httpx.get(f"http://127.0.0.1:{ports['ui']}/", timeout=5).status_code == 200
         token = (state / "admin-token").read_text().strip()
         demo_key = (state / "demo-key").read_text().strip()
