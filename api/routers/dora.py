@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 from fastapi import APIRouter, Query
 from sqlalchemy import func
@@ -24,6 +24,8 @@ from core.models import App, Deployment, Promotion, Release
 router = APIRouter(prefix=f"{API_PREFIX}/tenants/{{tenant}}/dora", tags=["dora"])
 
 DEFAULT_WINDOW = timedelta(days=30)
+# Nothing was deployed before this; it also keeps time zone arithmetic clear of datetime's limits.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 # Outcomes that deployed something; rejected, expired and cancelled promotions did not.
 CHANGE_OUTCOMES = ("succeeded", "failed")
 
@@ -44,9 +46,9 @@ def dora_figures(
     until = utcnow()
     start = since or until - DEFAULT_WINDOW
     if start.tzinfo is None:
-        raise ApiError(422, "VALIDATION_ERROR", "since needs a time zone (e.g. Z or +00:00)")
-    if start >= until:
-        raise ApiError(422, "VALIDATION_ERROR", "since must be in the past")
+        _refuse_since("since needs a time zone (Z or +00:00, for instance)")
+    if not EARLIEST <= start < until:
+        _refuse_since(f"since must be in the past and after {EARLIEST.date()}")
     apps = session.exec(select(App).where(App.tenant_id == tenant.id).order_by(col(App.slug))).all()
     last_env = {app.id: app.pipeline[-1] if app.pipeline else "prod" for app in apps}
     first_env = {app.id: app.pipeline[0] if app.pipeline else "dev" for app in apps}
@@ -122,6 +124,15 @@ def dora_figures(
         days=round((until - start).total_seconds() / 86_400, 4),
         figures=DoraFigures(**vars(dora.figures(total, start, until))),
         apps=per_app,
+    )
+
+
+def _refuse_since(message: str) -> NoReturn:
+    raise ApiError(
+        422,
+        "VALIDATION_FAILED",
+        message,
+        errors=[{"field": "query.since", "message": message}],
     )
 
 

@@ -177,6 +177,9 @@ async def test_dora_scope_tenant_and_window(api, make_tenant, prepared):
     refused = await api.get(path, params={"since": future}, headers=tenant.headers)
     assert refused.status_code == 422
     assert refused.headers["content-type"].startswith("application/problem+json")
+    assert refused.json()["code"] == "VALIDATION_FAILED"
+    naive = await api.get(path, params={"since": "2024-05-01T00:00:00"}, headers=tenant.headers)
+    assert naive.status_code == 422 and naive.json()["errors"][0]["field"] == "query.since"
 
 
 async def test_cli_dora_prints_the_apis_figures(api_app, prepared):
