@@ -170,10 +170,11 @@ class PromotionActivities:
                 published.append(
                     _promotion_event(session, promotion, events.PROMOTION_WAITING_WINDOW, until)
                 )
-        self._announcer.announce(published)
-        # Once the change is written: a retried attempt finds it written and observes nothing.
+        # Once the change is written (and before announcing it, which may fail and be retried):
+        # a retried attempt finds it written and observes nothing.
         for observe in observed:
             observe()
+        self._announcer.announce(published)
 
     @activity.defn(name=names.RECORD_DECISION.name)
     def record_decision(self, decision: DecisionRecord) -> None:

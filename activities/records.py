@@ -324,9 +324,9 @@ class RecordsActivities:
                     else events.DEPLOYMENT_FINISHED
                 )
                 published.append(_deployment_event(session, row, kind))
-        self._announcer.announce(published)
         if ended is not None:  # once the end is written, so a retried attempt counts nothing
             metrics.deployment_finished(*ended)
+        self._announcer.announce(published)
 
     @activity.defn(name=names.RECORD_RELEASE.name)
     def record_release(self, request: ReleaseInput) -> ReleaseResult:
