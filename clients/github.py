@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx
 from githubkit import AppAuthStrategy, GitHub, TokenAuthStrategy
@@ -102,6 +102,17 @@ class RepositoryPage:
     repositories: list[Repository]
     total_count: int
     has_next: bool
+
+
+@dataclass(frozen=True)
+class CommitStatus:
+    """One status on a commit, as GitHub shows it beside the commit (and in pull requests)."""
+
+    id: int
+    state: str  # pending | success | failure | error
+    context: str
+    description: str
+    target_url: str
 
 
 @dataclass(frozen=True)
@@ -434,6 +445,59 @@ class GitHubClient:
         except NotFound:
             return
 
+    # ---- commit statuses -----------------------------------------------------------------
+
+    async def create_commit_status(
+        self,
+        installation_id: int,
+        full_name: str,
+        sha: str,
+        *,
+        state: str,
+        context: str,
+        description: str = "",
+        target_url: str | None = None,
+    ) -> CommitStatus:
+        """A new status of `sha` under `context` (the App needs "Commit statuses: write");
+        GitHub shows the newest status of each context."""
+        github = await self._as_installation(installation_id)
+        response = await self._call(
+            github.rest.repos.async_create_commit_status(
+                *_split(full_name),
+                sha,
+                state=cast(Any, state),
+                context=context,
+                description=description,
+                target_url=target_url,
+            ),
+            f"set the {context} status of {full_name}@{sha[:12]}",
+            installation_id=installation_id,
+            not_found=lambda: _repo_not_found(full_name),
+        )
+        return _commit_status(response.parsed_data)
+
+    async def commit_statuses(
+        self, installation_id: int, full_name: str, ref: str
+    ) -> list[CommitStatus]:
+        """Every status of the commit `ref` names, newest first."""
+        github = await self._as_installation(installation_id)
+        paginator = github.rest.paginate(
+            github.rest.repos.async_list_commit_statuses_for_ref,
+            owner=_split(full_name)[0],
+            repo=_split(full_name)[1],
+            ref=ref,
+            per_page=100,
+        )
+        found: list[CommitStatus] = []
+        try:
+            async for item in paginator:
+                found.append(_commit_status(item))
+        except GitHubException as exc:
+            raise self._translate_installation(
+                exc, installation_id, f"list the statuses of {full_name}@{ref}"
+            ) from None
+        return found
+
     # ---- plumbing ------------------------------------------------------------------------
 
     async def _as_installation(self, installation_id: int) -> GitHub[TokenAuthStrategy]:
@@ -597,4 +661,14 @@ def _webhook(item: Any) -> Webhook:
         url=str(item.config.url),
         events=tuple(item.events),
         active=item.active,
+    )
+
+
+def _commit_status(item: Any) -> CommitStatus:
+    return CommitStatus(
+        id=item.id,
+        state=item.state,
+        context=item.context,
+        description=item.description or "",
+        target_url=item.target_url or "",
     )

@@ -119,6 +119,16 @@ class FakeGitHub:
         )
         response.raise_for_status()
 
+    def clear_failures(self) -> None:
+        """Forget every failure still queued by `fail_next`."""
+        self.api.failures.clear()
+
+    def statuses(self, full_name: str, sha: str) -> list[dict[str, Any]]:
+        """The commit statuses of `sha` in `full_name`, newest first, as the fake keeps them."""
+        owner, _, name = full_name.partition("/")
+        repo = self.state.repo(owner, name)
+        return self.state.statuses(repo["id"], sha) if repo else []
+
     def hold_next(self, method: str, path_regex: str) -> Hold:
         """Answer the next matching request only once the test releases it; the request
         itself is handled at once (see sandbox.holds)."""

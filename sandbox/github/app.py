@@ -54,7 +54,14 @@ DOCS = {
     "create_hook": "/repos/webhooks#create-a-repository-webhook",
     "hook": "/repos/webhooks#get-a-repository-webhook",
     "delete_hook": "/repos/webhooks#delete-a-repository-webhook",
+    "create_status": "/commits/statuses#create-a-commit-status",
+    "statuses": "/commits/statuses#list-commit-statuses-for-a-reference",
+    "combined_status": "/commits/statuses#get-the-combined-status-for-a-specific-reference",
 }
+STATUS_STATES = ("error", "failure", "pending", "success")
+# GitHub refuses longer descriptions and contexts of a commit status.
+MAX_STATUS_DESCRIPTION = 140
+MAX_STATUS_CONTEXT = 255
 
 
 class GitHubAPIError(Exception):
@@ -144,6 +151,9 @@ class FakeGitHubAPI:
                     self.delete_hook,
                     methods=["DELETE"],
                 ),
+                Route("/repos/{owner}/{repo}/statuses/{sha}", self.create_status, methods=["POST"]),
+                Route("/repos/{owner}/{repo}/commits/{ref:path}/statuses", self.list_statuses),
+                Route("/repos/{owner}/{repo}/commits/{ref:path}/status", self.combined_status),
                 Route("/apps/{app_slug}/installations/new", self.install_page),
                 Route("/_sandbox/deliveries", self.sandbox_deliveries),
                 Route("/_sandbox/stats", self.sandbox_stats),
@@ -525,6 +535,75 @@ class FakeGitHubAPI:
             raise GitHubAPIError(404, "Not Found", "delete_hook")
         return Response(status_code=204)
 
+    # ---- commit statuses -----------------------------------------------------------------
+
+    async def create_status(self, request: Request) -> Response:
+        installation = self._require_installation(request)
+        repo = self._reachable_repo(installation, *_owner_repo(request), "create_status")
+        body = await _body(request)
+        sha = request.path_params["sha"]
+        state = body.get("state")
+        if state not in STATUS_STATES:
+            raise _status_invalid("state", "invalid", f"state is not included in the list: {state}")
+        description = body.get("description")
+        if description is not None and not isinstance(description, str):
+            raise _status_invalid("description", "invalid", "description is not a string")
+        if description and len(description) > MAX_STATUS_DESCRIPTION:
+            raise _status_invalid(
+                "description",
+                "custom",
+                f"description is too long (maximum is {MAX_STATUS_DESCRIPTION} characters)",
+            )
+        context = body.get("context") or "default"
+        if not isinstance(context, str) or len(context) > MAX_STATUS_CONTEXT:
+            raise _status_invalid(
+                "context", "custom", f"context is too long (maximum is {MAX_STATUS_CONTEXT})"
+            )
+        target_url = body.get("target_url")
+        if target_url is not None and not isinstance(target_url, str):
+            raise _status_invalid("target_url", "invalid", "target_url is not a string")
+        if self.state.resolve_commit(repo["id"], sha) != sha:
+            raise GitHubAPIError(422, f"No commit found for SHA: {sha}", "create_status")
+        record = self.state.add_status(
+            repo["id"],
+            sha,
+            {
+                "state": state,
+                "description": description,
+                "target_url": target_url,
+                "context": context,
+            },
+        )
+        answer = payloads.status(base_url(request.scope), repo["owner"], repo["name"], record)
+        return _json(answer, status=201, headers={"Location": answer["url"]})
+
+    def _statuses_of(self, request: Request, doc: str) -> tuple[dict[str, Any], str, list[Any]]:
+        installation = self._require_installation(request)
+        repo = self._reachable_repo(installation, *_owner_repo(request), doc)
+        ref = request.path_params["ref"]
+        sha = self.state.resolve_commit(repo["id"], ref)
+        if sha is None:
+            raise GitHubAPIError(404, f"No commit found for SHA: {ref}", doc)
+        return repo, sha, self.state.statuses(repo["id"], sha)
+
+    async def list_statuses(self, request: Request) -> Response:
+        repo, _sha, records = self._statuses_of(request, "statuses")
+        base = base_url(request.scope)
+        items = [payloads.status(base, repo["owner"], repo["name"], r) for r in records]
+        page, headers = _paginate(request, items)
+        return _json(page, headers=headers)
+
+    async def combined_status(self, request: Request) -> Response:
+        repo, sha, records = self._statuses_of(request, "combined_status")
+        latest: dict[str, dict[str, Any]] = {}
+        for record in records:  # newest first: the first of each context is its latest
+            latest.setdefault(record["context"], record)
+        base = base_url(request.scope)
+        owner = self.state.account(repo["owner"])
+        assert owner is not None
+        minimal = payloads.repository(base, repo, owner, full=False)
+        return _json(payloads.combined_status(base, minimal, sha, list(latest.values())))
+
     # ---- admin ---------------------------------------------------------------------------
 
     async def sandbox_deliveries(self, request: Request) -> Response:
@@ -569,6 +648,15 @@ def _hook_invalid(message: str) -> GitHubAPIError:
         "Validation Failed",
         "create_hook",
         errors=[{"resource": "Hook", "code": "custom", "message": message}],
+    )
+
+
+def _status_invalid(field_name: str, code: str, message: str) -> GitHubAPIError:
+    return GitHubAPIError(
+        422,
+        "Validation Failed",
+        "create_status",
+        errors=[{"resource": "Status", "code": code, "field": field_name, "message": message}],
     )
 
 

@@ -13,7 +13,13 @@ from .state import APP_SLUG, iso
 
 APP_NAME = "Shipyard Sandbox"
 BOT_ID = 9_100_900
-PERMISSIONS = {"administration": "write", "contents": "write", "metadata": "read", "hooks": "write"}
+PERMISSIONS = {
+    "administration": "write",
+    "contents": "write",
+    "metadata": "read",
+    "hooks": "write",
+    "statuses": "write",
+}
 EVENTS = ["push"]
 
 
@@ -291,6 +297,51 @@ def hook(base: str, owner: str, name: str, record: dict[str, Any]) -> dict[str, 
         "ping_url": f"{api}/pings",
         "deliveries_url": f"{api}/deliveries",
         "last_response": record["last_response"],
+    }
+
+
+def status(base: str, owner: str, name: str, record: dict[str, Any]) -> dict[str, Any]:
+    """A commit `status` as its POST and the statuses list answer; the App's bot made it."""
+    return {**simple_status(base, owner, name, record), "creator": bot(base)}
+
+
+def simple_status(base: str, owner: str, name: str, record: dict[str, Any]) -> dict[str, Any]:
+    """A `simple-commit-status`, as a combined status lists it."""
+    return {
+        "url": f"{base}/repos/{owner}/{name}/statuses/{record['sha']}",
+        "avatar_url": f"{base}/avatars/{APP_SLUG}",
+        "id": record["id"],
+        "node_id": node_id("StatusContext", record["id"]),
+        "state": record["state"],
+        "description": record["description"],
+        "target_url": record["target_url"],
+        "context": record["context"],
+        "created_at": iso(record["created_at"]),
+        "updated_at": iso(record["created_at"]),
+    }
+
+
+def combined_status(
+    base: str, repo: dict[str, Any], sha: str, latest: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """A `combined-commit-status`: `latest` holds the newest status of each context."""
+    owner, name = repo["owner"]["login"], repo["name"]
+    states = {record["state"] for record in latest}
+    if states & {"error", "failure"}:
+        state = "failure"
+    elif not latest or "pending" in states:
+        state = "pending"
+    else:
+        state = "success"
+    api = f"{base}/repos/{owner}/{name}"
+    return {
+        "state": state,
+        "statuses": [simple_status(base, owner, name, record) for record in latest],
+        "sha": sha,
+        "total_count": len(latest),
+        "repository": repo,
+        "commit_url": f"{api}/commits/{sha}",
+        "url": f"{api}/commits/{sha}/status",
     }
 
 

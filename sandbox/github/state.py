@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import secrets
 import shutil
 import stat
@@ -297,6 +298,7 @@ class GitHubState:
     def delete_repo(self, repo_id: int) -> None:
         with self._writing() as data:
             data["repos"].pop(str(repo_id), None)
+            data.get("statuses", {}).pop(str(repo_id), None)
         shutil.rmtree(self.repo_path(repo_id), ignore_errors=True)
 
     def touch_pushed(self, repo_id: int) -> None:
@@ -340,6 +342,34 @@ class GitHubState:
                 if hook["id"] == hook_id:
                     status = "active" if code is not None and code < 400 else "misconfigured"
                     hook["last_response"] = {"code": code, "status": status, "message": message}
+
+    # ---- commit statuses -----------------------------------------------------------------
+
+    def add_status(self, repo_id: int, sha: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """A new status on a commit (GitHub keeps every one; the newest per context counts)."""
+        now = time.time()
+        with self._writing() as data:
+            counters = data["counters"]
+            counters["status"] = counters.get("status", 500_000_000) + 1
+            record = {"id": counters["status"], "sha": sha, "created_at": now, **fields}
+            data.setdefault("statuses", {}).setdefault(str(repo_id), []).append(record)
+        return dict(record)
+
+    def statuses(self, repo_id: int, sha: str) -> list[dict[str, Any]]:
+        """A commit's statuses, newest first."""
+        with self._lock:
+            kept = self._data.get("statuses", {}).get(str(repo_id), [])
+            return [dict(s) for s in reversed(kept) if s["sha"] == sha]
+
+    def resolve_commit(self, repo_id: int, ref: str) -> str | None:
+        """The commit a ref names: a full sha the repository holds, or a branch's head."""
+        if re.fullmatch(r"[0-9a-f]{40}", ref):
+            with self.open_git(repo_id) as git:
+                try:
+                    return ref if isinstance(git[ref.encode()], Commit) else None
+                except KeyError:
+                    return None
+        return self.branch_sha(repo_id, ref.removeprefix("heads/"))
 
     # ---- git content ---------------------------------------------------------------------
 
