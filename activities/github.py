@@ -8,7 +8,15 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.failures import as_activity_failures
-from clients.github import GitHubClient, NotFound, PermissionDenied, RepoExists, Repository
+from clients.github import (
+    GitHubClient,
+    GitHubError,
+    GitHubUnavailable,
+    NotFound,
+    PermissionDenied,
+    RepoExists,
+    Repository,
+)
 from workflows.contracts import github as contract
 
 log = structlog.get_logger("shipyard.activities")
@@ -142,6 +150,29 @@ class GitHubActivities:
                 events=("push",),
             )
             return created.id
+
+    @activity.defn(name=contract.SET_COMMIT_STATUS.name)
+    async def set_commit_status(self, request: contract.CommitStatusInput) -> None:
+        """Adds the status; setting the same one again only adds a duplicate GitHub shows once
+        (the newest of a context counts), so a retry after a lost answer does no harm."""
+        repository = request.repository
+        with as_activity_failures():
+            try:
+                await self._github.create_commit_status(
+                    repository.installation_id,
+                    repository.full_name,
+                    request.sha,
+                    state=request.state,
+                    context=request.context,
+                    description=request.description,
+                    target_url=request.target_url,
+                )
+            except GitHubUnavailable:
+                raise
+            except GitHubError as refused:
+                raise ApplicationError(
+                    refused.message, type="COMMIT_STATUS_REFUSED", non_retryable=True
+                ) from None
 
     @activity.defn(name=contract.REMOVE_WEBHOOK.name)
     async def remove_webhook(self, request: contract.WebhookInput) -> None:

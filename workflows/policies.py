@@ -16,6 +16,14 @@ GITHUB = RetryPolicy(
     maximum_attempts=8,
 )
 GIT = GITHUB
+# A commit status is told to GitHub until its run's budget (schedule-to-close) ends, at the
+# GitHub pace: no attempt count of its own.
+GITHUB_STATUS = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=0,
+)
 REGISTRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,

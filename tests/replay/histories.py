@@ -10,6 +10,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from workflows.bootstrap import BootstrapApp
+from workflows.commit_status import CommitStatus
 from workflows.connect import ConnectRepository
 from workflows.delete_app import DeleteApp
 from workflows.deploy import DeployRelease
@@ -26,6 +27,7 @@ HISTORIES = Path(__file__).resolve().parent / "histories"
 RECORDING = os.environ.get("SHIPYARD_RECORD_HISTORIES") == "1"
 WORKFLOWS = [
     BootstrapApp,
+    CommitStatus,
     DeleteApp,
     DeployRelease,
     DisconnectRepository,

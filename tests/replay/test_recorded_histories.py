@@ -21,6 +21,7 @@ REQUIRED = {
     "rollback-succeeded", "rollback-failed", "rollback-cancelled",
     "retention-succeeded", "retention-dry-run", "retention-scheduled",
     "disconnect-done",
+    "commit-status-succeeded", "commit-status-given-up", "commit-status-cancelled",
 }  # fmt: skip
 
 

@@ -78,3 +78,19 @@ CHECK_REPOSITORY: Activity[RepositoryCheckInput, RepositoryCheck] = Activity(
 # The webhook's id.
 ENSURE_WEBHOOK: Activity[WebhookInput, int] = Activity("github.ensure_webhook", int)
 REMOVE_WEBHOOK: Activity[WebhookInput, None] = Activity("github.remove_webhook")
+
+
+class CommitStatusInput(BaseModel):
+    """A commit status to set: what GitHub shows beside the commit under `context`."""
+
+    repository: RepositoryRef
+    sha: str
+    state: str  # pending | success | failure | error
+    context: str
+    description: str = ""
+    target_url: str | None = None
+
+
+# A repository or commit GitHub does not know, or a status it refuses, is COMMIT_STATUS_REFUSED
+# (non-retryable); an outage is retried.
+SET_COMMIT_STATUS: Activity[CommitStatusInput, None] = Activity("github.set_commit_status")
