@@ -13,20 +13,23 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from workflows import policies, search
-    from workflows.contracts import github
+    from workflows.contracts import commit_statuses, github
 
 FINAL_STATES = ("success", "failure", "error")
 # GitHub keeps at most this much of a status's description.
 MAX_DESCRIPTION = 140
 SIGNAL = "want"
+NO_COMMIT = "the deployment ended without a commit"
 
 
 class CommitStatusTarget(BaseModel):
@@ -34,6 +37,7 @@ class CommitStatusTarget(BaseModel):
     mints the installation's token itself."""
 
     subject: str  # "deployment <id>" or "promotion <id>"
+    subject_id: str = ""  # the deployment's or promotion's id
     repository: github.RepositoryRef
     context: str  # shipyard/<env>
     tenant_slug: str
@@ -49,7 +53,7 @@ class CommitStatusTarget(BaseModel):
 class StatusWanted(BaseModel):
     """A state to show on the commit (the signal the listener sends)."""
 
-    sha: str
+    sha: str  # empty: the deployment's commit, once it is known
     state: str  # pending | success | failure | error
     description: str = Field(default="", max_length=MAX_DESCRIPTION)
     target_url: str | None = None
@@ -116,10 +120,10 @@ class CommitStatus:
                     "commit status given up",
                     extra={"subject": target.subject, "state": wanted.state, "why": outcome},
                 )
-            if self._wanted == wanted and wanted.state in FINAL_STATES:
+            if outcome == NO_COMMIT or (self._wanted == wanted and wanted.state in FINAL_STATES):
                 workflow.upsert_search_attributes([search.STAGE.value_set(wanted.state)])
                 workflow.set_current_details(
-                    f"{wanted.state} set on {target.repository.full_name}@{wanted.sha[:12]}"
+                    f"{wanted.state} set on {target.repository.full_name}"
                     if outcome is None
                     else f"{wanted.state} given up: {outcome}"
                 )
@@ -128,44 +132,82 @@ class CommitStatus:
     async def _set(self, target: CommitStatusTarget, wanted: StatusWanted) -> str | None:
         """None once GitHub took it; "" if a newer state superseded it; else why it gave up."""
         workflow.upsert_search_attributes([search.STAGE.value_set(wanted.state)])
+        sha = wanted.sha
+        if not sha:
+            # A deploy that starts before it knows its commit (a manual deploy resolves the
+            # branch's head first): `pending` goes on the commit as soon as it is known.
+            workflow.set_current_details(f"Waiting for the commit of {target.subject}")
+            found, why = await self._unless_superseded(
+                wanted,
+                commit_statuses.DEPLOYMENT_COMMIT.name,
+                commit_statuses.DeploymentCommitInput(deployment_id=target.subject_id),
+                timedelta(seconds=10),
+                policies.RECORD_POLL,
+                summary="wait for the commit the deployment resolves",
+            )
+            if why is not None:
+                return why
+            sha = str(found or "")
+            if not sha:
+                return NO_COMMIT
         workflow.set_current_details(
-            f"Setting {wanted.state} on {target.repository.full_name}@{wanted.sha[:12]}"
+            f"Setting {wanted.state} on {target.repository.full_name}@{sha[:12]}"
         )
-        setting = asyncio.ensure_future(
+        _, why = await self._unless_superseded(
+            wanted,
+            github.SET_COMMIT_STATUS.name,
+            github.CommitStatusInput(
+                repository=target.repository,
+                sha=sha,
+                state=wanted.state,
+                context=target.context,
+                description=describe(wanted.description),
+                target_url=wanted.target_url,
+            ),
+            timedelta(seconds=target.call_seconds),
+            policies.GITHUB_STATUS,
+            summary=f"set {wanted.state} on {sha[:12]}",
+            give_up_after=timedelta(seconds=target.give_up_after_seconds),
+        )
+        return why
+
+    async def _unless_superseded(
+        self,
+        wanted: StatusWanted,
+        activity: str,
+        arg: Any,
+        start_to_close: timedelta,
+        retry: RetryPolicy,
+        *,
+        summary: str,
+        give_up_after: timedelta | None = None,
+    ) -> tuple[Any, str | None]:
+        """The activity's result and None; or None and "" if a newer state superseded it
+        (an attempt under way finishes first), or why it failed."""
+        running = asyncio.ensure_future(
             workflow.execute_activity(
-                github.SET_COMMIT_STATUS.name,
-                github.CommitStatusInput(
-                    repository=target.repository,
-                    sha=wanted.sha,
-                    state=wanted.state,
-                    context=target.context,
-                    description=describe(wanted.description),
-                    target_url=wanted.target_url,
-                ),
-                start_to_close_timeout=timedelta(seconds=target.call_seconds),
-                schedule_to_close_timeout=timedelta(seconds=target.give_up_after_seconds),
-                retry_policy=policies.GITHUB_STATUS,
-                # An attempt under way finishes before a newer state is sent after it.
+                activity,
+                arg,
+                start_to_close_timeout=start_to_close,
+                schedule_to_close_timeout=give_up_after,
+                retry_policy=retry,
                 cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                summary=f"set {wanted.state} on {wanted.sha[:12]}",
+                summary=summary,
             )
         )
         try:
-            await workflow.wait_condition(lambda: setting.done() or self._wanted != wanted)
-            superseded = not setting.done()
+            await workflow.wait_condition(lambda: running.done() or self._wanted != wanted)
+            superseded = not running.done()
             if superseded:
-                setting.cancel()
+                running.cancel()
             try:
-                await setting
+                return await running, None
             except ActivityError as failed:
-                if superseded:
-                    return ""
-                return str(failed.cause or failed)
+                return None, "" if superseded else str(failed.cause or failed)
             except asyncio.CancelledError:
                 if superseded:
-                    return ""
+                    return None, ""
                 raise
-            return None
         finally:
-            if not setting.done():
-                setting.cancel()
+            if not running.done():
+                running.cancel()

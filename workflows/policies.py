@@ -42,6 +42,14 @@ DATABASE = RetryPolicy(
     maximum_interval=timedelta(seconds=10),
     maximum_attempts=0,  # records must land: retried until they do
 )
+# Waiting for a record to say something it will say soon (a deployment's commit): one read per
+# try, for at most the caller's schedule-to-close.
+RECORD_POLL = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    backoff_coefficient=1.3,
+    maximum_interval=timedelta(seconds=2),
+    maximum_attempts=400,
+)
 # Waiting for an environment's lock: the acquire is tried again until the holder lets go (a
 # deploy waits out a rollback, a promotion with its approvals waits out a deploy). Each try is
 # one database read; retries leave no trace in the history however long the wait.

@@ -24,7 +24,7 @@ from workflows.commit_status import (
     CommitStatusTarget,
     StatusWanted,
 )
-from workflows.contracts import github
+from workflows.contracts import commit_statuses, github
 from workflows.sandbox import workflow_runner
 
 SHA = "a" * 40
@@ -35,6 +35,7 @@ class GitHubStandIn:
     """Takes statuses as GitHub would; fails while `down`, refuses while `refusing`."""
 
     taken: list[tuple[str, str]] = field(default_factory=list)
+    shas: list[str] = field(default_factory=list)
     down: bool = False
     refusing: bool = False
     attempts: int = 0
@@ -44,6 +45,15 @@ class GitHubStandIn:
         while self.attempts < times:
             self.tried.clear()
             await asyncio.wait_for(self.tried.wait(), timeout=30)
+
+    # The deployment's commit as its record says it: None while not resolved yet.
+    commit: str | None = SHA
+
+    @activity.defn(name=commit_statuses.DEPLOYMENT_COMMIT.name)
+    async def deployment_commit(self, request: commit_statuses.DeploymentCommitInput) -> str:
+        if self.commit is None:
+            raise ApplicationError("not resolved yet", type="COMMIT_NOT_KNOWN_YET")
+        return self.commit
 
     @activity.defn(name=github.SET_COMMIT_STATUS.name)
     async def set_commit_status(self, request: github.CommitStatusInput) -> None:
@@ -56,6 +66,7 @@ class GitHubStandIn:
         if self.down:
             raise ApplicationError("GitHub answered 500", type="GITHUB_UNAVAILABLE")
         self.taken.append((request.state, request.description))
+        self.shas.append(request.sha)
 
 
 @dataclass
@@ -76,8 +87,14 @@ class Running:
         }
         return CommitStatusTarget.model_validate(fields)
 
-    async def tell(self, workflow_id: str, state: str, target: CommitStatusTarget | None = None):
-        wanted = StatusWanted(sha=SHA, state=state, description=f"{state} now")
+    async def tell(
+        self,
+        workflow_id: str,
+        state: str,
+        target: CommitStatusTarget | None = None,
+        sha: str = SHA,
+    ):
+        wanted = StatusWanted(sha=sha, state=state, description=f"{state} now")
         return await self.client.start_workflow(
             CommitStatus.run,
             target or self.target(),
@@ -97,7 +114,7 @@ async def running(temporal_client: Client) -> AsyncIterator[Running]:
         temporal_client,
         task_queue=task_queue,
         workflows=[CommitStatus],
-        activities=[stand_in.set_commit_status],
+        activities=[stand_in.set_commit_status, stand_in.deployment_commit],
         workflow_runner=workflow_runner(),
     ):
         yield Running(temporal_client, task_queue, stand_in)
@@ -176,3 +193,25 @@ async def test_a_cancel_ends_the_run(running: Running):
     assert isinstance(ended.value.cause, CancelledError)
     assert running.github.taken == []
     await check_and_record(running.client, workflow_id, "commit-status-cancelled")
+
+
+async def test_a_pending_told_before_the_commit_is_known_waits_for_it(running: Running):
+    running.github.commit = None
+    workflow_id = new_id()
+    handle = await running.tell(workflow_id, "pending", sha="")
+    await asyncio.sleep(0.5)
+    assert running.github.taken == []
+    running.github.commit = SHA
+    await running.github.attempted(1)
+    await running.tell(workflow_id, "success")
+    result = await handle.result()
+    assert result.set == ["pending", "success"]
+    assert running.github.shas == [SHA, SHA]
+
+
+async def test_a_deployment_that_ends_without_a_commit_ends_the_run(running: Running):
+    running.github.commit = ""
+    handle = await running.tell(new_id(), "pending", sha="")
+    result = await handle.result()
+    assert (result.set, running.github.taken) == ([], [])
+    assert result.given_up == ["pending: the deployment ended without a commit"]
