@@ -24,6 +24,7 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.announcements import Announcer
+from activities.commit_statuses import CommitStatusActivities, CommitStatuses
 from activities.config import ConfigActivities
 from activities.git import GitActivities
 from activities.github import GitHubActivities
@@ -47,6 +48,7 @@ from core.settings import Settings, load_settings
 from core.temporal import connect_when_reachable
 from core.tracing import configure_tracing
 from workflows.bootstrap import BootstrapApp
+from workflows.commit_status import CommitStatus
 from workflows.connect import ConnectRepository
 from workflows.delete_app import DeleteApp
 from workflows.deploy import DeployRelease
@@ -62,6 +64,7 @@ log = structlog.get_logger("shipyard.worker")
 
 WORKFLOWS: list[type] = [
     BootstrapApp,
+    CommitStatus,
     ConnectRepository,
     DeployRelease,
     DisconnectRepository,
@@ -110,7 +113,10 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         else registry
     )
     # What the records publish is announced to these, which start workflows of their own.
-    announcer = Announcer(listeners=[], loop=asyncio.get_running_loop())
+    commit_statuses = CommitStatuses(
+        client, engine, task_queue=settings.task_queue, public_url=settings.public_url
+    )
+    announcer = Announcer(listeners=[commit_statuses], loop=asyncio.get_running_loop())
     control_plane = activities_of(
         RecordsActivities(engine, announcer),
         PromotionActivities(engine, announcer),
@@ -125,6 +131,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         LockActivities(engine, client),
         RetentionActivities(engine, settings.retention_rollback_targets, announcer),
         RegistryActivities(registry),
+        CommitStatusActivities(engine),
     )
     try:
         with ThreadPoolExecutor(max_workers=16, thread_name_prefix="activity") as executor:

@@ -170,6 +170,9 @@ class PromotionActivities:
                 published.append(
                     _promotion_event(session, promotion, events.PROMOTION_WAITING_WINDOW, until)
                 )
+            elif update.status == "deploying":
+                # Once per promotion, however often it comes back to its deploy.
+                published.append(_promotion_event(session, promotion, events.PROMOTION_DEPLOYING))
         # Once the change is written (and before announcing it, which may fail and be retried):
         # a retried attempt finds it written and observes nothing.
         for observe in observed:

@@ -26,6 +26,7 @@ DEPLOYMENT_FINISHED = "deployment.finished"
 ROLLBACK_FINISHED = "rollback.finished"
 PROMOTION_FINISHED = "promotion.finished"
 PROMOTION_WAITING_WINDOW = "promotion.waiting_window"
+PROMOTION_DEPLOYING = "promotion.deploying"
 APPROVAL_REQUESTED = "approval.requested"
 APPROVAL_GIVEN = "approval.given"
 APPROVAL_REFUSED = "approval.refused"
@@ -40,6 +41,7 @@ SUBSCRIBABLE = (
     ROLLBACK_FINISHED,
     PROMOTION_FINISHED,
     PROMOTION_WAITING_WINDOW,
+    PROMOTION_DEPLOYING,
     APPROVAL_REQUESTED,
     APPROVAL_GIVEN,
     APPROVAL_REFUSED,
