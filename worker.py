@@ -34,11 +34,13 @@ from activities.promotions import PromotionActivities
 from activities.records import DeploymentLog, RecordsActivities
 from activities.registry import RegistryActivities
 from activities.retention import RetentionActivities
+from activities.webhook_deliveries import WebhookDeliveryActivities, WebhookListener
 from clients.buildah import Buildah
 from clients.github import GitHubClient
 from clients.image_build import ImageBuilder
 from clients.kube import KubeClient
 from clients.registry import RegistryClient
+from clients.webhook_sender import WebhookSender
 from core import liveness
 from core.db import make_engine
 from core.logging import configure_logging
@@ -49,6 +51,7 @@ from core.tracing import configure_tracing
 from workflows.bootstrap import BootstrapApp
 from workflows.connect import ConnectRepository
 from workflows.delete_app import DeleteApp
+from workflows.deliver_webhook import DeliverWebhook
 from workflows.deploy import DeployRelease
 from workflows.disconnect import DisconnectRepository
 from workflows.imports import ImportApp
@@ -63,6 +66,7 @@ log = structlog.get_logger("shipyard.worker")
 WORKFLOWS: list[type] = [
     BootstrapApp,
     ConnectRepository,
+    DeliverWebhook,
     DeployRelease,
     DisconnectRepository,
     DeleteApp,
@@ -110,7 +114,10 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         else registry
     )
     # What the records publish is announced to these, which start workflows of their own.
-    announcer = Announcer(listeners=[], loop=asyncio.get_running_loop())
+    announcer = Announcer(
+        listeners=[WebhookListener(client, engine, settings)], loop=asyncio.get_running_loop()
+    )
+    sender = WebhookSender.from_settings(settings)
     control_plane = activities_of(
         RecordsActivities(engine, announcer),
         PromotionActivities(engine, announcer),
@@ -125,6 +132,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         LockActivities(engine, client),
         RetentionActivities(engine, settings.retention_rollback_targets, announcer),
         RegistryActivities(registry),
+        WebhookDeliveryActivities(engine, sender, settings),
     )
     try:
         with ThreadPoolExecutor(max_workers=16, thread_name_prefix="activity") as executor:
@@ -173,6 +181,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
                 log.info("worker stopping: finishing running activities")
     finally:
         await registry.aclose()
+        await sender.aclose()
         if base_registry is not registry:
             await base_registry.aclose()
         engine.dispose()
