@@ -34,6 +34,7 @@ from api.routers import (
     install_flow,
     installations,
     keys,
+    outbound_webhooks,
     promotions,
     releases,
     retention,
@@ -129,6 +130,7 @@ def create_app(
         events.router,
         runtime.router,
         webhooks.router,
+        outbound_webhooks.router,
         health.router,
     ):
         app.include_router(router)
