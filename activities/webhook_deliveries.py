@@ -50,6 +50,8 @@ from workflows.deliver_webhook import DeliverWebhook, DeliveryBudget, DeliveryIn
 
 log = structlog.get_logger("shipyard.webhooks")
 ERROR_LENGTH = 2000
+# The longest Retry-After a receiver is obeyed for; it counts against the attempts all the same.
+RETRY_AFTER_LIMIT_SECONDS = 3600
 
 
 def budget_of(settings: Settings) -> DeliveryBudget:
@@ -199,7 +201,6 @@ class WebhookDeliveryActivities:
             temporal_namespace=settings.temporal_namespace,
         )
         self._secret_key = settings.secret_key.get_secret_value()
-        self._max_wait = settings.webhook_retry_max_seconds
 
     @activity.defn(name=DELIVER.name)
     async def deliver(self, request: AttemptInput) -> AttemptResult:
@@ -228,7 +229,7 @@ class WebhookDeliveryActivities:
         if answer.status_code == 429 or answer.status_code >= 500:
             wait = None
             if answer.retry_after is not None:
-                wait = timedelta(seconds=min(answer.retry_after, self._max_wait))
+                wait = timedelta(seconds=min(answer.retry_after, RETRY_AFTER_LIMIT_SECONDS))
             raise ApplicationError(outcome, type="RECEIVER_ERROR", next_retry_delay=wait)
         raise ApplicationError(outcome, type="RECEIVER_REJECTED", non_retryable=True)
 
@@ -306,7 +307,11 @@ class WebhookDeliveryActivities:
                     "error": error[:ERROR_LENGTH] if error else None,
                     "updated_at": utcnow(),
                 }
-                if answer is not None and error is None:
+                if row.completed_at is not None:
+                    # The run ended (cancelled) while this attempt was out: its answer is
+                    # kept, the end the run recorded stays.
+                    values.pop("error")
+                elif answer is not None and error is None:
                     values.update(status="succeeded", completed_at=utcnow())
                 row.sqlmodel_update(values)
                 session.add(row)

@@ -18,7 +18,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import calls, search
+    from workflows import calls, errors, policies, search
     from workflows.contracts import webhook_deliveries as contract
 
 
@@ -84,11 +84,11 @@ class DeliverWebhook:
                 retry=request.budget.retry_policy(),
                 summary=f"POST {request.event_type}",
             )
-        except asyncio.CancelledError:
-            end.error = "cancelled"
-            await self._finish(end, "cancelled")
-            raise
-        except ActivityError as error:
+        except (asyncio.CancelledError, ActivityError) as error:
+            if errors.is_cancellation(error):
+                end.error = "cancelled"
+                await self._finish(end, "cancelled")
+                raise asyncio.CancelledError("the delivery was cancelled") from error
             end.error = _reason(error)
             await self._finish(end, "failed")
             return DeliveryResult(delivery_id=request.delivery_id, status="failed", error=end.error)
@@ -105,5 +105,5 @@ class DeliverWebhook:
             contract.FINISH_DELIVERY,
             end,
             start_to_close=calls.RECORD_TIMEOUT,
-            retry=calls.policies.DATABASE,
+            retry=policies.DATABASE,
         )

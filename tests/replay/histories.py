@@ -12,6 +12,7 @@ from temporalio.worker import Replayer
 from workflows.bootstrap import BootstrapApp
 from workflows.connect import ConnectRepository
 from workflows.delete_app import DeleteApp
+from workflows.deliver_webhook import DeliverWebhook
 from workflows.deploy import DeployRelease
 from workflows.disconnect import DisconnectRepository
 from workflows.imports import ImportApp
@@ -27,6 +28,7 @@ RECORDING = os.environ.get("SHIPYARD_RECORD_HISTORIES") == "1"
 WORKFLOWS = [
     BootstrapApp,
     DeleteApp,
+    DeliverWebhook,
     DeployRelease,
     DisconnectRepository,
     ConnectRepository,

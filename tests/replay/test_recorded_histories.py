@@ -21,6 +21,7 @@ REQUIRED = {
     "rollback-succeeded", "rollback-failed", "rollback-cancelled",
     "retention-succeeded", "retention-dry-run", "retention-scheduled",
     "disconnect-done",
+    "webhook-succeeded", "webhook-failed",
 }  # fmt: skip
 
 
