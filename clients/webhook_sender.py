@@ -52,7 +52,7 @@ async def resolve(host: str) -> list[str]:
         infos = await asyncio.wait_for(
             loop.getaddrinfo(host, None, type=socket.SOCK_STREAM), RESOLVE_TIMEOUT_SECONDS
         )
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, UnicodeError, ValueError) as exc:
         raise ResolveFailed(f"{host} did not resolve: {exc or type(exc).__name__}") from None
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     if not addresses:

@@ -148,6 +148,15 @@ CATALOG: tuple[EventType, ...] = (
 assert tuple(event.name for event in CATALOG) == events.SUBSCRIBABLE
 
 
+def catalog_markdown() -> str:
+    """The event types and their `data` fields as a Markdown table (the OpenAPI description)."""
+    rows = ["| type | sent when | `data` fields |", "|---|---|---|"]
+    for event in CATALOG:
+        fields = ", ".join(f"`{name}`" for name in event.data)
+        rows.append(f"| `{event.name}` | {event.when} | {fields} |")
+    return "\n".join(rows)
+
+
 def event_types_problem(types: list[str]) -> str | None:
     """Why a webhook cannot subscribe to these, or None."""
     if not types:

@@ -43,7 +43,7 @@ from core.clock import utcnow
 from core.models import App, AppEvent, OutboundDelivery, Tenant, Webhook
 from core.secrets import encrypt
 from core.settings import Settings
-from core.webhooks import Links, delivery_workflow_id, workflow_url
+from core.webhooks import Links, catalog_markdown, delivery_workflow_id, workflow_url
 
 router = APIRouter(prefix=f"{API_PREFIX}/tenants/{{tenant}}/webhooks", tags=["webhooks"])
 SCOPE = "webhooks"
@@ -107,11 +107,26 @@ def _audit(
     )
 
 
+CREATE_DESCRIPTION = f"""Deliver the tenant's events of the given types (or `*`) to `url`.
+
+Each delivery is a `POST` with `Content-Type: application/json`, `User-Agent:
+Shipyard-Hookshot/1`, `X-Shipyard-Event: <type>`, `X-Shipyard-Delivery: <delivery id>` (the same
+on every retry and redelivery: dedupe by it) and `X-Shipyard-Signature-256: sha256=<hex
+HMAC-SHA256 of the raw body with the secret>`. The body is `{{id, type, occurred_at, tenant, app:
+{{id, slug}} or null, data, links: {{status_url, workflow_url}}}}`; a 2xx answer takes it. Network
+errors, 5xx and 429 are retried with exponential backoff (Retry-After is obeyed), up to
+SHIPYARD_WEBHOOK_DELIVERY_ATTEMPTS attempts; any other answer ends the delivery failed.
+
+{catalog_markdown()}
+"""
+
+
 @router.post(
     "",
     name="create_webhook",
     response_model=WebhookPublic,
     status_code=status.HTTP_201_CREATED,
+    description=CREATE_DESCRIPTION,
 )
 async def create_webhook(
     principal: Annotated[Principal, scope(SCOPE)],

@@ -13,7 +13,15 @@ from api.schemas.common import Strict
 from core.events import SUBSCRIBABLE
 from core.webhooks import event_types_problem
 
-Url = Annotated[str, Field(min_length=8, max_length=2000, description="http:// or https://")]
+Url = Annotated[
+    str,
+    Field(
+        min_length=8,
+        max_length=2000,
+        pattern=r"^[\x21-\x7e]+$",
+        description="http:// or https://, printable ASCII (IDNA hosts in their xn-- form)",
+    ),
+]
 Secret = Annotated[
     SecretStr,
     Field(
@@ -30,7 +38,7 @@ EventTypes = Annotated[
         description=f"event types to deliver, or ['*'] for all: {', '.join(SUBSCRIBABLE)}",
     ),
 ]
-Description = Annotated[str, Field(max_length=500)]
+Description = Annotated[str, Field(max_length=500, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
 
 def _check_types(value: list[str] | None) -> list[str] | None:
