@@ -32,7 +32,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from activities.announcements import Notice
 from clients.webhook_sender import Answer, DestinationRefused, ResolveFailed, WebhookSender
-from core import webhooks
+from core import metrics, webhooks
 from core.clock import utcnow
 from core.db import session_scope
 from core.models import App, AppEvent, OutboundDelivery, Tenant, Webhook
@@ -186,6 +186,7 @@ def _pending(session: Session, hook: Webhook, notice: Notice) -> OutboundDeliver
 
 @dataclass(frozen=True)
 class Prepared:
+    tenant: str
     url: str
     body: bytes
     headers: dict[str, str]
@@ -214,6 +215,7 @@ class WebhookDeliveryActivities:
         except (ResolveFailed, httpx.HTTPError) as exc:
             reason = str(exc) or type(exc).__name__
             await self._record(request.delivery_id, error=f"RECEIVER_UNREACHABLE: {reason}")
+            metrics.webhook_delivered("retrying", prepared.tenant)
             raise ApplicationError(reason, type="RECEIVER_UNREACHABLE") from None
         outcome = _outcome(answer)
         await self._record(request.delivery_id, answer=answer, error=outcome)
@@ -225,11 +227,13 @@ class WebhookDeliveryActivities:
             duration_ms=answer.duration_ms,
         )
         if outcome is None:
+            metrics.webhook_delivered("delivered", prepared.tenant)
             return AttemptResult(status_code=answer.status_code, duration_ms=answer.duration_ms)
         if answer.status_code == 429 or answer.status_code >= 500:
             wait = None
             if answer.retry_after is not None:
                 wait = timedelta(seconds=min(answer.retry_after, RETRY_AFTER_LIMIT_SECONDS))
+            metrics.webhook_delivered("retrying", prepared.tenant)
             raise ApplicationError(outcome, type="RECEIVER_ERROR", next_retry_delay=wait)
         raise ApplicationError(outcome, type="RECEIVER_REJECTED", non_retryable=True)
 
@@ -242,9 +246,13 @@ class WebhookDeliveryActivities:
             row.status = end.status
             if end.error:
                 row.error = end.error[:ERROR_LENGTH]
+            counted = row.completed_at is None and end.status == "failed"
             row.completed_at = row.completed_at or utcnow()
             row.updated_at = utcnow()
             session.add(row)
+            tenant = session.get(Tenant, row.tenant_id)
+        if counted:  # a retried finish counts it once
+            metrics.webhook_delivered("failed", tenant.slug if tenant else "")
 
     def _prepare(self, delivery_id: str, attempt: int) -> Prepared:
         with session_scope(self._engine) as session:
@@ -282,6 +290,7 @@ class WebhookDeliveryActivities:
             )
             secret = decrypt(hook.secret_ciphertext, self._secret_key)
             return Prepared(
+                tenant=tenant.slug if tenant else "",
                 url=hook.url,
                 body=body,
                 headers={
