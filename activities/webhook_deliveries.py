@@ -147,6 +147,8 @@ class WebhookListener:
                     continue
                 for hook in hooks:
                     delivery = _pending(session, hook, notice)
+                    if delivery is None:
+                        continue
                     starts.append(
                         (
                             delivery_input(
@@ -158,7 +160,7 @@ class WebhookListener:
         return starts
 
 
-def _pending(session: Session, hook: Webhook, notice: Notice) -> OutboundDelivery:
+def _pending(session: Session, hook: Webhook, notice: Notice) -> OutboundDelivery | None:
     """The delivery's row, written pending if it is not there yet."""
     delivery_id = webhooks.delivery_id(hook.id, notice.id)
     row = session.get(OutboundDelivery, delivery_id)
@@ -175,11 +177,11 @@ def _pending(session: Session, hook: Webhook, notice: Notice) -> OutboundDeliver
     session.add(row)
     try:
         session.commit()
-    except IntegrityError:  # the same event heard twice at once: the other wrote it
+    except IntegrityError:
+        # The same event heard twice at once (the other wrote it), or the webhook deleted
+        # meanwhile (nothing to deliver to).
         session.rollback()
-        found = session.get(OutboundDelivery, delivery_id)
-        assert found is not None
-        return found
+        return session.get(OutboundDelivery, delivery_id)
     session.refresh(row)
     return row
 
