@@ -35,11 +35,13 @@ from activities.promotions import PromotionActivities
 from activities.records import DeploymentLog, RecordsActivities
 from activities.registry import RegistryActivities
 from activities.retention import RetentionActivities
+from activities.webhook_deliveries import WebhookDeliveryActivities, WebhookListener
 from clients.buildah import Buildah
 from clients.github import GitHubClient
 from clients.image_build import ImageBuilder
 from clients.kube import KubeClient
 from clients.registry import RegistryClient
+from clients.webhook_sender import WebhookSender
 from core import liveness
 from core.db import make_engine
 from core.logging import configure_logging
@@ -51,6 +53,7 @@ from workflows.bootstrap import BootstrapApp
 from workflows.commit_status import CommitStatus
 from workflows.connect import ConnectRepository
 from workflows.delete_app import DeleteApp
+from workflows.deliver_webhook import DeliverWebhook
 from workflows.deploy import DeployRelease
 from workflows.disconnect import DisconnectRepository
 from workflows.imports import ImportApp
@@ -66,6 +69,7 @@ WORKFLOWS: list[type] = [
     BootstrapApp,
     CommitStatus,
     ConnectRepository,
+    DeliverWebhook,
     DeployRelease,
     DisconnectRepository,
     DeleteApp,
@@ -116,7 +120,9 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     commit_statuses = CommitStatuses(
         client, engine, task_queue=settings.task_queue, public_url=settings.public_url
     )
-    announcer = Announcer(listeners=[commit_statuses], loop=asyncio.get_running_loop())
+    webhooks = WebhookListener(client, engine, settings)
+    announcer = Announcer(listeners=[webhooks, commit_statuses], loop=asyncio.get_running_loop())
+    sender = WebhookSender.from_settings(settings)
     control_plane = activities_of(
         RecordsActivities(engine, announcer),
         PromotionActivities(engine, announcer),
@@ -132,6 +138,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         RetentionActivities(engine, settings.retention_rollback_targets, announcer),
         RegistryActivities(registry),
         CommitStatusActivities(engine),
+        WebhookDeliveryActivities(engine, sender, settings),
     )
     try:
         with ThreadPoolExecutor(max_workers=16, thread_name_prefix="activity") as executor:
@@ -180,6 +187,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
                 log.info("worker stopping: finishing running activities")
     finally:
         await registry.aclose()
+        await sender.aclose()
         if base_registry is not registry:
             await base_registry.aclose()
         engine.dispose()

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from activities.announcements import Announcer
+from activities.webhook_deliveries import WebhookListener
 from api import contract, idempotency
 from api.admission import AdmissionMiddleware
 from api.deps import ClusterAccess
@@ -33,6 +34,7 @@ from api.routers import (
     install_flow,
     installations,
     keys,
+    outbound_webhooks,
     promotions,
     releases,
     retention,
@@ -86,7 +88,8 @@ def create_app(
     # Read-only live reads of the cluster (diagnosis, pod logs), made when first asked for.
     app.state.kube = ClusterAccess(settings)
     app.state.metrics = ApiMetrics()
-    app.state.announcer = Announcer()
+    # What the API publishes (a rejection, a configuration change) starts webhook deliveries.
+    app.state.announcer = Announcer([WebhookListener(app.state.temporal.client, engine, settings)])
     app.state.event_hub = EventHub(engine)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, counters)
     app.state.failed_auth = FailedAuthGuard(
@@ -127,6 +130,7 @@ def create_app(
         events.router,
         runtime.router,
         webhooks.router,
+        outbound_webhooks.router,
         health.router,
     ):
         app.include_router(router)

@@ -48,6 +48,7 @@ from cli.rollbacks import rollback
 from cli.runtime import diagnose, logs
 from cli.templates import templates_cli
 from cli.tenants import tenants_cli
+from cli.webhooks import webhooks_cli
 
 app = typer.Typer(help="Shipyard: deployment control plane.", no_args_is_help=True)
 app.add_typer(apps_cli, name="apps", no_args_is_help=True)
@@ -63,6 +64,7 @@ app.add_typer(tenants_cli, name="tenants", no_args_is_help=True)
 app.add_typer(installations_cli, name="installations", no_args_is_help=True)
 app.add_typer(github_cli, name="github", no_args_is_help=True)
 app.add_typer(audit_cli, name="audit", no_args_is_help=True)
+app.add_typer(webhooks_cli, name="webhooks", no_args_is_help=True)
 app.add_typer(context_cli, name="context", no_args_is_help=True)
 app.command("rollback")(rollback)
 app.command("events")(events)

@@ -20,6 +20,8 @@ SCOPES = (
     "retention",
     # Register images a CI job built (POST /apps/{app_id}/releases): a CI key needs only this.
     "releases:write",
+    # Manage the tenant's outbound webhooks and read their deliveries.
+    "webhooks",
 )
 MEMBER_DEFAULT_SCOPES = ("apps:read", "apps:write", "deploy", "promote")
 

@@ -450,6 +450,59 @@ class WebhookDelivery(SQLModel, table=True):
     created_at: datetime = _created()
 
 
+class Webhook(SQLModel, table=True):
+    """An outbound webhook: where a tenant's events are POSTed, signed with its secret, which is
+    kept encrypted (core.secrets) and read only by the delivering activity."""
+
+    __tablename__ = "webhooks"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    tenant_id: uuid.UUID = Field(foreign_key="tenants.id", index=True)
+    url: str = Field(max_length=2000)
+    # core.events.SUBSCRIBABLE names, or ["*"] for every one.
+    event_types: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    secret_ciphertext: str = Field(max_length=20000)
+    active: bool = Field(default=True)
+    description: str = Field(default="", max_length=500)
+    created_by: str = Field(max_length=100)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class OutboundDelivery(SQLModel, table=True):
+    """One event delivered to one webhook: its id (uuid5 of webhook and event) is the
+    X-Shipyard-Delivery header of every attempt and of every redelivery."""
+
+    __tablename__ = "outbound_deliveries"
+    __table_args__ = (
+        sa.UniqueConstraint("webhook_id", "event_id", name="uq_outbound_deliveries_event"),
+        sa.Index("ix_outbound_deliveries_webhook_created", "webhook_id", "created_at"),
+    )
+
+    id: uuid.UUID = Field(primary_key=True)
+    tenant_id: uuid.UUID = Field(foreign_key="tenants.id", index=True)
+    webhook_id: uuid.UUID = Field(foreign_key="webhooks.id")
+    event_id: int = Field(
+        foreign_key="app_events.id", sa_type=sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+    )
+    event_type: str = Field(max_length=40)
+    # pending | delivering | succeeded | failed
+    status: str = Field(default="pending", max_length=20)
+    # Attempts of the latest run (a redelivery counts from 1 again).
+    attempts: int = Field(default=0)
+    status_code: int | None = Field(default=None)
+    duration_ms: int | None = Field(default=None)
+    error: str | None = Field(default=None, max_length=2000)
+    response_head: str | None = Field(default=None, max_length=2000)
+    redeliveries: int = Field(default=0)
+    # The run delivering it now, or that delivered it last.
+    workflow_id: str = Field(max_length=200)
+    last_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
 class AppEvent(SQLModel, table=True):
     """What happened, in order: the feed behind the app's and the tenant's event streams (SSE),
     and what outbound webhooks deliver. A retention run of a whole tenant concerns no one app."""

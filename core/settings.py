@@ -90,6 +90,17 @@ class Settings(BaseSettings):
     # Retention never deletes the last this-many rollback targets of any environment.
     retention_rollback_targets: int = Field(default=3, ge=0, le=100)
 
+    # Outbound webhooks: a receiver on a loopback, private, link-local, unique-local, multicast or
+    # unspecified address is refused (at creation and at each delivery) unless this allows it,
+    # so a tenant cannot make Shipyard probe its own network. `make dev` and the tests allow it.
+    webhook_allow_private_networks: bool = False
+    # Each delivery's retry budget: attempts in all, the first and the longest wait between
+    # them (doubling), and how long one attempt may take.
+    webhook_delivery_attempts: int = Field(default=8, ge=1, le=100)
+    webhook_retry_initial_seconds: float = Field(default=2, gt=0)
+    webhook_retry_max_seconds: float = Field(default=600, gt=0)
+    webhook_attempt_timeout_seconds: float = Field(default=30, gt=0, le=600)
+
     base_domain: str = "apps.localhost"
     base_image_registry: str = ""
     # Credentials of BASE_IMAGE_REGISTRY, when it is not the registry itself.

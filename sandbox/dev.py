@@ -198,6 +198,10 @@ def run(settings: Settings) -> None:
             "SHIPYARD_PUBLIC_URL", f"http://{settings.api_host}:{settings.api_port}"
         ),
         "SHIPYARD_WORKER_METRICS_PORT": str(worker_metrics_port(settings)),
+        # Webhook receivers you try out run on this machine (127.0.0.1).
+        "SHIPYARD_WEBHOOK_ALLOW_PRIVATE_NETWORKS": os.environ.get(
+            "SHIPYARD_WEBHOOK_ALLOW_PRIVATE_NETWORKS", "true"
+        ),
         "PYTHONUNBUFFERED": "1",
     }
     os.environ["SHIPYARD_WORKER_METRICS_PORT"] = env["SHIPYARD_WORKER_METRICS_PORT"]

@@ -13,6 +13,7 @@ from workflows.bootstrap import BootstrapApp
 from workflows.commit_status import CommitStatus
 from workflows.connect import ConnectRepository
 from workflows.delete_app import DeleteApp
+from workflows.deliver_webhook import DeliverWebhook
 from workflows.deploy import DeployRelease
 from workflows.disconnect import DisconnectRepository
 from workflows.imports import ImportApp
@@ -29,6 +30,7 @@ WORKFLOWS = [
     BootstrapApp,
     CommitStatus,
     DeleteApp,
+    DeliverWebhook,
     DeployRelease,
     DisconnectRepository,
     ConnectRepository,

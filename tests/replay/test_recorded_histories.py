@@ -22,6 +22,7 @@ REQUIRED = {
     "retention-succeeded", "retention-dry-run", "retention-scheduled",
     "disconnect-done",
     "commit-status-succeeded", "commit-status-given-up", "commit-status-cancelled",
+    "webhook-succeeded", "webhook-failed",
 }  # fmt: skip
 
 
