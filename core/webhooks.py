@@ -88,6 +88,11 @@ CATALOG: tuple[EventType, ...] = (
         _PROMOTION,
     ),
     EventType(
+        events.PROMOTION_DEPLOYING,
+        "a promotion passed its gates and deploys the release",
+        _PROMOTION,
+    ),
+    EventType(
         events.APPROVAL_REQUESTED,
         "a promotion needs approvals",
         {**_PROMOTION, "required_approvals": "how many approvals it needs"},
