@@ -97,6 +97,8 @@ async def start_deployment(
     temporal: TemporalGateway,
     app: App,
     workflow_input: DeployInput,
+    *,
+    retry_of: uuid.UUID | None = None,
 ) -> Deployment:
     """Records the deployment and starts its run (one at a time per app and environment: 409
     DEPLOYMENT_IN_PROGRESS names the one running); the record says `failed` when the start was
@@ -116,6 +118,7 @@ async def start_deployment(
         trigger=workflow_input.trigger,
         image_ref=workflow_input.image.image_ref if workflow_input.image else None,
         workflow_id=workflow_id,
+        retry_of=retry_of,
     )
     session.add(deployment)
     session.commit()
