@@ -353,7 +353,9 @@ def evidence(
         "requested_by": promotion.requested_by,
         "retry_of": str(promotion.retry_of) if promotion.retry_of else None,
         "note": promotion.note,
-        "approvals": [approval.model_dump() for approval in _approvals(session, promotion)],
+        "approvals": [
+            approval.model_dump(mode="json") for approval in _approvals(session, promotion)
+        ],
         "required_approvals": promotion.required_approvals,
         "gates": promotion.gates,
         "previous_image": promotion.previous_image,
