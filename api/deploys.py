@@ -13,7 +13,7 @@ from activities.records import not_started
 from api.errors import ApiError
 from api.workflow_calls import reaching_temporal
 from core.clock import utcnow
-from core.models import App, Deployment, Environment, GitConnection, Tenant
+from core.models import App, DeployHold, Deployment, Environment, GitConnection, Tenant
 from core.settings import Settings
 from core.temporal import TemporalGateway
 from workflows import search
@@ -138,6 +138,9 @@ async def start_deployment(
         session.commit()
         running = running_deployment(session, app.id, workflow_input.environment)
         holder = f" (deployment {running.id})" if running else ""
+        if running is None and session.get(DeployHold, (app.id, workflow_id)) is not None:
+            holder = " (its run holds pushes while the app is paused: resume the app to deploy "
+            "the newest of them)"
         raise ApiError(
             409,
             "DEPLOYMENT_IN_PROGRESS",

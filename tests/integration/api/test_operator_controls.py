@@ -8,8 +8,10 @@ import uuid
 
 from sqlmodel import Session, select
 
+from activities.records import RecordsActivities
 from core.models import App, AuditEvent, Deployment, Promotion, Release, Tenant
 from tests.integration.api.test_webhooks_and_feed import seed_deployments
+from workflows.contracts.records import PauseCheck, PauseState
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -184,3 +186,38 @@ async def test_only_a_failed_or_cancelled_deployment_is_retried(api, make_tenant
     )
     assert rollback.json()["code"] == "DEPLOYMENT_NOT_RETRYABLE"
     assert "roll back again" in rollback.json()["detail"]
+
+
+async def test_a_deploy_run_is_listed_as_holding_only_while_its_app_is_paused(
+    api, make_tenant, engine
+):
+    """The activity a deploy run asks before it deploys pushes, and a resume that finds a run
+    listed which has ended (it is no longer listed)."""
+    tenant = await make_tenant()
+    app_id, _ = seed_deployments(engine, tenant.slug, 0)
+    with Session(engine) as session:
+        tenant_id = str(session.exec(select(Tenant.id).where(Tenant.slug == tenant.slug)).one())
+    records = RecordsActivities(engine)
+    check = PauseCheck(
+        app_id=app_id, tenant_id=tenant_id, environment="dev",
+        workflow_id=f"deploy:{app_id}:dev", held_commits=["a" * 40],
+    )  # fmt: skip
+    assert records.check_pause(check) == PauseState(paused=False)
+    assert (await api.get(f"/api/v1/apps/{app_id}", headers=tenant.headers)).json()["held"] == []
+
+    await api.post(f"/api/v1/tenants/{tenant.slug}/pause", json={}, headers=tenant.headers)
+    state = records.check_pause(check)
+    assert (state.paused, state.scope) == (True, "tenant")
+    assert state.description is not None and "the tenant is paused" in state.description
+    again = records.check_pause(check.model_copy(update={"held_commits": ["a" * 40, "b" * 40]}))
+    assert again.paused
+    shown = (await api.get(f"/api/v1/apps/{app_id}", headers=tenant.headers)).json()
+    assert [(h["workflow_id"], h["commits"]) for h in shown["held"]] == [
+        (check.workflow_id, ["a" * 40, "b" * 40])
+    ]
+    # No such run is going (it ended, or was never started): the resume drops the listing.
+    resumed = await api.post(f"/api/v1/tenants/{tenant.slug}/resume", headers=tenant.headers)
+    assert resumed.status_code == 200, resumed.text
+    assert resumed.json()["woken"] == 0
+    assert (await api.get(f"/api/v1/apps/{app_id}", headers=tenant.headers)).json()["held"] == []
+    assert records.check_pause(check) == PauseState(paused=False)

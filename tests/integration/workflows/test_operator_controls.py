@@ -16,8 +16,10 @@ from sqlmodel import Session
 from api.deploys import deploy_input
 from core.clock import utcnow
 from core.models import App as AppRow
-from core.models import GitConnection
+from core.models import AppPause, GitConnection
+from core.pauses import app_key
 from tests.fixtures.stack import Stack
+from tests.integration.workflows.test_ci_releases import ci_build, register
 from tests.integration.workflows.test_promotions import Promoting, bootstrapped_for_promotions
 from tests.integration.workflows.test_push_to_deploy import App, wait_for_deliveries
 from tests.replay.histories import check_and_record
@@ -216,3 +218,57 @@ async def test_a_cancelled_deployment_is_retried_with_the_same_commit(stack: Sta
     again = next(d for d in app.deployments() if str(d.id) == retried.json()["id"])
     assert (again.status, again.commit_sha, again.environment) == ("succeeded", commit, "dev")
     assert app.running_image() == app.release_of(commit).image_ref
+
+
+async def test_ci_images_registered_while_paused_wait_and_the_newest_is_deployed(stack: Stack):
+    promoting = await bootstrapped_for_promotions(stack)
+    app = promoting.app
+    ci = await promoting.key("ci", ["releases:write"])
+    assert (await post(stack, f"/apps/{app.id}/pause", {"reason": "ci hold"})).status_code == 200
+    images = [await ci_build(stack, f"ci {n}") for n in (1, 2)]
+    for image in images:
+        registered = await register(stack, app.id, ci, image=image)
+        assert registered.status_code == 202, registered.text
+        assert registered.json()["deployment"] is None
+        assert registered.json()["release"]["lifecycle"] == "BUILD"
+    body = await wait_for_held(stack, app, 2)
+    assert body["held"][0]["commits"] == images
+    # Registered again while held: still one held push.
+    assert (await register(stack, app.id, ci, image=images[1])).status_code == 202
+    assert len(app.deployments()) == 1
+
+    assert (await post(stack, f"/apps/{app.id}/resume")).status_code == 200
+    await stack.run_closed(f"deploy:{app.id}:dev")
+    deployed = [(d.trigger, d.status, d.image_ref) for d in app.deployments()[1:]]
+    assert deployed == [("ci", "succeeded", images[1])]
+    assert promoting.running_in("dev") == images[1]
+    assert promoting.release(3).lifecycle == "DEV"
+    assert promoting.release(2).lifecycle == "BUILD"  # covered by the newer one
+
+
+async def test_a_push_arriving_as_the_app_is_resumed_is_deployed_with_the_held_ones(
+    stack: Stack,
+):
+    done = await stack.bootstrap_and_wait()
+    app = App(stack, done)
+    assert (await post(stack, f"/apps/{app.id}/pause", {"reason": "r"})).status_code == 200
+    held = await app.push("held")
+    await wait_for_held(stack, app, 1)
+    # The resume's first half only: the pause is gone, but no run was told. The next push
+    # wakes the run, which finds no pause and deploys the newest of what it holds once.
+    with Session(stack.engine) as session:
+        pause = session.get(AppPause, app_key(app.id))
+        assert pause is not None
+        session.delete(pause)
+        session.commit()
+    arrived = await app.push("arrives as it resumes")
+    await app.wait_until(
+        lambda: app.settled() and any(d.commit_sha == arrived for d in app.deployments()),
+        what="the newest push deployed",
+    )
+    pushed = [(d.commit_sha, d.status, d.commits) for d in app.deployments()[1:]]
+    assert pushed == [(arrived, "succeeded", [held, arrived])]
+    # A resume now finds nothing held: it deploys nothing more.
+    assert (await post(stack, f"/apps/{app.id}/resume")).status_code == 200
+    await stack.run_closed(f"deploy:{app.id}:dev")
+    assert len(app.deployments()) == 2
