@@ -185,9 +185,9 @@ class DeployRelease:
                 image=request.image,
             )
             self._deployed_up_to = self._deployed_up_to or workflow.now()
-            if first.trigger == "ci":
+            if first.trigger == "ci" and first.image is not None:
                 # Registered just as the app was paused: it waits like a push.
-                await self._hold_while_paused()
+                await self._hold_while_paused(first.image.image_ref)
         result = await self._run_round(first)
         while True:
             if self._pending:
@@ -227,7 +227,7 @@ class DeployRelease:
             image=newest.image,
         )
 
-    async def _hold_while_paused(self) -> None:
+    async def _hold_while_paused(self, waiting: str | None = None) -> None:
         """While the app or its tenant is paused, pushes wait here (in this run's state, and
         listed in the database as held); a resume, or a new push, makes it look again."""
         if not self._pause_holds:
@@ -235,7 +235,8 @@ class DeployRelease:
         request = self._request
         while True:
             resumes, pushes = self._resumes, len(self._pending)
-            held = [
+            held = [waiting] if waiting else []
+            held += [
                 commit.sha or (commit.image.image_ref if commit.image else "")
                 for commit in sorted(self._pending, key=lambda commit: commit.received_at)
             ]
@@ -415,6 +416,7 @@ class DeployRelease:
         if newer is None:
             return False
         round_.commit_sha = newer.commit_sha
+        round_.image = newer.image  # an image CI registered is deployed as it is
         round_.commits = list(dict.fromkeys([*round_.commits, *newer.commits]))
         return True
 

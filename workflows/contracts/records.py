@@ -121,8 +121,6 @@ RECORD_RELEASE: Activity[ReleaseInput, ReleaseResult] = Activity(
 )
 
 
-# Registered before activity names began with their module's name; running workflows call it
-# by this one.
 class PauseCheck(BaseModel):
     """A deploy run asking whether its app is paused before it deploys pushes; while it is,
     the run is listed as holding `held_commits`, so a resume can wake it."""
@@ -146,4 +144,6 @@ class PauseState(BaseModel):
 
 
 CHECK_PAUSE: Activity[PauseCheck, PauseState] = Activity("records.check_pause", PauseState)
+# Registered before activity names began with their module's name; running workflows call it
+# by this one.
 RECORD_AUDIT_EVENT: Activity[AuditEventInput, None] = Activity("record_audit_event")

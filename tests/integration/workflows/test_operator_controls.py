@@ -170,13 +170,25 @@ async def test_a_promotion_that_failed_verification_is_retried_with_its_approval
     failed = await promoting.wait(first, within=90)
     assert failed["status"] == "failed", failed
     assert failed["failure_reason"].startswith("VERIFICATION_FAILED"), failed
-    stack.kube.reset_controls()
 
+    # Retried while the image still fails: the retry fails its verification too, rolled back.
     retried = await post(stack, f"/apps/{app_id}/promotions/{first['id']}/retry")
     assert retried.status_code == 202, retried.text
+    failing = retried.json()
+    assert failing["retry_of"] == first["id"] and failing["id"] != first["id"]
+    assert failing["requested_by"] == first["requested_by"]
+    failed_again = await promoting.wait(failing, within=90)
+    assert failed_again["status"] == "failed", failed_again
+    assert failed_again["failure_reason"].startswith("VERIFICATION_FAILED"), failed_again
+    assert promoting.running_in("prod") is None  # nothing ran there before: removed again
+    await check_and_record(stack.temporal.client, failing["workflow_id"], "promote-retry-failed")
+
+    # Fixed: the retry of the retry succeeds, still on the first approvals.
+    stack.kube.reset_controls()
+    retried = await post(stack, f"/apps/{app_id}/promotions/{failing['id']}/retry")
+    assert retried.status_code == 202, retried.text
     retry = retried.json()
-    assert retry["retry_of"] == first["id"] and retry["id"] != first["id"]
-    assert retry["requested_by"] == first["requested_by"]
+    assert retry["retry_of"] == failing["id"]
     done = await promoting.wait(retry, within=90)
     assert done["status"] == "succeeded", done
     assert [(a["subject"], a["carried_from"], a["comment"]) for a in done["approvals"]] == [
@@ -184,12 +196,13 @@ async def test_a_promotion_that_failed_verification_is_retried_with_its_approval
     ]
     assert done["approvals"][0]["at"] == approved.json()["approvals"][0]["at"]
     gate = next(g for g in done["gates"] if g["gate"] == "approvals")
-    assert f"carried from promotion {first['id']}" in gate["detail"]
+    assert f"carried from promotion {failing['id']}" in gate["detail"]
     assert promoting.running_in("prod") == promoting.release(1).image_ref
     evidence = await stack.api.get(
         f"/api/v1/apps/{app_id}/promotions/{retry['id']}/evidence", headers=stack.tenant.headers
     )
-    assert evidence.json()["retry_of"] == first["id"]
+    assert evidence.json()["retry_of"] == failing["id"]
+    assert evidence.json()["approvals"][0]["carried_from"] == first["id"]
     again = await post(stack, f"/apps/{app_id}/promotions/{retry['id']}/retry")
     assert (again.status_code, again.json()["code"]) == (409, "PROMOTION_NOT_RETRYABLE")
     await check_and_record(stack.temporal.client, retry["workflow_id"], "promote-retried")
