@@ -62,7 +62,22 @@ def record_promotion(session: Session, start: PromotionStart) -> Promotion:
             release_digest=request.release_digest,
             required_approvals=request.required_approvals,
             expires_at=request.expires_at,
+            retry_of=uuid.UUID(request.retry_of) if request.retry_of else None,
         )
+        session.add(promotion)
+        session.flush()
+        for carried in request.carried_approvals:
+            session.add(
+                Approval(
+                    promotion_id=promotion.id,
+                    subject=carried.subject,
+                    decision="approve",
+                    comment=carried.comment,
+                    release_digest=carried.release_digest,
+                    carried_from=uuid.UUID(carried.carried_from),
+                    created_at=carried.approved_at,
+                )
+            )
     learn_run(promotion, start.run_id, "pending_approval")
     session.add(promotion)
     return promotion

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 from temporalio import activity
 
 from activities.announcements import Announcer
-from core import events, lifecycle, metrics
+from core import events, lifecycle, metrics, pauses
 from core.audit import record_audit
 from core.clock import utcnow
 from core.db import session_scope
@@ -23,6 +23,7 @@ from core.models import (
     AppBootstrap,
     AppEvent,
     AuditEvent,
+    DeployHold,
     Deployment,
     Environment,
     EnvironmentLock,
@@ -43,6 +44,8 @@ from workflows.contracts.records import (
     DeploymentStart,
     EnvironmentRef,
     GitConnectionInput,
+    PauseCheck,
+    PauseState,
     PrepareAppInput,
     ReleaseInput,
     ReleaseResult,
@@ -111,6 +114,35 @@ class RecordsActivities:
                 detail=event.detail,
             )
             row.id = event_id
+
+    @activity.defn(name=names.CHECK_PAUSE.name)
+    def check_pause(self, check: PauseCheck) -> PauseState:
+        """Lists the run as holding before it reads the pause, in one transaction: a resume
+        deletes the pause first and then reads who holds, so it either finds this run listed
+        or this read finds no pause. Not paused: the run is no longer listed."""
+        app_id = uuid.UUID(check.app_id)
+        with session_scope(self._engine) as session:
+            hold = session.get(DeployHold, (app_id, check.workflow_id))
+            if hold is None:
+                hold = DeployHold(
+                    app_id=app_id, workflow_id=check.workflow_id, environment=check.environment
+                )
+            hold.held_commits = list(check.held_commits)
+            hold.updated_at = utcnow()
+            session.add(hold)
+            session.flush()
+            pause = pauses.pause_of(session, app_id, check.tenant_id, lock=True)
+            if pause is None:
+                session.delete(hold)
+                return PauseState(paused=False)
+            return PauseState(
+                paused=True,
+                scope=pause.scope,
+                by=pause.paused_by,
+                at=pause.paused_at,
+                reason=pause.reason,
+                description=pauses.describe(pause),
+            )
 
     @activity.defn(name=names.UPDATE_BOOTSTRAP.name)
     def update_bootstrap(self, progress: BootstrapProgress) -> None:

@@ -13,7 +13,7 @@ from activities.records import not_started
 from api.errors import ApiError
 from api.workflow_calls import reaching_temporal
 from core.clock import utcnow
-from core.models import App, Deployment, Environment, GitConnection, Tenant
+from core.models import App, DeployHold, Deployment, Environment, GitConnection, Tenant
 from core.settings import Settings
 from core.temporal import TemporalGateway
 from workflows import search
@@ -97,6 +97,8 @@ async def start_deployment(
     temporal: TemporalGateway,
     app: App,
     workflow_input: DeployInput,
+    *,
+    retry_of: uuid.UUID | None = None,
 ) -> Deployment:
     """Records the deployment and starts its run (one at a time per app and environment: 409
     DEPLOYMENT_IN_PROGRESS names the one running); the record says `failed` when the start was
@@ -116,6 +118,7 @@ async def start_deployment(
         trigger=workflow_input.trigger,
         image_ref=workflow_input.image.image_ref if workflow_input.image else None,
         workflow_id=workflow_id,
+        retry_of=retry_of,
     )
     session.add(deployment)
     session.commit()
@@ -135,6 +138,9 @@ async def start_deployment(
         session.commit()
         running = running_deployment(session, app.id, workflow_input.environment)
         holder = f" (deployment {running.id})" if running else ""
+        if running is None and session.get(DeployHold, (app.id, workflow_id)) is not None:
+            holder = " (its run holds pushes while the app is paused: resume the app to deploy "
+            "the newest of them)"
         raise ApiError(
             409,
             "DEPLOYMENT_IN_PROGRESS",

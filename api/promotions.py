@@ -15,6 +15,7 @@ from activities.records import not_started
 from api.auth import Principal
 from api.deploys import require_active, step_timeouts
 from api.errors import ApiError
+from api.pauses import refuse_if_paused
 from api.retention import refuse_deleted
 from api.routers import API_PREFIX
 from api.schemas.promotions import PromotionPublic
@@ -22,12 +23,12 @@ from api.workflow_calls import addressing_run, reaching_temporal, run_handle
 from core import lifecycle
 from core.audit import record_audit
 from core.clock import utcnow
-from core.models import App, Environment, Promotion, Release, Tenant
+from core.models import App, Approval, Environment, Promotion, Release, Tenant
 from core.naming import host_for
 from core.settings import Settings
 from core.temporal import TemporalGateway
 from workflows import search
-from workflows.contracts.promotions import PromotionStart
+from workflows.contracts.promotions import CarriedApproval, PromotionStart
 from workflows.promote import RECHECK_GATES, Promote, PromoteInput, promote_workflow_id
 
 log = structlog.get_logger("shipyard.api")
@@ -82,6 +83,7 @@ def promotion_public(promotion: Promotion) -> PromotionPublic:
         status_url=f"{API_PREFIX}/apps/{promotion.app_id}/promotions/{promotion.id}",
         created_at=promotion.created_at.isoformat(),
         completed_at=promotion.completed_at.isoformat() if promotion.completed_at else None,
+        retry_of=promotion.retry_of,
     )
 
 
@@ -96,13 +98,21 @@ async def start_promotion(
     note: str,
     lifecycle_action: str | None,
     request_id: str,
+    *,
+    force: bool = False,
+    retry_of: Promotion | None = None,
 ) -> PromotionPublic:
-    """Record the promotion and start its workflow; the gates are the workflow's to enforce."""
+    """Record the promotion and start its workflow; the gates are the workflow's to enforce.
+    A retry (`retry_of`) is a promotion of its own, asked for by whoever asked for the one it
+    retries, carrying that one's approvals of the same digest."""
     require_active(app)
+    refuse_if_paused(session, app, force, "a promotion")
     target = target_environment(session, app, environment)
     blocked = blocking_reason(release, environment, app.pipeline)
-    if blocked and lifecycle_action is None:
+    if blocked and (lifecycle_action is None or release.lifecycle == lifecycle.REJECTED):
         raise ApiError(409, "PROMOTION_BLOCKED", blocked)
+    requested_by = principal.subject if retry_of is None else retry_of.requested_by
+    carried = [] if retry_of is None else carried_approvals(session, retry_of)
     tenant = session.get(Tenant, app.tenant_id)
     if tenant is None:
         raise ApiError(404, "NOT_FOUND", f"app {app.id} has no tenant")
@@ -122,7 +132,7 @@ async def start_promotion(
         commit_sha=release.commit_sha,
         release_digest=release.image_digest,
         image_ref=release.image_ref,
-        requested_by=principal.subject,
+        requested_by=requested_by,
         required_approvals=target.required_approvals,
         approver_scope=target.approver_scope,
         requester_may_approve=target.requester_may_approve,
@@ -132,6 +142,8 @@ async def start_promotion(
         note=note,
         lifecycle_action=lifecycle_action,
         expires_at=utcnow() + expiry,
+        retry_of=str(retry_of.id) if retry_of else None,
+        carried_approvals=carried,
         replicas=target.replicas,
         variables=target.variables,
         kube_task_queue=settings.kube_task_queue,
@@ -184,14 +196,51 @@ async def start_promotion(
         session,
         tenant_id=app.tenant_id,
         actor=principal.subject,
-        action="promotion.create",
+        action="promotion.create" if retry_of is None else "promotion.retry",
         target=f"promotion:{promotion.id}",
         result="accepted",
         request_id=request_id,
-        detail={"version": release.version, "environment": environment, "note": note},
+        detail={
+            "version": release.version,
+            "environment": environment,
+            "note": note,
+            "force": force,
+            **(
+                {
+                    "retry_of": str(retry_of.id),
+                    "carried_approvals": [approval.subject for approval in carried],
+                }
+                if retry_of is not None
+                else {}
+            ),
+        },
     )
     session.commit()
     return promotion_public(promotion)
+
+
+def carried_approvals(session: Session, promotion: Promotion) -> list[CarriedApproval]:
+    """The approvals a retry of the promotion carries: each approval it holds (its own, or
+    carried itself from the first one), bound to the digest it promotes; nothing else."""
+    rows = session.exec(
+        select(Approval)
+        .where(
+            Approval.promotion_id == promotion.id,
+            Approval.decision == "approve",
+            Approval.release_digest == promotion.release_digest,
+        )
+        .order_by(col(Approval.created_at))
+    ).all()
+    return [
+        CarriedApproval(
+            subject=row.subject,
+            comment=row.comment,
+            release_digest=row.release_digest,
+            approved_at=row.created_at,
+            carried_from=str(row.carried_from or promotion.id),
+        )
+        for row in rows
+    ]
 
 
 def release_by_version(session: Session, app: App, version: int) -> Release:

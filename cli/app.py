@@ -135,11 +135,14 @@ def deploy_command(
     commit: CommitOption = None,
     force_rebuild: ForceRebuildOption = False,
     wait: WaitOption = True,
+    force: Annotated[
+        bool, typer.Option("--force", help="deploy although the app is paused")
+    ] = False,
 ) -> None:
     """Build a commit and deploy it to the app's first environment.
 
     The same as `shipyard deployments create`."""
-    deploy(ctx, app_ref, commit, force_rebuild, wait)
+    deploy(ctx, app_ref, commit, force_rebuild, wait, force=force)
 
 
 def _run_server_tool(module: str) -> None:

@@ -375,3 +375,43 @@ def connection_disconnect(ctx: typer.Context, app: AppOption) -> None:
     console.print(f"Disconnecting app {app}; pushes no longer deploy")
     if isinstance(answer, dict) and answer.get("workflow_id"):
         console.print(f"  workflow  {answer['workflow_id']}")
+
+
+def print_pause(body: dict[str, Any]) -> None:
+    """Whether the app's automated deploys run, or who paused them, when and why."""
+    paused = body.get("paused")
+    if not paused:
+        console.print(f"App {escape(body['slug'])}: pushes and CI releases deploy")
+    else:
+        whose = "its tenant's pause" if paused["scope"] == "tenant" else "paused"
+        console.print(
+            f"App {escape(body['slug'])}: {whose} by {escape(paused['by'])} since "
+            f"{local_time(paused['at'])}: {escape(paused['reason'] or '(no reason given)')}"
+        )
+    for hold in body.get("held") or []:
+        commits = ", ".join(commit[:12] for commit in hold["commits"])
+        console.print(f"  held in {hold['environment']}: {len(hold['commits'])} ({commits})")
+
+
+@apps_cli.command("pause")
+def apps_pause(
+    ctx: typer.Context,
+    app: AppOption,
+    reason: Annotated[str, typer.Option(help="why; shown wherever it holds")] = "",
+    output: OutputOption = Format.table,
+) -> None:
+    """Hold the app's pushes and CI releases until it is resumed.
+
+    Manual deploys and promotions are refused (409 APP_PAUSED) unless forced; rollbacks stay
+    allowed."""
+    app_id = app_id_of(ctx, app)
+    body = run_api(ctx, lambda api: api.post(f"/apps/{app_id}/pause", {"reason": reason}))
+    render(body, output, lambda: print_pause(body))
+
+
+@apps_cli.command("resume")
+def apps_resume(ctx: typer.Context, app: AppOption, output: OutputOption = Format.table) -> None:
+    """Lift the app's pause: the newest push or CI image held meanwhile is deployed once."""
+    app_id = app_id_of(ctx, app)
+    body = run_api(ctx, lambda api: api.post(f"/apps/{app_id}/resume"))
+    render(body, output, lambda: print_pause(body))

@@ -181,9 +181,12 @@ def deployments_create(
     commit: CommitOption = None,
     force_rebuild: ForceRebuildOption = False,
     wait: WaitOption = True,
+    force: Annotated[
+        bool, typer.Option("--force", help="deploy although the app is paused")
+    ] = False,
 ) -> None:
     """Build a commit and deploy it to the app's first environment."""
-    deploy(ctx, app, commit, force_rebuild, wait)
+    deploy(ctx, app, commit, force_rebuild, wait, force=force)
 
 
 @deployments_cli.command("cancel")
@@ -197,10 +200,18 @@ def deployments_cancel(
 
 
 def deploy(
-    ctx: typer.Context, app: str, commit: str | None, force_rebuild: bool, wait: bool
+    ctx: typer.Context,
+    app: str,
+    commit: str | None,
+    force_rebuild: bool,
+    wait: bool,
+    *,
+    force: bool = False,
 ) -> None:
     app_id = app_id_of(ctx, app)
     body: dict[str, Any] = {"force_rebuild": force_rebuild}
+    if force:
+        body["force"] = True
     if commit:
         body["commit_sha"] = commit
     started = run_api(ctx, lambda api: api.post(f"/apps/{app_id}/deployments", body))
@@ -214,6 +225,37 @@ def deploy(
         return
     watch = Watch(app_id, str(started["id"]), set(), None, False)
     follow_deployment(ctx, watch)
+
+
+@deployments_cli.command("retry")
+def deployments_retry(
+    ctx: typer.Context,
+    deployment_id: DeploymentArgument,
+    app: AppOption,
+    force: Annotated[
+        bool, typer.Option("--force", help="go ahead although the app is paused")
+    ] = False,
+    wait: WaitOption = True,
+    output: OutputOption = Format.table,
+) -> None:
+    """Deploy a failed or cancelled deployment's commit (or CI image) again, to the same
+    environment."""
+    app_id = app_id_of(ctx, app)
+    path = f"/apps/{app_id}/deployments/{deployment_id}/retry"
+    started = run_api(ctx, lambda api: api.post(path, {"force": force}))
+    if output is not Format.table:
+        render(started, output, lambda: None)
+        return
+    console.print(
+        f"Deployment {started['id']} retries {deployment_id}: "
+        f"{started['commit_sha'][:12] or started.get('image_ref') or 'the same image'} "
+        f"to {started['environment']}"
+    )
+    console.print(f"  workflow   {started['workflow_id']}   {started['workflow_url']}")
+    if not wait:
+        console.print(f"  follow it: shipyard deployments watch --app {app} -d {started['id']}")
+        return
+    follow_deployment(ctx, Watch(app_id, str(started["id"]), set(), None, False))
 
 
 @deployments_cli.command("watch")

@@ -66,6 +66,9 @@ def promotions_create(
             "once requested",
         ),
     ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="promote although the app is paused")
+    ] = False,
     api_key: KeyOption = None,
 ) -> None:
     """Ask for a release to be promoted to an environment.
@@ -75,7 +78,9 @@ def promotions_create(
     use_key(ctx, api_key)
     app_id = app_id_of(ctx, app)
     number = version_number(version)
-    body = {"version": number, "environment": environment, "note": note}
+    body: dict[str, Any] = {"version": number, "environment": environment, "note": note}
+    if force:
+        body["force"] = True
     promotion = run_api(ctx, lambda api: api.post(f"/apps/{app_id}/promotions", body))
     console.print(
         f"Promotion {promotion['id']}: v{number} to {environment}, "
@@ -220,6 +225,40 @@ def promotions_cancel(
         f"Cancel requested for promotion {answer['id']} (it was {answer['status']}); "
         f"follow it: shipyard promotions watch {answer['id']} --app {app}"
     )
+
+
+@promotions_cli.command("retry")
+def promotions_retry(
+    ctx: typer.Context,
+    promotion_id: PromotionArgument,
+    app: AppOption,
+    force: Annotated[
+        bool, typer.Option("--force", help="go ahead although the app is paused")
+    ] = False,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="follow it until it ends")] = False,
+    output: OutputOption = Format.table,
+    api_key: KeyOption = None,
+) -> None:
+    """Run a promotion that failed in its deploy or verify phase again.
+
+    A new promotion (its `retry_of` names the failed one) carries the approvals the failed one
+    had, bound to the same digest; freeze windows, the release's state, the environment lock
+    and a pause are checked as they are now."""
+    use_key(ctx, api_key)
+    app_id = app_id_of(ctx, app)
+    path = f"/apps/{app_id}/promotions/{promotion_id}/retry"
+    promotion = run_api(ctx, lambda api: api.post(path, {"force": force}))
+
+    def table() -> None:
+        console.print(
+            f"Promotion {promotion['id']} retries {promotion_id}: v{promotion['version']} to "
+            f"{promotion['environment']}"
+        )
+        print_promotion_next(promotion, app)
+
+    render(promotion, output, table)
+    if wait:
+        watch_promotion(ctx, app_id, promotion["id"])
 
 
 @promotions_cli.command("list")

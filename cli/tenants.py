@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -10,7 +10,9 @@ from rich.markup import escape
 from cli.client import run_api
 from cli.output import Format, OutputOption, console, print_rows, render
 
-tenants_cli = typer.Typer(help="Tenants: create one (platform admin), show one.")
+tenants_cli = typer.Typer(
+    help="Tenants: create one (platform admin), show one, pause or resume its apps' deploys."
+)
 
 SlugArgument = Annotated[str, typer.Argument(help="the tenant's slug")]
 
@@ -43,3 +45,36 @@ def tenants_show(
     """One tenant."""
     found = run_api(ctx, lambda api: api.get(f"/tenants/{slug}"), slug)
     render(found, output, lambda: print_rows([(k.capitalize(), v) for k, v in found.items()]))
+
+
+def _print_tenant_pause(body: dict[str, Any]) -> None:
+    paused = body.get("paused")
+    if paused:
+        console.print(
+            f"Tenant {escape(body['tenant'])}: paused by {escape(paused['by'])}: "
+            f"{escape(paused['reason'] or '(no reason given)')}"
+        )
+    else:
+        woken = body.get("woken", 0)
+        console.print(f"Tenant {escape(body['tenant'])}: not paused; {woken} held deploy(s) woken")
+
+
+@tenants_cli.command("pause")
+def tenants_pause(
+    ctx: typer.Context,
+    slug: SlugArgument,
+    reason: Annotated[str, typer.Option(help="why; shown wherever it holds")] = "",
+    output: OutputOption = Format.table,
+) -> None:
+    """Hold the pushes and CI releases of every app of the tenant until it is resumed."""
+    body = run_api(ctx, lambda api: api.post(f"/tenants/{slug}/pause", {"reason": reason}), slug)
+    render(body, output, lambda: _print_tenant_pause(body))
+
+
+@tenants_cli.command("resume")
+def tenants_resume(
+    ctx: typer.Context, slug: SlugArgument, output: OutputOption = Format.table
+) -> None:
+    """Lift the tenant's pause: each app not paused itself deploys its newest held push."""
+    body = run_api(ctx, lambda api: api.post(f"/tenants/{slug}/resume"), slug)
+    render(body, output, lambda: _print_tenant_pause(body))

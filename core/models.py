@@ -315,6 +315,35 @@ class EnvironmentLockWaiter(SQLModel, table=True):
     since: datetime = _created()
 
 
+class AppPause(SQLModel, table=True):
+    """An operator paused an app's automated deploys (pushes, CI releases), or a whole
+    tenant's. `key` is `app:<app id>` or `tenant:<tenant id>`: one pause per scope."""
+
+    __tablename__ = "app_pauses"
+
+    key: str = Field(primary_key=True, max_length=60)
+    scope: str = Field(max_length=10)  # app | tenant
+    tenant_id: uuid.UUID = Field(foreign_key="tenants.id", index=True)
+    app_id: uuid.UUID | None = Field(default=None, foreign_key="apps.id")
+    paused_by: str = Field(max_length=120)
+    reason: str = Field(default="", max_length=500)
+    paused_at: datetime = _created()
+
+
+class DeployHold(SQLModel, table=True):
+    """A deploy run holding pushes while its app is paused: what it holds, so resume knows
+    whom to wake and the app shows what waits. The pushes themselves are in the run."""
+
+    __tablename__ = "deploy_holds"
+
+    app_id: uuid.UUID = Field(foreign_key="apps.id", primary_key=True)
+    workflow_id: str = Field(max_length=200, primary_key=True)
+    environment: str = Field(max_length=30)
+    held_commits: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    since: datetime = _created()
+    updated_at: datetime = _created()
+
+
 class ReleaseActivation(SQLModel, table=True):
     """A release became what runs in an environment: the ledger of rollback targets."""
 
@@ -346,6 +375,8 @@ class Promotion(SQLModel, table=True):
     workflow_id: str = Field(max_length=200)
     run_id: str | None = Field(default=None, max_length=64)
     release_digest: str = Field(max_length=80)
+    # A retry is a promotion of its own that carries the approvals of the one it retries.
+    retry_of: uuid.UUID | None = Field(default=None)
     previous_image: str | None = Field(default=None, max_length=400)
     required_approvals: int = Field(default=0)
     expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -369,6 +400,8 @@ class Approval(SQLModel, table=True):
     decision: str = Field(max_length=10)  # approve | reject
     comment: str = Field(default="", max_length=2000)
     release_digest: str = Field(max_length=80)
+    # An approval carried by a retry: the promotion it was first given to (its time is kept).
+    carried_from: uuid.UUID | None = Field(default=None)
     created_at: datetime = _created()
 
 
@@ -413,6 +446,7 @@ class Deployment(SQLModel, table=True):
     workflow_id: str = Field(max_length=200)
     run_id: str | None = Field(default=None, max_length=64)
     failure_reason: str | None = Field(default=None, max_length=2000)
+    retry_of: uuid.UUID | None = Field(default=None)
     log_lines: list[str] = Field(default_factory=list, sa_type=sa.JSON)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
@@ -31,6 +32,13 @@ CANCEL_DEPLOYMENT_UPDATE = "cancel_deployment"
 # Runs from before this recorded their start outside the try, so a cancel arriving then ended
 # the run at once and left its record open; they replay that way.
 A_CANCEL_AT_THE_START_ENDS_THE_RECORD = "a-cancel-at-the-start-ends-the-record"
+RESUME_SIGNAL = "resume"
+# Runs from before this deployed every push at once; from it on, pushes and CI images wait
+# while the app (or its tenant) is paused, and the newest is deployed once it is resumed.
+PAUSE_HOLDS_PUSHES = "pause-holds-pushes"
+# A resume wakes a holding run at once; should its signal be lost (the API stopped between
+# the resume and the signal), the run looks again after this long.
+PAUSE_RECHECK = timedelta(minutes=10)
 
 
 class PushedCommit(BaseModel):
@@ -39,6 +47,8 @@ class PushedCommit(BaseModel):
     sha: str
     received_at: datetime
     delivery_id: str | None = None
+    # An image CI built and registered while the app was paused: deployed as it is.
+    image: images.RegisteredImage | None = None
 
 
 class DeployInput(AppEnvironment):
@@ -111,6 +121,9 @@ class DeployRelease:
         self._current_task: asyncio.Task[DeployResult] | None = None
         self._cancel_requested: str | None = None
         self._deliveries: set[str] = set()
+        self._resumes = 0
+        self._holding = False
+        self._pause_holds = False
 
     @workflow.signal(name=PUSH_SIGNAL)
     def push(self, commit: PushedCommit) -> None:
@@ -120,6 +133,11 @@ class DeployRelease:
                 return
             self._deliveries.add(commit.delivery_id)
         self._pending.append(commit)
+
+    @workflow.signal(name=RESUME_SIGNAL)
+    def resume(self) -> None:
+        """The app (or its tenant) was resumed: a run holding pushes looks at the pause again."""
+        self._resumes += 1
 
     @workflow.update(name=CANCEL_DEPLOYMENT_UPDATE)
     async def cancel_deployment(self, deployment_id: str) -> None:
@@ -152,7 +170,10 @@ class DeployRelease:
                 search.STAGE.value_set("resolve"),
             ]
         )
+        self._pause_holds = workflow.patched(PAUSE_HOLDS_PUSHES)
         started_by_push = request.deployment_id is None and request.commit_sha is None
+        if started_by_push:
+            await self._hold_while_paused()
         first = self._next_push_round() if started_by_push else None
         if first is None:
             first = Round(
@@ -164,8 +185,16 @@ class DeployRelease:
                 image=request.image,
             )
             self._deployed_up_to = self._deployed_up_to or workflow.now()
+            if first.trigger == "ci" and first.image is not None:
+                # Registered just as the app was paused: it waits like a push.
+                await self._hold_while_paused(first.image.image_ref)
         result = await self._run_round(first)
-        while (round_ := self._next_push_round()) is not None:
+        while True:
+            if self._pending:
+                await self._hold_while_paused()
+            round_ = self._next_push_round()
+            if round_ is None:
+                break
             result = await self._run_round(round_)
         await workflow.wait_condition(workflow.all_handlers_finished)
         if result.status == "failed":
@@ -187,14 +216,61 @@ class DeployRelease:
         self._pending.clear()
         if not newer:
             return None
-        self._deployed_up_to = newer[-1].received_at
-        covered = list(dict.fromkeys(commit.sha for commit in newer))
+        newest = newer[-1]
+        self._deployed_up_to = newest.received_at
+        covered = list(dict.fromkeys(commit.sha for commit in newer if commit.sha))
         return Round(
             deployment_id=str(workflow.uuid4()),
-            commit_sha=newer[-1].sha,
-            trigger="webhook",
+            commit_sha=newest.sha or None,
+            trigger="webhook" if newest.image is None else "ci",
             commits=covered,
+            image=newest.image,
         )
+
+    async def _hold_while_paused(self, waiting: str | None = None) -> None:
+        """While the app or its tenant is paused, pushes wait here (in this run's state, and
+        listed in the database as held); a resume, or a new push, makes it look again."""
+        if not self._pause_holds:
+            return
+        request = self._request
+        while True:
+            resumes, pushes = self._resumes, len(self._pending)
+            held = [waiting] if waiting else []
+            held += [
+                commit.sha or (commit.image.image_ref if commit.image else "")
+                for commit in sorted(self._pending, key=lambda commit: commit.received_at)
+            ]
+            state = await self._steps.record(
+                records.CHECK_PAUSE,
+                records.PauseCheck(
+                    app_id=request.app_id,
+                    tenant_id=request.tenant_id,
+                    environment=request.environment,
+                    workflow_id=workflow.info().workflow_id,
+                    held_commits=held,
+                ),
+            )
+            if not state.paused:
+                if self._holding:
+                    self._holding = False
+                    workflow.upsert_search_attributes([search.STAGE.value_set("resolve")])
+                    workflow.set_current_details("Resumed: deploying the newest push")
+                return
+            self._holding = True
+            workflow.upsert_search_attributes([search.STAGE.value_set("paused")])
+            newest = f", newest {held[-1][:60]}" if held else ""
+            workflow.set_current_details(
+                f"Holding {len(held)} push(es){newest}: {state.description}. "
+                "Resuming deploys the newest."
+            )
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    functools.partial(self._changed_since, resumes, pushes), timeout=PAUSE_RECHECK
+                )
+
+    def _changed_since(self, resumes: int, pushes: int) -> bool:
+        """A resume or another push arrived since the run last looked at the pause."""
+        return self._resumes != resumes or len(self._pending) != pushes
 
     async def _run_round(self, round_: Round) -> DeployResult:
         self._current = round_
@@ -340,6 +416,7 @@ class DeployRelease:
         if newer is None:
             return False
         round_.commit_sha = newer.commit_sha
+        round_.image = newer.image  # an image CI registered is deployed as it is
         round_.commits = list(dict.fromkeys([*round_.commits, *newer.commits]))
         return True
 

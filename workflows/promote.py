@@ -93,7 +93,8 @@ class Promote:
         self._cluster = Cluster(request.kube_task_queue, request.timeouts)
         self._steps = Steps(request.timeouts)
         self._status = "pending_approval"
-        self._approvers: list[str] = []
+        # A retry starts with the approvals of the promotion it retries (same digest).
+        self._approvers: list[str] = [carried.subject for carried in request.carried_approvals]
         self._rejected_by: str | None = None
         self._override: FreezeOverride | None = None
         # Gates decided here (approvals, an override) and the latest checks of the records.
@@ -325,7 +326,10 @@ class Promote:
         if self._rejected_by is not None:
             self._status = "rejected"
             return False
-        await self._note_gate("approvals", True, f"approved by {', '.join(self._approvers)}")
+        approved = f"approved by {', '.join(self._approvers)}"
+        if request.carried_approvals:
+            approved += f" (carried from promotion {request.retry_of})"
+        await self._note_gate("approvals", True, approved)
         return True
 
     async def _wait_for_lock(self, holder: LockHolder) -> None:

@@ -14,6 +14,7 @@ from api.contract import problems
 from api.deps import AppDep, PageDep, SessionDep, SettingsDep, TemporalDep, TenantDep, scope
 from api.errors import ApiError
 from api.pagination import Page, newest_first
+from api.pauses import held_pushes, pause_of_app, pause_public
 from api.routers import API_PREFIX
 from api.routers.bootstraps import workflow_url
 from api.schemas import AppPublic, EnvironmentSummary, GitConnectionSummary
@@ -27,7 +28,13 @@ from workflows import search
 from workflows.delete_app import DeleteApp, delete_app_workflow_id
 
 router = APIRouter(prefix=API_PREFIX, tags=["apps"])
-APP_FIELDS = set(AppPublic.model_fields) - {"url", "environments", "git_connection"}
+APP_FIELDS = set(AppPublic.model_fields) - {
+    "url",
+    "environments",
+    "git_connection",
+    "paused",
+    "held",
+}
 
 
 def public(session: Session, app: App, settings: Settings) -> AppPublic:
@@ -44,6 +51,8 @@ def public(session: Session, app: App, settings: Settings) -> AppPublic:
         git_connection=GitConnectionSummary.model_validate(connection, from_attributes=True)
         if connection
         else None,
+        paused=pause_public(pause_of_app(session, app)),
+        held=held_pushes(session, app),
     )
 
 

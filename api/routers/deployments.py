@@ -15,9 +15,12 @@ from api.deploys import IN_PROGRESS, deploy_input, require_active, start_deploym
 from api.deps import AppDep, PageDep, SessionDep, SettingsDep, TemporalDep, TenantDep, scope
 from api.errors import ApiError, not_found
 from api.pagination import LogLimit, Page, newest_first
+from api.pauses import refuse_if_paused
+from api.registered_images import inspect_registered_image
 from api.routers import API_PREFIX
 from api.routers.bootstraps import workflow_url
 from api.schemas import DeploymentCreate, DeploymentPublic, LogPage
+from api.schemas.deployments import DeploymentRetry
 from api.workflow_calls import addressing_run, run_handle
 from core.audit import record_audit
 from core.models import App, Deployment, GitConnection
@@ -72,6 +75,7 @@ async def create_deployment(
     """Deploy the branch head (or `commit_sha`) to the app's first environment; later
     environments change only by promotion or rollback."""
     require_active(app)
+    refuse_if_paused(session, app, body.force, "a manual deploy")
     connection = session.get(GitConnection, app.id)
     if connection is None:
         raise ApiError(
@@ -98,6 +102,89 @@ async def create_deployment(
         result="accepted",
         request_id=request.state.request_id,
         detail={"app": app.slug},
+    )
+    session.commit()
+    return public(deployment, settings)
+
+
+RETRYABLE_TRIGGERS = ("bootstrap", "webhook", "manual", "ci")
+
+
+@router.post(
+    "/apps/{app_id}/deployments/{deployment_id}/retry",
+    name="retry_deployment",
+    response_model=DeploymentPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problems(409, 412, 422, 503),
+)
+async def retry_deployment(
+    deployment_id: uuid.UUID,
+    body: DeploymentRetry,
+    principal: Annotated[Principal, scope("deploy")],
+    app: AppDep,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    temporal: TemporalDep,
+) -> DeploymentPublic:
+    """Deploy a failed or cancelled deployment's commit again, to the same environment (a new
+    deployment whose `retry_of` names it); one of an image CI built deploys that image again.
+    Paused apps answer 409 APP_PAUSED unless forced. Promotions and rollbacks are retried
+    their own way (retry the promotion, roll back again)."""
+    previous = _deployment(session, app, deployment_id)
+    if previous.status not in ("failed", "cancelled"):
+        raise ApiError(
+            409,
+            "DEPLOYMENT_NOT_RETRYABLE",
+            f"deployment {previous.id} is {previous.status}; only a failed or cancelled one "
+            "is retried",
+        )
+    if previous.trigger not in RETRYABLE_TRIGGERS or previous.environment != app.pipeline[0]:
+        raise ApiError(
+            409,
+            "DEPLOYMENT_NOT_RETRYABLE",
+            f"deployment {previous.id} was made by a {previous.trigger} to "
+            f"{previous.environment}; retry the promotion or roll back again instead",
+        )
+    require_active(app)
+    refuse_if_paused(session, app, body.force, "a deployment retry")
+    connection = session.get(GitConnection, app.id)
+    if connection is None:
+        raise ApiError(
+            412, "GIT_CONNECTION_MISSING", f"app {app.slug} has no git connection to deploy from"
+        )
+    image = None
+    if previous.trigger == "ci" and previous.image_ref:
+        image = await inspect_registered_image(settings, previous.image_ref)
+    elif not previous.commit_sha:
+        raise ApiError(
+            409,
+            "DEPLOYMENT_NOT_RETRYABLE",
+            f"deployment {previous.id} never resolved a commit; deploy the branch head instead",
+        )
+    new_id = uuid.uuid4()
+    workflow_input = deploy_input(
+        session,
+        settings,
+        app,
+        connection,
+        trigger="ci" if image is not None else "manual",
+        deployment_id=str(new_id),
+        commit_sha=previous.commit_sha or None,
+        image=image,
+    )
+    deployment = await start_deployment(
+        session, settings, temporal, app, workflow_input, retry_of=previous.id
+    )
+    record_audit(
+        session,
+        tenant_id=app.tenant_id,
+        actor=principal.subject,
+        action="deployment.retry",
+        target=f"deployment:{new_id}",
+        result="accepted",
+        request_id=request.state.request_id,
+        detail={"app": app.slug, "retry_of": str(previous.id), "force": body.force},
     )
     session.commit()
     return public(deployment, settings)

@@ -46,6 +46,7 @@ from api.schemas.promotions import (
     PromotionDetail,
     PromotionPage,
     PromotionPublic,
+    PromotionRetry,
     RejectionBody,
 )
 from api.workflow_calls import addressing_run, cancel_run, run_handle
@@ -60,6 +61,7 @@ from core.models import (
     EnvironmentSecret,
     FreezeWindow,
     Promotion,
+    Release,
 )
 from workflows.promote import APPROVE, OVERRIDE_FREEZE, REJECT, Decision, FreezeOverride
 
@@ -138,7 +140,64 @@ async def create_promotion(
     release = release_by_version(session, app, body.version)
     return await start_promotion(
         session, settings, temporal, principal, app, release, body.environment, body.note, None,
-        request.state.request_id,
+        request.state.request_id, force=body.force,
+    )  # fmt: skip
+
+
+# A promotion that ended `failed` after its approvals were in failed in its window, lock, deploy
+# or verify phase; these codes mean it never got that far (or can never get further).
+NOT_RETRYABLE_CODES = ("PROMOTION_BLOCKED", "RELEASE_REJECTED", "NOT_STARTED")
+
+
+@router.post(
+    "/apps/{app_id}/promotions/{promotion_id}/retry",
+    name="retry_promotion",
+    response_model=PromotionPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problems(409, 503),
+)
+async def retry(
+    promotion_id: uuid.UUID,
+    body: PromotionRetry,
+    request: Request,
+    principal: Annotated[Principal, scope("promote")],
+    app: AppDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    temporal: TemporalDep,
+) -> PromotionPublic:
+    """Run a promotion that failed in its deploy or verify phase again: a new promotion
+    (`retry_of` names this one) of the same release and digest, asked for by the same
+    requester, carrying the approvals this one had (each keeps its approver, time and digest);
+    the gates are checked as they are now (freeze windows, the release not rejected, the
+    environment lock, a pause, an approval policy that now asks for more). 409
+    PROMOTION_NOT_RETRYABLE for one that did not fail, or failed before its approvals were in
+    or on a gate that can never open."""
+    promotion = _promotion(session, app, promotion_id)
+    approved = any(
+        gate.get("gate") == "approvals" and gate.get("passed") for gate in promotion.gates
+    )
+    code = (promotion.failure_reason or "").split(":", 1)[0]
+    if promotion.status != "failed" or not approved or code in NOT_RETRYABLE_CODES:
+        why = (
+            f"it is {promotion.status}"
+            if promotion.status != "failed"
+            else f"it failed before its deploy ({promotion.failure_reason})"
+        )
+        raise ApiError(
+            409,
+            "PROMOTION_NOT_RETRYABLE",
+            f"promotion {promotion.id} cannot be retried: {why}; only a promotion that failed "
+            "in its deploy or verify phase can be, else request a new one",
+            extra={"status": promotion.status},
+        )
+    release = session.get(Release, promotion.release_id)
+    if release is None:
+        raise not_found(f"release of promotion {promotion.id}")
+    return await start_promotion(
+        session, settings, temporal, principal, app, release, promotion.environment,
+        promotion.note, promotion.lifecycle_action, request.state.request_id,
+        force=body.force, retry_of=promotion,
     )  # fmt: skip
 
 
@@ -292,8 +351,11 @@ def evidence(
         "environment": promotion.environment,
         "release": {"version": promotion.version, "digest": promotion.release_digest},
         "requested_by": promotion.requested_by,
+        "retry_of": str(promotion.retry_of) if promotion.retry_of else None,
         "note": promotion.note,
-        "approvals": [approval.model_dump() for approval in _approvals(session, promotion)],
+        "approvals": [
+            approval.model_dump(mode="json") for approval in _approvals(session, promotion)
+        ],
         "required_approvals": promotion.required_approvals,
         "gates": promotion.gates,
         "previous_image": promotion.previous_image,
@@ -417,6 +479,7 @@ def _approvals(session: Session, promotion: Promotion) -> list[PromotionApproval
     return [
         PromotionApproval(
             subject=row.subject,
+            carried_from=row.carried_from,
             decision=row.decision,
             comment=row.comment,
             release_digest=row.release_digest,

@@ -18,10 +18,17 @@ from sqlmodel import Session, col, select
 from api.announcing import announce
 from api.auth import Principal
 from api.contract import problems
-from api.deploys import deploy_input, require_active, running_deployment, start_deployment
+from api.deploys import (
+    deploy_input,
+    require_active,
+    run_labels,
+    running_deployment,
+    start_deployment,
+)
 from api.deps import AppDep, PageDep, SessionDep, SettingsDep, TemporalDep, scope
 from api.errors import ApiError, not_found
 from api.pagination import Page, newest_first
+from api.pauses import pause_of_app
 from api.promotions import recheck_open_promotions, start_promotion
 from api.registered_images import inspect_registered_image
 from api.routers import API_PREFIX
@@ -34,11 +41,15 @@ from api.schemas.releases import (
     ReleaseRegister,
     ReleaseRegistered,
 )
+from api.workflow_calls import reaching_temporal
 from core import events, lifecycle
 from core.audit import record_audit
+from core.clock import utcnow
 from core.models import App, Approval, Environment, GitConnection, Promotion, Release
 from core.settings import Settings
 from core.temporal import TemporalGateway
+from workflows.contracts.image import RegisteredImage
+from workflows.deploy import PUSH_SIGNAL, DeployRelease, PushedCommit, deploy_workflow_id
 
 router = APIRouter(prefix=API_PREFIX, tags=["releases"])
 
@@ -115,6 +126,20 @@ async def register_release(
             release=releases_public(session, app, [release])[0],
             deployment=deployment_public(shown, settings) if shown else None,
         )
+    if pause_of_app(session, app) is not None:
+        # Held like a push, by the app's deploy run, which deploys the newest on resume.
+        await hold_image(session, settings, temporal, app, connection, release, image, body)
+        record_audit(
+            session, tenant_id=app.tenant_id, actor=principal.subject,
+            action="release.register", target=f"release:{release.id}", result="held",
+            request_id=request.state.request_id,
+            detail={"app": app.slug, "version": release.version, "image": image.image_ref,
+                    "note": body.note},
+        )  # fmt: skip
+        session.commit()
+        return ReleaseRegistered(
+            release=releases_public(session, app, [release])[0], deployment=None
+        )
     workflow_input = deploy_input(
         session,
         settings,
@@ -147,6 +172,39 @@ async def register_release(
         release=releases_public(session, app, [release])[0],
         deployment=deployment_public(deployment, settings),
     )
+
+
+async def hold_image(
+    session: Session,
+    settings: Settings,
+    temporal: TemporalGateway,
+    app: App,
+    connection: GitConnection,
+    release: Release,
+    image: RegisteredImage,
+    body: ReleaseRegister,
+) -> None:
+    """Signal-with-start, as a push: the deploy run holds it while the app is paused; the
+    release's id makes registering it twice one push."""
+    workflow_input = deploy_input(session, settings, app, connection, trigger="webhook")
+    async with reaching_temporal("hold the image"):
+        client = await temporal.client()
+        await client.start_workflow(
+            DeployRelease.run,
+            workflow_input,
+            id=deploy_workflow_id(str(app.id), workflow_input.environment),
+            task_queue=settings.task_queue,
+            start_signal=PUSH_SIGNAL,
+            start_signal_args=[
+                PushedCommit(
+                    sha=body.commit_sha or "",
+                    received_at=utcnow(),
+                    delivery_id=f"release:{release.id}",
+                    image=image,
+                )
+            ],
+            **run_labels(workflow_input),
+        )
 
 
 def _registered_release(
@@ -298,7 +356,7 @@ async def _start(
 ) -> JSONResponse:
     promotion = await start_promotion(
         session, settings, temporal, principal, app, release, environment, body.note,
-        body.action, request.state.request_id,
+        body.action, request.state.request_id, force=body.force,
     )  # fmt: skip
     started = LifecycleStarted(
         release=releases_public(session, app, [release])[0],

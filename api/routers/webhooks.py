@@ -21,6 +21,7 @@ from api.schemas.webhooks import WebhookOutcome
 from api.workflow_calls import reaching_temporal
 from core.clock import utcnow
 from core.models import App, GitConnection, WebhookDelivery
+from core.pauses import describe, pause_of
 from workflows.deploy import PUSH_SIGNAL, DeployRelease, PushedCommit, deploy_workflow_id
 
 router = APIRouter(prefix=f"{API_PREFIX}/webhooks", tags=["webhooks"])
@@ -83,6 +84,7 @@ async def github_webhook(
         )
     app, connection = connected
     workflow_input = deploy_input(session, settings, app, connection, trigger="webhook")
+    paused = pause_of(session, app.id, app.tenant_id)
     workflow_id = deploy_workflow_id(str(app.id), workflow_input.environment)
     # Signal-with-start: a deploy already running for this app and environment takes the
     # commit as its next one (coalescing newer pushes); otherwise a new run deploys it. The
@@ -99,10 +101,15 @@ async def github_webhook(
             start_signal_args=[PushedCommit(sha=after, received_at=utcnow(), delivery_id=delivery)],
             **run_labels(workflow_input),
         )
-    handled.note(f"deploy of {after[:12]} requested")
+    if paused is not None:
+        # The run holds it (it checks the pause itself, so a pause that lands between the
+        # look above and the signal holds it too); resume deploys the newest held push.
+        handled.note(f"held: {after[:12]} waits, {describe(paused)}")
+    else:
+        handled.note(f"deploy of {after[:12]} requested")
     return JSONResponse(
         {
-            "status": "accepted",
+            "status": "accepted" if paused is None else "held",
             "app_id": str(app.id),
             "commit_sha": after,
             "workflow_id": workflow_id,

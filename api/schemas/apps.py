@@ -8,6 +8,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from api.schemas.common import Strict
+from api.schemas.pauses import HeldPushes, PausePublic
 
 
 class EnvironmentSummary(BaseModel):
@@ -39,6 +40,14 @@ class AppPublic(BaseModel):
     )
     environments: list[EnvironmentSummary]
     git_connection: GitConnectionSummary | None
+    paused: PausePublic | None = Field(
+        default=None,
+        description="who paused its automated deploys, when, why, and whether the app's own "
+        "pause or its tenant's; null while they run",
+    )
+    held: list[HeldPushes] = Field(
+        default_factory=list, description="pushes and CI images held while paused"
+    )
     created_at: datetime
     updated_at: datetime
 

@@ -13,10 +13,22 @@ from api.schemas.common import Strict
 class DeploymentCreate(Strict):
     commit_sha: str | None = Field(default=None, pattern=r"^[0-9a-f]{40}$")
     force_rebuild: bool = False
+    force: bool = Field(
+        default=False, description="go ahead although the app is paused (409 APP_PAUSED)"
+    )
+
+
+class DeploymentRetry(Strict):
+    force: bool = Field(
+        default=False, description="go ahead although the app is paused (409 APP_PAUSED)"
+    )
 
 
 class DeploymentPublic(BaseModel):
     id: uuid.UUID
+    retry_of: uuid.UUID | None = Field(
+        default=None, description="the failed or cancelled deployment this one retries"
+    )
     app_id: uuid.UUID
     environment: str
     commit_sha: str

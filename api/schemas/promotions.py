@@ -33,10 +33,17 @@ class PromotionPublic(BaseModel):
     status_url: str
     created_at: str
     completed_at: str | None
+    retry_of: uuid.UUID | None = Field(
+        default=None, description="the failed promotion this one retries, with its approvals"
+    )
 
 
 class PromotionApproval(BaseModel):
     subject: str
+    carried_from: uuid.UUID | None = Field(
+        default=None,
+        description="a retry's approval: the promotion it was given to (and when, in `at`)",
+    )
     decision: str = Field(description="approve | reject")
     comment: str
     release_digest: str
@@ -110,6 +117,15 @@ class PromotionCreate(Strict):
     version: Version
     environment: str = Field(min_length=1, max_length=30)
     note: str = Field(default="", max_length=2000)
+    force: bool = Field(
+        default=False, description="go ahead although the app is paused (409 APP_PAUSED)"
+    )
+
+
+class PromotionRetry(Strict):
+    force: bool = Field(
+        default=False, description="go ahead although the app is paused (409 APP_PAUSED)"
+    )
 
 
 DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"

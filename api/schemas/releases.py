@@ -45,6 +45,9 @@ class LifecycleAction(Strict):
         description="deploy-stable only: staging or prod (accept-rc always deploys to qa)",
     )
     note: str = Field(default="", max_length=2000)
+    force: bool = Field(
+        default=False, description="go ahead although the app is paused (409 APP_PAUSED)"
+    )
 
 
 class ReleaseRegister(Strict):

@@ -14,6 +14,17 @@ from workflows.contracts.activity import Activity
 RELEASE_REJECTED = "RELEASE_REJECTED"
 
 
+class CarriedApproval(BaseModel):
+    """An approval a retry carries from the promotion it retries: who, when, what they said,
+    and the digest it is bound to (the retry's own, or it is not carried)."""
+
+    subject: str
+    comment: str = ""
+    release_digest: str
+    approved_at: datetime
+    carried_from: str
+
+
 class PromotionRequest(BaseModel):
     """What a promotion's record says of the request; the workflow's input carries it too."""
 
@@ -29,6 +40,9 @@ class PromotionRequest(BaseModel):
     note: str = ""
     lifecycle_action: str | None = None
     expires_at: datetime | None = None
+    # A retry: the promotion it retries, and the approvals it carries from it.
+    retry_of: str | None = None
+    carried_approvals: list[CarriedApproval] = Field(default_factory=list)
 
 
 class PromotionStart(BaseModel):

@@ -3,6 +3,7 @@ Each write is an upsert keyed so that a retried activity leaves the rows of one 
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -118,6 +119,31 @@ UPDATE_DEPLOYMENT: Activity[DeploymentProgress, None] = Activity("records.update
 RECORD_RELEASE: Activity[ReleaseInput, ReleaseResult] = Activity(
     "records.record_release", ReleaseResult
 )
+
+
+class PauseCheck(BaseModel):
+    """A deploy run asking whether its app is paused before it deploys pushes; while it is,
+    the run is listed as holding `held_commits`, so a resume can wake it."""
+
+    app_id: str
+    tenant_id: str
+    environment: str
+    workflow_id: str
+    held_commits: list[str] = Field(default_factory=list)
+
+
+class PauseState(BaseModel):
+    """Whether, by whom, since when and why the app is paused; `scope` is app or tenant."""
+
+    paused: bool
+    scope: str | None = None
+    by: str | None = None
+    at: datetime | None = None
+    reason: str | None = None
+    description: str | None = None
+
+
+CHECK_PAUSE: Activity[PauseCheck, PauseState] = Activity("records.check_pause", PauseState)
 # Registered before activity names began with their module's name; running workflows call it
 # by this one.
 RECORD_AUDIT_EVENT: Activity[AuditEventInput, None] = Activity("record_audit_event")
