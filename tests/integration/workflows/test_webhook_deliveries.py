@@ -144,6 +144,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     },
     events.PROMOTION_FINISHED: {**PROMOTION, "status": "succeeded", "failure_reason": None},
     events.PROMOTION_WAITING_WINDOW: {**PROMOTION, "status": "waiting_window"},
+    events.PROMOTION_DEPLOYING: {**PROMOTION, "status": "deploying"},
     events.APPROVAL_REQUESTED: {**PROMOTION, "required_approvals": 1},
     events.APPROVAL_GIVEN: {**PROMOTION, "subject": "lead", "comment": "ok"},
     events.APPROVAL_REFUSED: {**PROMOTION, "subject": "qa", "comment": "no"},
