@@ -2,23 +2,26 @@
 
 One run per deployment or promotion (`commit-status:<id>`), started by the worker's listener of
 the event feed with signal-with-start and told each state as it happens: `pending` when the
-deploy starts, then its outcome. The run sets the newest state it was told, one at a time, in
-order: an outcome that arrives while `pending` is still being retried supersedes it, and a late
-`pending` (an announcement retried after the end) never replaces an outcome. It ends once an
-outcome is set, or given up on after its budget; a GitHub that is down or refuses is logged and
-never reaches the deployment, which neither waits for this run nor hears of it.
+deploy starts, then its outcome. The run sets the states in the order it was told them, each
+tried once whatever came after it: an outcome that arrives while `pending` is being retried
+(GitHub did not take it at once) supersedes it, and a late `pending` (an announcement retried
+after the end) never follows an outcome. It ends once an outcome is set, or given up on after
+its budget; a GitHub that is down or refuses is logged and never reaches the deployment, which
+neither waits for this run nor hears of it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
@@ -30,6 +33,8 @@ FINAL_STATES = ("success", "failure", "error")
 MAX_DESCRIPTION = 140
 SIGNAL = "want"
 NO_COMMIT = "the deployment ended without a commit"
+# A state's first try: should it fail, a newer state told meanwhile goes first.
+ONE_ATTEMPT = RetryPolicy(maximum_attempts=1)
 
 
 class CommitStatusTarget(BaseModel):
@@ -77,15 +82,16 @@ def describe(text: str) -> str:
 @workflow.defn(name="CommitStatus")
 class CommitStatus:
     def __init__(self) -> None:
-        self._wanted: StatusWanted | None = None
-        self._done: StatusWanted | None = None
+        # Every state told, in the order told; a repeated one (an announcement retried) once.
+        self._told: list[StatusWanted] = []
 
     @workflow.signal(name=SIGNAL)
     def want(self, wanted: StatusWanted) -> None:
-        current = self._wanted
-        if current is not None and current.state in FINAL_STATES and wanted.state == "pending":
-            return  # the outcome is known: a late `pending` never replaces it
-        self._wanted = wanted
+        if wanted in self._told:
+            return
+        if wanted.state == "pending" and any(told.state in FINAL_STATES for told in self._told):
+            return  # the outcome is known: a late `pending` never follows it
+        self._told.append(wanted)
 
     @workflow.run
     async def run(self, target: CommitStatusTarget) -> CommitStatusResult:
@@ -98,20 +104,20 @@ class CommitStatus:
             ]
         )
         result = CommitStatusResult()
+        done = 0
         while True:
             workflow.set_current_details(f"Waiting for the next state of {target.subject}")
             try:
                 await workflow.wait_condition(
-                    lambda: self._wanted is not None and self._wanted != self._done,
+                    functools.partial(self._told_more_than, done),
                     timeout=timedelta(seconds=target.wait_for_outcome_seconds),
                 )
             except TimeoutError:
                 result.given_up.append(f"no outcome of {target.subject} was told in time")
                 return result
-            wanted = self._wanted
-            assert wanted is not None
-            self._done = wanted
-            outcome = await self._set(target, wanted)
+            wanted = self._told[done]
+            done += 1
+            outcome = await self._set(target, wanted, functools.partial(self._told_more_than, done))
             if outcome is None:
                 result.set.append(wanted.state)
             elif outcome:
@@ -120,7 +126,7 @@ class CommitStatus:
                     "commit status given up",
                     extra={"subject": target.subject, "state": wanted.state, "why": outcome},
                 )
-            if outcome == NO_COMMIT or (self._wanted == wanted and wanted.state in FINAL_STATES):
+            if outcome == NO_COMMIT or (wanted.state in FINAL_STATES and len(self._told) == done):
                 workflow.upsert_search_attributes([search.STAGE.value_set(wanted.state)])
                 workflow.set_current_details(
                     f"{wanted.state} set on {target.repository.full_name}"
@@ -129,51 +135,78 @@ class CommitStatus:
                 )
                 return result
 
-    async def _set(self, target: CommitStatusTarget, wanted: StatusWanted) -> str | None:
-        """None once GitHub took it; "" if a newer state superseded it; else why it gave up."""
+    def _told_more_than(self, count: int) -> bool:
+        return len(self._told) > count
+
+    async def _set(
+        self, target: CommitStatusTarget, wanted: StatusWanted, newer: Callable[[], bool]
+    ) -> str | None:
+        """None once GitHub took it; "" if a newer state superseded it after its first attempt
+        failed; else why it gave up. Each state gets one attempt whatever comes after it, so
+        `pending` shows before the outcome; only a state GitHub does not take at once gives way
+        to a newer one rather than keep it waiting."""
         workflow.upsert_search_attributes([search.STAGE.value_set(wanted.state)])
         sha = wanted.sha
         if not sha:
             # A deploy that starts before it knows its commit (a manual deploy resolves the
-            # branch's head first): `pending` goes on the commit as soon as it is known.
+            # branch's head first): `pending` goes on the commit as soon as it is known. The
+            # read ends once the deployment has its commit, or has ended without one.
             workflow.set_current_details(f"Waiting for the commit of {target.subject}")
-            found, why = await self._unless_superseded(
-                wanted,
-                commit_statuses.DEPLOYMENT_COMMIT.name,
-                commit_statuses.DeploymentCommitInput(deployment_id=target.subject_id),
-                timedelta(seconds=10),
-                policies.RECORD_POLL,
-                summary="wait for the commit the deployment resolves",
-            )
-            if why is not None:
-                return why
+            try:
+                found = await workflow.execute_activity(
+                    commit_statuses.DEPLOYMENT_COMMIT.name,
+                    commit_statuses.DeploymentCommitInput(deployment_id=target.subject_id),
+                    start_to_close_timeout=timedelta(seconds=10),
+                    retry_policy=policies.RECORD_POLL,
+                    summary="wait for the commit the deployment resolves",
+                )
+            except ActivityError as failed:
+                return str(failed.cause or failed)
             sha = str(found or "")
             if not sha:
                 return NO_COMMIT
         workflow.set_current_details(
             f"Setting {wanted.state} on {target.repository.full_name}@{sha[:12]}"
         )
+        status = github.CommitStatusInput(
+            repository=target.repository,
+            sha=sha,
+            state=wanted.state,
+            context=target.context,
+            description=describe(wanted.description),
+            target_url=wanted.target_url,
+        )
+        call = timedelta(seconds=target.call_seconds)
+        summary = f"set {wanted.state} on {sha[:12]}"
+        try:
+            await workflow.execute_activity(
+                github.SET_COMMIT_STATUS.name,
+                status,
+                start_to_close_timeout=call,
+                retry_policy=ONE_ATTEMPT,
+                summary=summary,
+            )
+            return None
+        except ActivityError as failed:
+            cause = failed.cause
+            if isinstance(cause, ApplicationError) and cause.non_retryable:
+                return str(cause)  # refused: trying again changes nothing
+            if newer():
+                return ""
         _, why = await self._unless_superseded(
-            wanted,
+            newer,
             github.SET_COMMIT_STATUS.name,
-            github.CommitStatusInput(
-                repository=target.repository,
-                sha=sha,
-                state=wanted.state,
-                context=target.context,
-                description=describe(wanted.description),
-                target_url=wanted.target_url,
-            ),
-            timedelta(seconds=target.call_seconds),
+            status,
+            call,
             policies.GITHUB_STATUS,
-            summary=f"set {wanted.state} on {sha[:12]}",
+            summary=summary,
             give_up_after=timedelta(seconds=target.give_up_after_seconds),
         )
         return why
 
     async def _unless_superseded(
         self,
-        wanted: StatusWanted,
+        newer: Callable[[], bool],
         activity: str,
         arg: Any,
         start_to_close: timedelta,
@@ -196,7 +229,7 @@ class CommitStatus:
             )
         )
         try:
-            await workflow.wait_condition(lambda: running.done() or self._wanted != wanted)
+            await workflow.wait_condition(lambda: running.done() or newer())
             superseded = not running.done()
             if superseded:
                 running.cancel()

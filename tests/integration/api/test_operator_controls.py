@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from activities.records import RecordsActivities
 from core.models import App, AuditEvent, Deployment, Promotion, Release, Tenant
@@ -82,7 +82,9 @@ async def test_pausing_an_app_shows_who_when_why_and_refuses_manual_work(api, ma
         actions = [
             (event.action, event.result)
             for event in session.exec(
-                select(AuditEvent).where(AuditEvent.target == "app:feed")
+                select(AuditEvent)
+                .join(Tenant, col(Tenant.id) == AuditEvent.tenant_id)
+                .where(AuditEvent.target == "app:feed", Tenant.slug == tenant.slug)
             ).all()
             if event.action.startswith("app.")
         ]

@@ -213,12 +213,16 @@ async def test_a_promotion_that_failed_verification_is_retried_with_its_approval
 async def test_a_cancelled_deployment_is_retried_with_the_same_commit(stack: Stack):
     done = await stack.bootstrap_and_wait()
     app = App(stack, done)
+    previous = app.running_image()
     stack.kube.set_rollout_delay(30)
     commit = await app.push("cancelled first")
     await app.wait_until(
         lambda: any(d.commit_sha == commit and d.status == "deploying" for d in app.deployments()),
         what="the push rolling out",
     )
+    # Lowered once the new image is applied: its rollout keeps the 30 s it began with, so it
+    # cannot finish before the cancel reaches it, while the restore rolls out quickly.
+    await app.wait_until(lambda: app.running_image() != previous, what="the new image applied")
     cancelled = next(d for d in app.deployments() if d.commit_sha == commit)
     stack.kube.set_rollout_delay(0.3)
     stopped = await post(stack, f"/apps/{app.id}/deployments/{cancelled.id}/cancel")

@@ -218,7 +218,13 @@ async def test_two_approvers_open_the_gate(promoting: Promoting):
         if item.data and item.data.get("promotion_id") == promotion["id"]
     ]
     said = [event for event, _data in seen if event != "promotion"]
-    assert said == ["approval.requested", "approval.given", "approval.given", "promotion.finished"]
+    assert said == [
+        "approval.requested",
+        "approval.given",
+        "approval.given",
+        "promotion.deploying",
+        "promotion.finished",
+    ]
     assert [data["subject"] for event, data in seen if event == "approval.given"] == [
         a["subject"] for a in done["approvals"]
     ]
