@@ -15,7 +15,7 @@ dev: $(INSTALLED) $(APT_STAMP)
 	$(PY) -m sandbox.dev
 
 test: $(INSTALLED) $(APT_STAMP) $(OCTOKIT_SPEC)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 # The crash and load tests at full size: 200 bootstraps, deploys and promotions at once.
 chaos: $(INSTALLED) $(APT_STAMP) $(OCTOKIT_SPEC)
