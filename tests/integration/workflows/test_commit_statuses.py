@@ -129,6 +129,8 @@ async def test_github_refusing_statuses_fails_no_deploy(stack: Stack):
         assert described.status == WorkflowExecutionStatus.RUNNING
     finally:
         stack.github.clear_failures()
-    # Once GitHub takes statuses again, the outcome arrives; the pending it superseded never.
+    # Once GitHub takes statuses again, the outcome arrives and is the newest. The pending
+    # shows before it only if its own first try came after GitHub was back: a pending that
+    # GitHub refused gave way to the outcome told meanwhile.
     shown = await wait_for_status(stack, app, sha, "shipyard/dev", "success")
-    assert [s.state for s in shown] == ["success"]
+    assert [s.state for s in shown] in (["success"], ["success", "pending"])

@@ -282,7 +282,7 @@ async def test_a_push_arriving_as_the_app_is_resumed_is_deployed_with_the_held_o
         session.commit()
     arrived = await app.push("arrives as it resumes")
     await app.wait_until(
-        lambda: app.settled() and any(d.commit_sha == arrived for d in app.deployments()),
+        lambda: app.settled(including=arrived),
         what="the newest push deployed",
     )
     pushed = [(d.commit_sha, d.status, d.commits) for d in app.deployments()[1:]]

@@ -80,8 +80,16 @@ class App:
                 pytest.fail(f"timed out waiting for {what}: {seen}")
             await asyncio.sleep(0.2)
 
-    def settled(self) -> bool:
-        return all(d.status in ("succeeded", "failed", "cancelled") for d in self.deployments())
+    def settled(self, including: str | None = None, count: int | None = None) -> bool:
+        """Every deployment has ended, read once with the rest: one of them deployed
+        `including` if named, and there are `count` of them if given."""
+        deployments = self.deployments()
+        ended = all(d.status in ("succeeded", "failed", "cancelled") for d in deployments)
+        return (
+            ended
+            and (including is None or any(d.commit_sha == including for d in deployments))
+            and (count is None or len(deployments) == count)
+        )
 
 
 @pytest.fixture
@@ -130,7 +138,7 @@ async def test_a_bad_signature_starts_nothing(stack: Stack, app: App):
 
 async def test_a_redelivery_starts_nothing(stack: Stack, app: App):
     commit = await app.push("once")
-    await app.wait_until(lambda: app.settled() and len(app.deployments()) == 2, what="one deploy")
+    await app.wait_until(lambda: app.settled(count=2), what="one deploy")
     delivery = stack.github.deliveries(event="push", repository=app.full_name)[-1]
     assert delivery["payload"]["after"] == commit
     async with httpx.AsyncClient(base_url=stack.settings.public_url) as client:
@@ -156,7 +164,7 @@ async def test_pushes_during_a_deploy_are_coalesced(stack: Stack, app: App):
     # Between the first deploy's end and the record of the next round every record has ended:
     # settled means the newest push has its own ended record too.
     await app.wait_until(
-        lambda: app.settled() and any(d.commit_sha == later[-1] for d in app.deployments()),
+        lambda: app.settled(including=later[-1]),
         within=90,
         what="every deploy to end, the newest push's among them",
     )
@@ -323,9 +331,7 @@ async def wait_for_a_waiting_deploy(stack: Stack, app: App) -> dict[str, Any]:
 
 async def test_a_push_during_a_rollback_is_deployed_after_it(stack: Stack, app: App):
     second = await app.push("second version")
-    await app.wait_until(
-        lambda: app.settled() and len(app.deployments()) == 2, what="the second version"
-    )
+    await app.wait_until(lambda: app.settled(count=2), what="the second version")
     await stack.temporal.client.get_workflow_handle(f"deploy:{app.id}:dev").result()
     stack.kube.set_rollout_delay(4)
     rollback = await stack.api.post(
