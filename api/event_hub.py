@@ -116,8 +116,8 @@ class EventHub:
                     self._wake_all()
                     continue
                 rows = await asyncio.to_thread(self._written_after, newest)
-            except sa.exc.OperationalError as exc:
-                log.warning("event feed unreadable", error=str(exc.orig))
+            except sa.exc.SQLAlchemyError as exc:
+                log.warning("event feed unreadable", error=type(exc).__name__)
                 continue
             for row_id, app_id, tenant_id in rows:
                 newest = max(newest, row_id)
@@ -148,7 +148,7 @@ class EventHub:
                     self._wake_all()
                     async for notice in conn.notifies():
                         self._heard(notice.payload)
-            except psycopg.OperationalError as exc:
+            except psycopg.Error as exc:
                 log.warning("event notifications lost; listening again", error=str(exc))
             await asyncio.sleep(RECONNECT_SECONDS)
 
@@ -168,8 +168,8 @@ class EventHub:
                 continue
             try:
                 refusals = await asyncio.to_thread(self._refusals, key_ids)
-            except sa.exc.OperationalError as exc:
-                log.warning("keys of open streams unreadable", error=str(exc.orig))
+            except sa.exc.SQLAlchemyError as exc:
+                log.warning("keys of open streams unreadable", error=type(exc).__name__)
                 continue
             for listener in self._listeners:
                 refusal = refusals.get(listener.key_id or "")
