@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import subprocess
 import sys
@@ -52,7 +53,8 @@ from sandbox.net import free_port, wait_for_port
 
 PIPELINE = ["dev", "qa", "staging", "prod"]
 TENANT = "bench"
-ROUNDS = 3
+ROUNDS = 10
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -222,14 +224,28 @@ async def serve_both(database_url: str, shipyard_port: int, bare_port: int) -> N
 # Measuring, in this process.
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) the process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
 @dataclass
 class Timing:
     latencies: list[float]
     seconds: float
+    cpu: float = 0.0
 
     def merge(self, other: Timing) -> None:
         self.latencies += other.latencies
         self.seconds += other.seconds
+        self.cpu += other.cpu
+
+    @property
+    def cpu_ms(self) -> float:
+        """The server's CPU milliseconds per request: what other load on the machine does not
+        change, unlike the wall times."""
+        return self.cpu / len(self.latencies) * 1000
 
     @property
     def p50(self) -> float:
@@ -247,7 +263,7 @@ class Timing:
 Ask = Callable[[], Awaitable[httpx.Response]]
 
 
-async def timed(ask: Ask, requests: int, concurrency: int) -> Timing:
+async def timed(ask: Ask, requests: int, concurrency: int, server: int) -> Timing:
     latencies: list[float] = []
     left = requests
 
@@ -261,15 +277,15 @@ async def timed(ask: Ask, requests: int, concurrency: int) -> Timing:
             if response.status_code != 200:
                 raise SystemExit(f"{response.request.url} answered {response.status_code}")
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds(server)
     await asyncio.gather(*(one_at_a_time() for _ in range(concurrency)))
-    return Timing(latencies, time.perf_counter() - started)
+    return Timing(latencies, time.perf_counter() - started, cpu_seconds(server) - cpu)
 
 
 async def measure(
-    client: httpx.AsyncClient, shipyard: str, bare: str, key: str, seeded: Seeded, args: Any
+    client: httpx.AsyncClient, shipyard: str, bare: str, server: int, seeded: Seeded, args: Any
 ) -> None:
-    headers = {"Authorization": f"Bearer {key}"}
+    headers = {"Authorization": f"Bearer {seeded.key}"}
     reads = [
         ("GET /apps/{id}", f"/api/v1/apps/{seeded.app_id}", f"/apps/{seeded.app_id}"),
         (
@@ -295,8 +311,9 @@ async def measure(
             raise SystemExit(f"{ours}: {len(mine['items'])} items, bare {len(base['items'])}")
 
     print(
-        f"{'read':<36} {'mode':<10} {'Shipyard p50/p95 ms':>20} {'req/s':>7}   "
-        f"{'bare p50/p95 ms':>16} {'req/s':>7}   {'p50 x':>6} {'req/s x':>7}"
+        f"{'read':<36} {'mode':<10} {'Shipyard p50/p95 ms':>20} {'req/s':>6} {'cpu ms':>6}   "
+        f"{'bare p50/p95 ms':>16} {'req/s':>6} {'cpu ms':>6}   "
+        f"{'p50 x':>6} {'req/s x':>7} {'cpu x':>6}"
     )
     for name, ours, theirs in reads:
         for mode, concurrency in (("one", 1), (f"{args.concurrency} at once", args.concurrency)):
@@ -308,27 +325,30 @@ async def measure(
             ask_ours = asking(shipyard + ours, headers)
             ask_theirs = asking(bare + theirs, {})
             # Warm both, then alternate rounds so drift in the machine's load hits both alike.
-            await timed(ask_ours, concurrency * 3, concurrency)
-            await timed(ask_theirs, concurrency * 3, concurrency)
+            await timed(ask_ours, concurrency * 3, concurrency, server)
+            await timed(ask_theirs, concurrency * 3, concurrency, server)
             mine, base = Timing([], 0.0), Timing([], 0.0)
             for _ in range(ROUNDS):
-                mine.merge(await timed(ask_ours, per_round, concurrency))
-                base.merge(await timed(ask_theirs, per_round, concurrency))
+                mine.merge(await timed(ask_ours, per_round, concurrency, server))
+                base.merge(await timed(ask_theirs, per_round, concurrency, server))
             print(
-                f"{name:<36} {mode:<10} {mine.p50:>9.2f} /{mine.p95:>7.2f} {mine.rps:>9.0f}   "
-                f"{base.p50:>7.2f} /{base.p95:>7.2f} {base.rps:>9.0f}   "
-                f"{mine.p50 / base.p50:>5.2f}x {mine.rps / base.rps:>6.2f}x"
+                f"{name:<36} {mode:<10} {mine.p50:>9.2f} /{mine.p95:>7.2f} {mine.rps:>8.0f} "
+                f"{mine.cpu_ms:>6.2f}   {base.p50:>7.2f} /{base.p95:>7.2f} {base.rps:>8.0f} "
+                f"{base.cpu_ms:>6.2f}   {mine.p50 / base.p50:>5.2f}x {mine.rps / base.rps:>6.2f}x "
+                f"{mine.cpu_ms / base.cpu_ms:>5.2f}x"
             )
 
 
-async def ask_both(shipyard_port: int, bare_port: int, seeded: Seeded, args: Any) -> None:
+async def ask_both(
+    shipyard_port: int, bare_port: int, server: int, seeded: Seeded, args: Any
+) -> None:
     limits = httpx.Limits(max_connections=args.concurrency * 2)
     async with httpx.AsyncClient(limits=limits, timeout=60) as client:
         await measure(
             client,
             f"http://127.0.0.1:{shipyard_port}",
             f"http://127.0.0.1:{bare_port}",
-            seeded.key,
+            server,
             seeded,
             args,
         )
@@ -355,7 +375,7 @@ def main(args: Any) -> None:
                 f"database {database_url.split('@')[-1]}, {args.deployments} deployments of one "
                 f"app; {args.requests} requests per read, mode and side\n"
             )
-            asyncio.run(ask_both(shipyard_port, bare_port, seeded, args))
+            asyncio.run(ask_both(shipyard_port, bare_port, server.pid, seeded, args))
         finally:
             server.terminate()
             server.wait(timeout=10)
