@@ -20,13 +20,15 @@ from urllib.parse import urlsplit, urlunsplit
 import structlog
 from limits import RateLimitItemPerMinute
 from limits.errors import StorageError
-from limits.storage import MemoryStorage, storage_from_string
+from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
 log = structlog.get_logger("shipyard.limits")
 
 # A request waits at most this long for Redis before it is counted in this process instead.
 REDIS_TIMEOUT_SECONDS = 0.5
+# In-process windows are swept of those that ended once this many hits have been counted.
+SWEEP_EVERY = 1000
 # After Redis failed, requests count in this process this long before Redis is tried again, so
 # an outage costs one timeout now and then rather than one per request.
 REDIS_RETRY_SECONDS = 5.0
@@ -54,9 +56,49 @@ def redis_address(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
+class LocalWindows:
+    """The same fixed windows kept in this process: a window starts with its first hit and
+    lasts a minute. (limits' MemoryStorage starts a timer thread for nearly every hit, which
+    cost an API request more than its whole rate limit check.)"""
+
+    WINDOW_SECONDS = 60.0
+
+    def __init__(self) -> None:
+        self._windows: dict[tuple[str, ...], list[float]] = {}
+        self._lock = threading.Lock()
+        self._hits = 0
+
+    def hit(self, limit: int, names: tuple[str, ...]) -> Window:
+        now = time.time()
+        with self._lock:
+            self._hits += 1
+            if self._hits % SWEEP_EVERY == 0:
+                self._sweep(now)
+            window = self._windows.get(names)
+            if window is None or window[1] <= now:
+                window = self._windows[names] = [0, now + self.WINDOW_SECONDS]
+            window[0] += 1
+            count, ends = int(window[0]), window[1]
+        return Window(count <= limit, limit, max(0, limit - count), _seconds_until(ends))
+
+    def peek(self, limit: int, names: tuple[str, ...]) -> Window:
+        now = time.time()
+        with self._lock:
+            window = self._windows.get(names)
+            count, ends = (0, now + self.WINDOW_SECONDS)
+            if window is not None and window[1] > now:
+                count, ends = int(window[0]), window[1]
+        remaining = max(0, limit - count)
+        return Window(remaining > 0, limit, remaining, _seconds_until(ends))
+
+    def _sweep(self, now: float) -> None:
+        for names in [names for names, window in self._windows.items() if window[1] <= now]:
+            del self._windows[names]
+
+
 class Counters:
     def __init__(self, redis_url: str = "") -> None:
-        self._local = FixedWindowRateLimiter(MemoryStorage())
+        self._local = LocalWindows()
         self._shared: FixedWindowRateLimiter | None = None
         self.redis_url = redis_url
         if redis_url:
@@ -99,7 +141,7 @@ class Counters:
             stats = limiter.get_window_stats(item, *names)
             return Window(allowed, limit, stats.remaining, _seconds_until(stats.reset_time))
 
-        return self._run(count)
+        return self._run(count, lambda: self._local.hit(limit, names))
 
     def peek(self, limit: int, *names: str) -> Window:
         """The window named by `names`, without counting."""
@@ -110,9 +152,9 @@ class Counters:
             reset = _seconds_until(stats.reset_time)
             return Window(stats.remaining > 0, limit, stats.remaining, reset)
 
-        return self._run(look)
+        return self._run(look, lambda: self._local.peek(limit, names))
 
-    def _run(self, operation: Callable[[FixedWindowRateLimiter], T]) -> T:
+    def _run(self, operation: Callable[[FixedWindowRateLimiter], T], locally: Callable[[], T]) -> T:
         if self._shared is not None and self._redis_usable():
             try:
                 result = operation(self._shared)
@@ -121,7 +163,7 @@ class Counters:
             else:
                 self._redis_answered()
                 return result
-        return operation(self._local)
+        return locally()
 
     def _redis_usable(self) -> bool:
         with self._lock:
