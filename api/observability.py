@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 
 import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # An echoed id must not let a caller inject anything into logs or headers.
@@ -36,49 +37,66 @@ class ApiMetrics:
         )
 
 
-def route_template(request: Request) -> str:
+def route_template(scope: Scope) -> str:
     """The matched path template ("/api/v1/tenants/{tenant}"), never the raw path."""
-    path = getattr(request.scope.get("route"), "path", None)
+    path = getattr(scope.get("route"), "path", None)
     return path if isinstance(path, str) else "unmatched"
 
 
 def install_observability(app: FastAPI, metrics: ApiMetrics) -> None:
-    @app.middleware("http")
-    async def _request_id_and_metrics(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        sent = request.headers.get(REQUEST_ID_HEADER, "")
+    app.add_middleware(RequestIdAndMetrics, metrics=metrics)
+
+
+class RequestIdAndMetrics:
+    """Pure ASGI (Starlette's BaseHTTPMiddleware ran each request in a task group of its own and
+    streamed its answer through a queue, a cost every request paid)."""
+
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        sent = ""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                sent = value.decode("latin-1")
+                break
         request_id = sent if ACCEPTABLE_REQUEST_ID.match(sent) else uuid.uuid4().hex
-        request.state.request_id = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        status = 500
+
+        async def answer(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                headers = MutableHeaders(scope=message)
+                headers[REQUEST_ID_HEADER] = request_id
+                allowance = state.get("rate_limit")
+                if allowance is not None:
+                    headers.update(allowance.headers())
+            await send(message)
+
         # Every log line of the request carries its id, and so do the workflows it starts
         # (core.tracing carries it on as a Temporal header).
+        started = time.perf_counter()
         with structlog.contextvars.bound_contextvars(request_id=request_id):
-            return await _measured(request, call_next, metrics)
-
-
-async def _measured(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]], metrics: ApiMetrics
-) -> Response:
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await call_next(request)
-        status = response.status_code
-        response.headers[REQUEST_ID_HEADER] = request.state.request_id
-        allowance = getattr(request.state, "rate_limit", None)
-        if allowance is not None:
-            response.headers.update(allowance.headers())
-        return response
-    finally:
-        route = route_template(request)
-        elapsed = time.perf_counter() - started
-        metrics.requests.labels(request.method, route, str(status)).inc()
-        metrics.latency.labels(request.method, route).observe(elapsed)
-        log.info(
-            "request",
-            method=request.method,
-            route=route,
-            status=status,
-            duration_ms=round(elapsed * 1000, 1),
-            request_id=request.state.request_id,
-        )
+            try:
+                await self.app(scope, receive, answer)
+            finally:
+                route = route_template(scope)
+                elapsed = time.perf_counter() - started
+                method = scope["method"]
+                self.metrics.requests.labels(method, route, str(status)).inc()
+                self.metrics.latency.labels(method, route).observe(elapsed)
+                log.info(
+                    "request",
+                    method=method,
+                    route=route,
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 1),
+                    request_id=request_id,
+                )
