@@ -13,6 +13,7 @@ from activities.announcements import Announcer
 from activities.webhook_deliveries import WebhookListener
 from api import contract, idempotency
 from api.admission import AdmissionMiddleware
+from api.auth import KeyCache, TenantCache
 from api.deps import ClusterAccess
 from api.errors import install_error_handlers
 from api.event_hub import EventHub
@@ -92,6 +93,9 @@ def create_app(
     # What the API publishes (a rejection, a configuration change) starts webhook deliveries.
     app.state.announcer = Announcer([WebhookListener(app.state.temporal.client, engine, settings)])
     app.state.event_hub = EventHub(engine)
+    app.state.counters = counters
+    app.state.keys = KeyCache(settings.api_key_cache_seconds)
+    app.state.tenants = TenantCache(settings.api_key_cache_seconds)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, counters)
     app.state.failed_auth = FailedAuthGuard(
         counters, settings.failed_auth_per_minute, settings.failed_auth_per_key_per_minute

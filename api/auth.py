@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hmac
+import threading
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -18,6 +21,8 @@ from core.settings import Settings
 
 PLATFORM_ADMIN = "platform-admin"
 LAST_USED_GRANULARITY = timedelta(minutes=1)
+# Entries a KeyCache holds before it drops those that ended.
+MAX_CACHED_KEYS = 10_000
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,11 @@ class Principal:
     @property
     def is_platform_admin(self) -> bool:
         return self.role == PLATFORM_ADMIN
+
+
+PLATFORM_ADMIN_PRINCIPAL = Principal(
+    subject=PLATFORM_ADMIN, role=PLATFORM_ADMIN, scopes=frozenset()
+)
 
 
 def presented_credential(request: Request) -> str | None:
@@ -58,17 +68,91 @@ def key_refusal(key: ApiKey | None) -> str | None:
     return None
 
 
-def authenticate(request: Request, session: Session, settings: Settings) -> Principal:
+@dataclass(frozen=True)
+class _Known:
+    principal: Principal
+    secret_hash: str
+    until: float
+
+
+class KeyCache:
+    """Keys that authenticated lately, so a request need not read its key from the database.
+
+    An entry is kept `seconds` (SHIPYARD_API_KEY_CACHE_SECONDS, 5 by default), holds only a key
+    that was live when read, and is checked against the presented secret's hash like the row
+    itself. A revocation made by this process forgets the key at once, and a lookup that began
+    before it cannot put the key back; another API process reads the revocation when its own
+    entry ends, so a revoked key may work there for at most `seconds` more."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._seconds = seconds
+        self._clock = clock
+        self._known: dict[str, _Known] = {}
+        self._lock = threading.Lock()
+        self._forgotten = 0
+
+    def generation(self) -> int:
+        """Taken before a key is read from the database, and handed back to `keep`."""
+        return self._forgotten
+
+    def known(self, credential: str | None, settings: Settings) -> Principal | None:
+        """The principal of a credential this process can check without I/O: the admin token,
+        or a key it read lately. None for anything else (which may still be valid)."""
+        if credential is None:
+            return None
+        admin_token = settings.admin_token.get_secret_value()
+        if admin_token and hmac.compare_digest(credential.encode(), admin_token.encode()):
+            return PLATFORM_ADMIN_PRINCIPAL
+        parsed = parse_key(credential)
+        return None if parsed is None else self.principal(*parsed)
+
+    def principal(self, key_id: str, secret: str) -> Principal | None:
+        """The key's principal, if it is known, still fresh and the secret is its own."""
+        known = self._known.get(key_id)
+        if known is None or known.until <= self._clock():
+            return None
+        if not secret_matches(secret, known.secret_hash):
+            return None
+        return known.principal
+
+    def keep(self, principal: Principal, secret_hash: str, generation: int) -> None:
+        if self._seconds <= 0 or principal.key_id is None:
+            return
+        with self._lock:
+            # A key forgotten since this lookup began may be the one read: not kept.
+            if generation != self._forgotten:
+                return
+            if len(self._known) > MAX_CACHED_KEYS:
+                now = self._clock()
+                self._known = {k: v for k, v in self._known.items() if v.until > now}
+            self._known[principal.key_id] = _Known(
+                principal, secret_hash, self._clock() + self._seconds
+            )
+
+    def forget(self, key_id: str) -> None:
+        with self._lock:
+            self._forgotten += 1
+            self._known.pop(key_id, None)
+
+
+def authenticate(
+    request: Request, session: Session, settings: Settings, keys: KeyCache | None = None
+) -> Principal:
     credential = presented_credential(request)
     if credential is None:
         raise unauthenticated("an API key is required: Authorization: Bearer shp_... or X-API-Key")
     admin_token = settings.admin_token.get_secret_value()
     if admin_token and hmac.compare_digest(credential.encode(), admin_token.encode()):
-        return Principal(subject=PLATFORM_ADMIN, role=PLATFORM_ADMIN, scopes=frozenset())
+        return PLATFORM_ADMIN_PRINCIPAL
     parsed = parse_key(credential)
     if parsed is None:
         raise unauthenticated("the API key is not valid")
     key_id, secret = parsed
+    if keys is not None:
+        known = keys.principal(key_id, secret)
+        if known is not None:
+            return known
+        generation = keys.generation()
     key = session.get(ApiKey, key_id)
     if key is None or not secret_matches(secret, key.secret_hash):
         raise unauthenticated("the API key is not valid")
@@ -80,13 +164,42 @@ def authenticate(request: Request, session: Session, settings: Settings) -> Prin
         key.last_used_at = now
         session.add(key)
         session.commit()
-    return Principal(
+    principal = Principal(
         subject=key.subject,
         role=key.role,
         scopes=frozenset(key.scopes),
         tenant_id=key.tenant_id,
         key_id=key.id,
     )
+    if keys is not None:
+        keys.keep(principal, key.secret_hash, generation)
+    return principal
+
+
+class TenantCache:
+    """Tenants looked up by slug lately, kept `seconds` like keys (a tenant's slug and id never
+    change once it is made). Only tenants that exist are kept."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._seconds = seconds
+        self._clock = clock
+        self._known: dict[str, tuple[Tenant, float]] = {}
+
+    def get(self, slug: str) -> Tenant | None:
+        known = self._known.get(slug)
+        if known is None or known[1] <= self._clock():
+            return None
+        return known[0]
+
+    def keep(self, tenant: Tenant) -> None:
+        if self._seconds <= 0:
+            return
+        if len(self._known) > MAX_CACHED_KEYS:
+            self._known = {}
+        # A copy outside any session: the one read belongs to its request's session, which may
+        # expire it (a rollback) while another request reads the copy.
+        copy = Tenant(**tenant.model_dump())
+        self._known[tenant.slug] = (copy, self._clock() + self._seconds)
 
 
 def require_scope(principal: Principal, scope: str) -> None:

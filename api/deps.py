@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.auth import (
+    KeyCache,
     Principal,
+    TenantCache,
     authenticate,
     presented_credential,
     require_platform_admin,
@@ -31,6 +34,7 @@ from api.pagination import PageParams
 from api.ratelimit import RateLimiter
 from clients.github import GitHubClient
 from clients.kube import KubeClient, KubeError
+from core.counters import Counters
 from core.models import App, Tenant
 from core.settings import Settings
 from core.temporal import TemporalGateway
@@ -39,27 +43,41 @@ from core.temporal import TemporalGateway
 KUBE_READ_TIMEOUT = 5.0
 
 
-def get_settings(request: Request) -> Settings:
+# Dependencies that only read the app's state are `async def`: FastAPI runs every plain `def`
+# dependency in a worker thread, a hop that cost more than what they do.
+
+
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 
 
-def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
-    with Session(engine, expire_on_commit=False) as session:
+async def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> AsyncIterator[Session]:
+    """A session for the request. Making one touches no connection, so it is made here. Closing
+    it gives its connection back with a rollback: on SQLite a call into the library that waits
+    for nothing, made here too; on PostgreSQL a round trip, made in a worker thread (shielded,
+    so a request its client gave up on still gives its connection back)."""
+    session = Session(engine, expire_on_commit=False)
+    try:
         yield session
+    finally:
+        if engine.dialect.name == "sqlite":
+            session.close()
+        else:
+            await run_in_threadpool(session.close)
 
 
-def get_temporal(request: Request) -> TemporalGateway:
+async def get_temporal(request: Request) -> TemporalGateway:
     gateway: TemporalGateway = request.app.state.temporal
     return gateway
 
 
-def get_github(request: Request) -> GitHubClient:
+async def get_github(request: Request) -> GitHubClient:
     github: GitHubClient = request.app.state.github
     return github
 
@@ -86,12 +104,27 @@ API_KEY_HEADER = APIKeyHeader(
 )
 
 
-def get_principal(
+async def get_principal(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
     _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER_KEY)],
     _api_key: Annotated[str | None, Security(API_KEY_HEADER)],
+) -> Principal:
+    """The caller, checked on the event loop when nothing the checks need waits on I/O (a key
+    this process read lately, or the admin token, with limits counted in this process), and in
+    a worker thread otherwise (a key read from the database, limits counted in Redis)."""
+    counters: Counters = request.app.state.counters
+    if not counters.shared:
+        keys: KeyCache = request.app.state.keys
+        known = keys.known(presented_credential(request), settings)
+        if known is not None:
+            return _checked_principal(request, session, settings, known)
+    return await run_in_threadpool(_checked_principal, request, session, settings)
+
+
+def _checked_principal(
+    request: Request, session: Session, settings: Settings, known: Principal | None = None
 ) -> Principal:
     guard: FailedAuthGuard = request.app.state.failed_auth
     credential = presented_credential(request)
@@ -99,7 +132,7 @@ def get_principal(
     if credential is not None:
         guard.refuse_if_limited(address, credential)
     try:
-        principal = authenticate(request, session, settings)
+        principal = known or authenticate(request, session, settings, request.app.state.keys)
     except ApiError as exc:
         # No credential at all guesses nothing, and is not counted.
         if exc.status == 401 and credential is not None:
@@ -127,14 +160,14 @@ def scope(name: str) -> Any:
     """`Annotated[Principal, scope("deploy")]`: the caller, who must be a tenant key holding the
     scope (403 otherwise)."""
 
-    def scoped(principal: PrincipalDep) -> Principal:
+    async def scoped(principal: PrincipalDep) -> Principal:
         require_scope(principal, name)
         return principal
 
     return Depends(scoped)
 
 
-def get_platform_admin(principal: PrincipalDep) -> Principal:
+async def get_platform_admin(principal: PrincipalDep) -> Principal:
     require_platform_admin(principal)
     return principal
 
@@ -142,9 +175,19 @@ def get_platform_admin(principal: PrincipalDep) -> Principal:
 PlatformAdminDep = Annotated[Principal, Depends(get_platform_admin)]
 
 
-def get_tenant(tenant: str, principal: PrincipalDep, session: SessionDep) -> Tenant:
-    """The tenant named in the path, if the caller may see it; another tenant's is a 404."""
-    return visible_tenant(session, principal, tenant)
+async def get_tenant(
+    tenant: str, principal: PrincipalDep, session: SessionDep, request: Request
+) -> Tenant:
+    """The tenant named in the path, if the caller may see it; another tenant's is a 404.
+    Read from the database in a worker thread, unless this process read it lately."""
+    tenants: TenantCache = request.app.state.tenants
+    found = tenants.get(tenant)
+    if found is None:
+        found = await run_in_threadpool(visible_tenant, session, principal, tenant)
+        tenants.keep(found)
+    elif not (principal.is_platform_admin or principal.tenant_id == found.id):
+        raise not_found(f"tenant {tenant!r}")
+    return found
 
 
 TenantDep = Annotated[Tenant, Depends(get_tenant)]
@@ -166,7 +209,7 @@ def get_app(app_id: uuid.UUID, principal: PrincipalDep, session: SessionDep) -> 
 AppDep = Annotated[App, Depends(get_app)]
 
 
-def get_page(
+async def get_page(
     limit: Annotated[int, Query(ge=1, le=100, description="items per page")] = 20,
     cursor: Annotated[str | None, Query(max_length=500, description="from next_cursor")] = None,
 ) -> PageParams:

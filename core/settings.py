@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     failed_auth_per_key_per_minute: int = Field(default=10, ge=1)
     # Where the API replicas count rate limits together; empty: each process on its own.
     redis_url: str = ""
+    # How long an API process trusts a key it read lately without reading it again; a key
+    # revoked through another process may work in this one for this long (api.auth.KeyCache).
+    api_key_cache_seconds: float = Field(default=5, ge=0, le=60)
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)

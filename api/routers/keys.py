@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response, status
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from api.auth import Principal, require_scope
+from api.auth import KeyCache, Principal, require_scope
 from api.contract import problems
 from api.deps import PageDep, PrincipalDep, SessionDep, TenantDep
 from api.errors import ApiError, not_found
@@ -177,4 +177,7 @@ def revoke_key(
             request_id=request.state.request_id,
         )
         session.commit()
+    # At once in this process; other API processes stop trusting it within their cache's time.
+    keys: KeyCache = request.app.state.keys
+    keys.forget(key.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
