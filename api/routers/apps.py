@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from sqlmodel import Session, col, select
 from temporalio.common import WorkflowIDConflictPolicy
 
+from api.answers import validated
 from api.app_deletion import DeletionPlan, deletion_plan, runs_in_progress
 from api.auth import Principal
 from api.contract import problems
@@ -63,11 +64,11 @@ def list_apps(
     session: SessionDep,
     settings: SettingsDep,
     page: PageDep,
-) -> Page[AppPublic]:
+) -> Response:
     """The tenant's apps, newest first, failed bootstraps included (status `failed`)."""
     rows, total, next_cursor = newest_first(session, App, [App.tenant_id == tenant.id], page)
     items = [public(session, row, settings) for row in rows]
-    return Page[AppPublic](items=items, total=total, next_cursor=next_cursor)
+    return validated(Page[AppPublic](items=items, total=total, next_cursor=next_cursor))
 
 
 @router.get("/apps/{app_id}", response_model=AppPublic)
@@ -76,9 +77,9 @@ def get_app(
     app: AppDep,
     session: SessionDep,
     settings: SettingsDep,
-) -> AppPublic:
+) -> Response:
     """The app, with its environments, its git connection and its public URL."""
-    return public(session, app, settings)
+    return validated(public(session, app, settings))
 
 
 @router.delete(

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from sqlmodel import Session
 from temporalio.client import WorkflowUpdateFailedError
 
+from api.answers import validated
 from api.auth import Principal
 from api.contract import problems
 from api.deploys import IN_PROGRESS, deploy_input, require_active, start_deployment
@@ -47,13 +48,15 @@ def list_deployments(
     session: SessionDep,
     settings: SettingsDep,
     page: PageDep,
-) -> Page[DeploymentPublic]:
+) -> Response:
     """The app's deployments, newest first."""
     rows, total, next_cursor = newest_first(
         session, Deployment, [Deployment.app_id == app.id], page
     )
-    return Page[DeploymentPublic](
-        items=[public(row, settings) for row in rows], total=total, next_cursor=next_cursor
+    return validated(
+        Page[DeploymentPublic](
+            items=[public(row, settings) for row in rows], total=total, next_cursor=next_cursor
+        )
     )
 
 
@@ -278,13 +281,15 @@ def tenant_feed(
     session: SessionDep,
     settings: SettingsDep,
     page: PageDep,
-) -> Page[DeploymentPublic]:
+) -> Response:
     """Every deployment of the tenant's apps, newest first."""
     rows, total, next_cursor = newest_first(
         session, Deployment, [Deployment.tenant_id == tenant.id], page
     )
-    return Page[DeploymentPublic](
-        items=[public(row, settings) for row in rows], total=total, next_cursor=next_cursor
+    return validated(
+        Page[DeploymentPublic](
+            items=[public(row, settings) for row in rows], total=total, next_cursor=next_cursor
+        )
     )
 
 
