@@ -113,6 +113,10 @@ class AuditEvent(SQLModel, table=True):
     """Who did what, when, with which outcome: every mutating request and workflow outcome."""
 
     __tablename__ = "audit_events"
+    __table_args__ = (
+        # Lists read a page in order from the index (migration 0015).
+        sa.Index("ix_audit_events_tenant_created", "tenant_id", "created_at", "id"),
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     tenant_id: uuid.UUID | None = Field(default=None, foreign_key="tenants.id", index=True)
@@ -175,6 +179,8 @@ class App(SQLModel, table=True):
             sqlite_where=sa.text("status NOT IN ('failed', 'deleted')"),
             postgresql_where=sa.text("status NOT IN ('failed', 'deleted')"),
         ),
+        # Lists read a page in order from the index (migration 0015).
+        sa.Index("ix_apps_tenant_created", "tenant_id", "created_at", "id"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -359,6 +365,11 @@ class ReleaseActivation(SQLModel, table=True):
 
 class Promotion(SQLModel, table=True):
     __tablename__ = "promotions"
+    __table_args__ = (
+        # Lists read a page in order from the index (migration 0015).
+        sa.Index("ix_promotions_app_created", "app_id", "created_at", "id"),
+        sa.Index("ix_promotions_tenant_status_created", "tenant_id", "status", "created_at"),
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     tenant_id: uuid.UUID = Field(foreign_key="tenants.id", index=True)
@@ -412,6 +423,8 @@ class Release(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("app_id", "version", name="uq_releases_app_version"),
         sa.UniqueConstraint("app_id", "image_digest", name="uq_releases_app_digest"),
+        # Lists read a page in order from the index (migration 0015).
+        sa.Index("ix_releases_app_created", "app_id", "created_at", "id"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -430,6 +443,11 @@ class Deployment(SQLModel, table=True):
     """One build-and-roll-out of a commit to an environment."""
 
     __tablename__ = "deployments"
+    __table_args__ = (
+        # Lists read a page in order from the index (migration 0015).
+        sa.Index("ix_deployments_tenant_created", "tenant_id", "created_at", "id"),
+        sa.Index("ix_deployments_app_created", "app_id", "created_at", "id"),
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     tenant_id: uuid.UUID = Field(foreign_key="tenants.id", index=True)
