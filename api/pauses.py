@@ -41,15 +41,16 @@ def held_pushes(session: Session, app: App) -> list[HeldPushes]:
     rows = session.exec(
         select(DeployHold).where(DeployHold.app_id == app.id).order_by(col(DeployHold.since))
     ).all()
-    return [
-        HeldPushes(
-            environment=row.environment,
-            workflow_id=row.workflow_id,
-            commits=row.held_commits,
-            since=row.since,
-        )
-        for row in rows
-    ]
+    return [held_public(row) for row in rows]
+
+
+def held_public(row: DeployHold) -> HeldPushes:
+    return HeldPushes(
+        environment=row.environment,
+        workflow_id=row.workflow_id,
+        commits=row.held_commits,
+        since=row.since,
+    )
 
 
 def refuse_if_paused(session: Session, app: App, force: bool, what: str) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -15,15 +18,17 @@ from api.contract import problems
 from api.deps import AppDep, PageDep, SessionDep, SettingsDep, TemporalDep, TenantDep, scope
 from api.errors import ApiError
 from api.pagination import Page, newest_first
-from api.pauses import held_pushes, pause_of_app, pause_public
+from api.pauses import held_public, pause_public
 from api.routers import API_PREFIX
 from api.routers.bootstraps import workflow_url
 from api.schemas import AppPublic, EnvironmentSummary, GitConnectionSummary
 from api.schemas.apps import AppDeletion, AppUpdate
+from api.schemas.pauses import HeldPushes
 from api.workflow_calls import reaching_temporal
+from core import pauses
 from core.audit import record_audit
 from core.clock import utcnow
-from core.models import App, Environment, GitConnection
+from core.models import App, AppPause, DeployHold, Environment, GitConnection
 from core.settings import Settings
 from workflows import search
 from workflows.delete_app import DeleteApp, delete_app_workflow_id
@@ -39,22 +44,58 @@ APP_FIELDS = set(AppPublic.model_fields) - {
 
 
 def public(session: Session, app: App, settings: Settings) -> AppPublic:
-    environments = session.exec(
-        select(Environment).where(Environment.app_id == app.id).order_by(col(Environment.position))
-    ).all()
-    connection = session.get(GitConnection, app.id)
-    return AppPublic(
-        **app.model_dump(include=APP_FIELDS),
-        url=f"https://{app.subdomain}.{settings.base_domain}",
-        environments=[
-            EnvironmentSummary.model_validate(env, from_attributes=True) for env in environments
-        ],
-        git_connection=GitConnectionSummary.model_validate(connection, from_attributes=True)
-        if connection
-        else None,
-        paused=pause_public(pause_of_app(session, app)),
-        held=held_pushes(session, app),
-    )
+    return publics(session, [app], settings)[0]
+
+
+def publics(session: Session, apps: Sequence[App], settings: Settings) -> list[AppPublic]:
+    """The apps as the API shows them, read in four queries however many there are (a page
+    of 20 apps took 80 before)."""
+    ids = [app.id for app in apps]
+    environments: dict[uuid.UUID, list[Environment]] = defaultdict(list)
+    for env in session.exec(
+        select(Environment)
+        .where(col(Environment.app_id).in_(ids))
+        .order_by(col(Environment.app_id), col(Environment.position))
+    ).all():
+        environments[env.app_id].append(env)
+    connections = {
+        connection.app_id: connection
+        for connection in session.exec(
+            select(GitConnection).where(col(GitConnection.app_id).in_(ids))
+        ).all()
+    }
+    pause_keys = {pauses.app_key(app.id) for app in apps}
+    pause_keys |= {pauses.tenant_key(app.tenant_id) for app in apps}
+    paused = {
+        pause.key: pause
+        for pause in session.exec(select(AppPause).where(col(AppPause.key).in_(pause_keys))).all()
+    }
+    held: dict[uuid.UUID, list[HeldPushes]] = defaultdict(list)
+    for hold in session.exec(
+        select(DeployHold).where(col(DeployHold.app_id).in_(ids)).order_by(col(DeployHold.since))
+    ).all():
+        held[hold.app_id].append(held_public(hold))
+    return [
+        AppPublic(
+            **app.model_dump(include=APP_FIELDS),
+            url=f"https://{app.subdomain}.{settings.base_domain}",
+            environments=[
+                EnvironmentSummary.model_validate(env, from_attributes=True)
+                for env in environments[app.id]
+            ],
+            git_connection=GitConnectionSummary.model_validate(
+                connections[app.id], from_attributes=True
+            )
+            if app.id in connections
+            else None,
+            # The app's own pause first, else its tenant's (core.pauses.pause_of).
+            paused=pause_public(
+                paused.get(pauses.app_key(app.id)) or paused.get(pauses.tenant_key(app.tenant_id))
+            ),
+            held=held[app.id],
+        )
+        for app in apps
+    ]
 
 
 @router.get("/tenants/{tenant}/apps", response_model=Page[AppPublic])
@@ -67,7 +108,7 @@ def list_apps(
 ) -> Response:
     """The tenant's apps, newest first, failed bootstraps included (status `failed`)."""
     rows, total, next_cursor = newest_first(session, App, [App.tenant_id == tenant.id], page)
-    items = [public(session, row, settings) for row in rows]
+    items = publics(session, rows, settings)
     return validated(Page[AppPublic](items=items, total=total, next_cursor=next_cursor))
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
+from api.answers import validated
 from api.deps import PageDep, PrincipalDep, SessionDep, TenantDep
 from api.errors import ApiError
 from api.pagination import Page, newest_first
@@ -22,7 +23,7 @@ def list_audit_events(
     tenant: TenantDep,
     session: SessionDep,
     page: PageDep,
-) -> Page[AuditEventPublic]:
+) -> Response:
     """Readable by the platform admin and by the tenant's admin keys."""
     if not principal.is_platform_admin and principal.role != "admin":
         raise ApiError(403, "FORBIDDEN", "only admin keys may read the audit log")
@@ -30,4 +31,4 @@ def list_audit_events(
         session, AuditEvent, [AuditEvent.tenant_id == tenant.id], page
     )
     items = [AuditEventPublic.model_validate(row, from_attributes=True) for row in rows]
-    return Page[AuditEventPublic](items=items, total=total, next_cursor=next_cursor)
+    return validated(Page[AuditEventPublic](items=items, total=total, next_cursor=next_cursor))

@@ -6,12 +6,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from sqlmodel import Session, col, select
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
+from api.answers import validated
 from api.auth import Principal
 from api.contract import problems
 from api.deps import (
@@ -207,11 +208,13 @@ def list_promotions(
     app: AppDep,
     session: SessionDep,
     page: PageDep,
-) -> PromotionPage:
+) -> Response:
     """The app's promotions, newest first."""
     rows, total, next_cursor = newest_first(session, Promotion, [Promotion.app_id == app.id], page)
-    return PromotionPage(
-        items=[promotion_public(row) for row in rows], total=total, next_cursor=next_cursor
+    return validated(
+        PromotionPage(
+            items=[promotion_public(row) for row in rows], total=total, next_cursor=next_cursor
+        )
     )
 
 
@@ -382,7 +385,7 @@ def pending_approvals(
     tenant: TenantDep,
     principal: Annotated[Principal, scope("apps:read")],
     session: SessionDep,
-) -> PromotionPage:
+) -> Response:
     """Promotions waiting for approvals that the caller may give now."""
     waiting = session.exec(
         select(Promotion, Environment)
@@ -394,16 +397,25 @@ def pending_approvals(
         .where(Promotion.tenant_id == tenant.id, Promotion.status == "pending_approval")
         .order_by(col(Promotion.created_at).desc())
     ).all()
+    # Which of them the caller approved or rejected already, in one query.
+    decided = set(
+        session.exec(
+            select(Approval.promotion_id).where(
+                col(Approval.promotion_id).in_([promotion.id for promotion, _env in waiting]),
+                Approval.subject == principal.subject,
+            )
+        ).all()
+    )
     items = []
     for promotion, environment in waiting:
         if environment.approver_scope not in principal.scopes:
             continue
         if promotion.requested_by == principal.subject and not environment.requester_may_approve:
             continue
-        if any(item.subject == principal.subject for item in _approvals(session, promotion)):
+        if promotion.id in decided:
             continue
         items.append(promotion_public(promotion))
-    return PromotionPage(items=items, total=len(items), next_cursor=None)
+    return validated(PromotionPage(items=items, total=len(items), next_cursor=None))
 
 
 async def _decide(

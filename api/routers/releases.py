@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from api.announcing import announce
+from api.answers import validated
 from api.auth import Principal
 from api.contract import problems
 from api.deploys import (
@@ -64,11 +65,13 @@ def list_releases(
     app: AppDep,
     session: SessionDep,
     page: PageDep,
-) -> Page[ReleasePublic]:
+) -> Response:
     """The app's releases, newest first."""
     rows, total, next_cursor = newest_first(session, Release, [Release.app_id == app.id], page)
-    return Page[ReleasePublic](
-        items=releases_public(session, app, rows), total=total, next_cursor=next_cursor
+    return validated(
+        Page[ReleasePublic](
+            items=releases_public(session, app, rows), total=total, next_cursor=next_cursor
+        )
     )
 
 
