@@ -5,7 +5,8 @@ middleware and dependency as in production, logging JSON lines as `python -m api
 bare FastAPI app whose endpoints run the same SQL reads on the same engine and return the rows
 as JSON, with no authentication, limits or middleware. This process asks both over real sockets,
 one request at a time and then 20 at once, alternating between the two in rounds, and prints
-p50, p95 and requests per second of each read and the ratios Shipyard / bare.
+p50, p95, requests per second and the server's CPU milliseconds per request (read from /proc,
+which other load on the machine does not change) of each read, and the ratios Shipyard / bare.
 
 Run: .venv/bin/python bench/api_reads.py [--requests 300] [--concurrency 20]
                                         [--database-url URL]   (default: a fresh SQLite file)
