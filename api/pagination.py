@@ -33,13 +33,13 @@ TOTAL_DESCRIPTION = (
     "page and carried by next_cursor to the pages after it, so paging does not count again"
 )
 
+NEXT_CURSOR_DESCRIPTION = "pass as ?cursor= for the next page; null on the last page"
+
 
 class Page(BaseModel, Generic[T]):
     items: list[T]
     total: int = Field(description=TOTAL_DESCRIPTION)
-    next_cursor: str | None = Field(
-        description="pass as ?cursor= for the next page; null on the last page"
-    )
+    next_cursor: str | None = Field(description=NEXT_CURSOR_DESCRIPTION)
 
 
 @dataclass(frozen=True)

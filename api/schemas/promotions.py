@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from api.pagination import NEXT_CURSOR_DESCRIPTION, TOTAL_DESCRIPTION
 from api.schemas.common import Strict, Version
 
 
@@ -56,8 +57,8 @@ class PromotionDetail(PromotionPublic):
 
 class PromotionPage(BaseModel):
     items: list[PromotionPublic]
-    total: int
-    next_cursor: str | None
+    total: int = Field(description=TOTAL_DESCRIPTION)
+    next_cursor: str | None = Field(description=NEXT_CURSOR_DESCRIPTION)
 
 
 class ConfigDiff(BaseModel):
