@@ -73,6 +73,24 @@ class ApiKey(SQLModel, table=True):
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
+class ConsoleSession(SQLModel, table=True):
+    """A web console sign-in: an API key exchanged for a session cookie `shs_<id>_<secret>`.
+    Only a hash of the secret is kept, and never the key; the session acts with its key's
+    subject and scopes, and ends at its expiry, at sign-out, or when the key is revoked."""
+
+    __tablename__ = "console_sessions"
+
+    id: str = Field(primary_key=True, max_length=16)
+    tenant_id: uuid.UUID = Field(foreign_key="tenants.id", index=True)
+    key_id: str = Field(foreign_key="api_keys.id", index=True, max_length=16)
+    secret_hash: str = Field(max_length=64)
+    # Every form of the session carries this token; a POST without it is refused.
+    csrf_token: str = Field(max_length=64)
+    created_at: datetime = _created()
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
 class Template(SQLModel, table=True):
     """An app template: built-in ones are global (no tenant); a tenant may add its own.
 

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     # Where the API replicas count rate limits together; empty: each process on its own.
     redis_url: str = ""
 
+    # How long a web console sign-in lasts before the key must be given again.
+    console_session_hours: float = Field(default=8, gt=0, le=24 * 30)
+
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     public_url: str = "http://127.0.0.1:8000"
