@@ -277,7 +277,9 @@ async def test_an_approver_sees_the_digest_in_full_and_both_decisions(api, make_
     assert "Approve v1" in approvals.text and "Why reject (required)" in approvals.text
 
     form = csrf_of(approvals.text)
-    promotion_id = re.search(r"/promotions/([0-9a-f-]{36})/reject", approvals.text).group(1)
+    found = re.search(r"/promotions/([0-9a-f-]{36})/reject", approvals.text)
+    assert found, "no reject form"
+    promotion_id = found.group(1)
     empty = await api.post(
         f"/console/apps/{app_id}/promotions/{promotion_id}/reject",
         data={"comment": "  ", "csrf_token": form},
