@@ -9,11 +9,9 @@ import json
 from tests.fixtures.browser import PHONE, WIDE, Chromium, LiveStack, read_png
 
 
-async def test_chromium_opens_the_served_api_at_both_widths(
-    chromium: Chromium, live_stack: LiveStack
-):
+async def test_chromium_opens_the_served_api_at_both_widths(chromium: Chromium):
     for width in (WIDE, PHONE):
-        page = await chromium.new_page(width, base_url=live_stack.base_url)
+        page = await chromium.new_page(width)
         response = await page.goto("/healthz")
         assert response is not None and response.ok
         assert json.loads(await page.locator("body").inner_text())["status"] == "ok"
@@ -21,10 +19,9 @@ async def test_chromium_opens_the_served_api_at_both_widths(
         assert read_png(shot).width == width
 
 
-async def test_each_context_is_a_person_of_its_own(chromium: Chromium, live_stack: LiveStack):
-    first = await chromium.new_context(base_url=live_stack.base_url)
-    second = await chromium.new_context(base_url=live_stack.base_url)
-    await first.add_cookies([{"name": "session", "value": "one", "url": live_stack.base_url}])
+async def test_each_context_is_a_person_of_its_own(chromium: Chromium):
+    first, second = await chromium.new_context(), await chromium.new_context()
+    await first.add_cookies([{"name": "session", "value": "one", "url": chromium.base_url}])
     assert [cookie["value"] for cookie in await first.cookies()] == ["one"]
     assert await second.cookies() == []
 
