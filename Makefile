@@ -6,15 +6,17 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 OCTOKIT_VERSION := 23.0.2
 OCTOKIT_SPEC := $(VENV)/octokit/node_modules/@octokit/openapi/generated/api.github.com.json
-DEBIAN_PACKAGES := docker-registry busybox-static git buildah
+HTMX_VERSION := 2.0.11
+HTMX := $(VENV)/htmx/node_modules/htmx.org/dist/htmx.min.js
+DEBIAN_PACKAGES := docker-registry busybox-static git buildah chromium
 APT_STAMP := $(VENV)/.debian-packages
 
 .PHONY: dev test chaos lint format bench sandbox migrate doctor lock clean
 
-dev: $(INSTALLED) $(APT_STAMP)
+dev: $(INSTALLED) $(APT_STAMP) $(HTMX)
 	$(PY) -m sandbox.dev
 
-test: $(INSTALLED) $(APT_STAMP) $(OCTOKIT_SPEC)
+test: $(INSTALLED) $(APT_STAMP) $(OCTOKIT_SPEC) $(HTMX)
 	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 # The crash and load tests at full size: 200 bootstraps, deploys and promotions at once.
@@ -49,8 +51,9 @@ $(INSTALLED): requirements-dev.lock pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
-# Debian packages the stand-ins run: the real registry, busybox for the offline base image.
-$(APT_STAMP):
+# Debian packages the stand-ins run: the real registry, busybox for the offline base image;
+# Chromium, which the browser tests drive through Playwright (its own browser download cannot run).
+$(APT_STAMP): Makefile
 	@missing=""; for pkg in $(DEBIAN_PACKAGES); do \
 	  dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then \
@@ -63,6 +66,11 @@ $(APT_STAMP):
 # GitHub's own OpenAPI description, against which the fake GitHub's answers are checked.
 $(OCTOKIT_SPEC):
 	npm install --no-save --no-audit --no-fund --silent --prefix $(VENV)/octokit @octokit/openapi@$(OCTOKIT_VERSION)
+	@test -f $@
+
+# htmx for the console, from its npm package (the console serves it; the image copies it too).
+$(HTMX):
+	npm install --no-save --no-audit --no-fund --silent --prefix $(VENV)/htmx htmx.org@$(HTMX_VERSION)
 	@test -f $@
 
 lock:
