@@ -1,11 +1,6 @@
 # One image for both shipyard-api and shipyard-worker; the command picks the role. It carries
 # Shipyard alone: the stand-ins of sandbox/ and what only they need stay out.
 
-# htmx, which the console serves, from its npm package (the version the Makefile installs).
-FROM node:22-slim AS htmx
-ARG HTMX_VERSION=2.0.11
-RUN npm install --no-save --no-audit --no-fund --prefix /htmx htmx.org@${HTMX_VERSION}
-
 FROM python:3.11-slim AS base
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /srv/shipyard
@@ -20,8 +15,6 @@ COPY migrations migrations
 COPY ops ops
 COPY templates templates
 COPY workflows workflows
-COPY --from=htmx /htmx/node_modules/htmx.org/dist/htmx.min.js assets/htmx.min.js
-ENV SHIPYARD_CONSOLE_HTMX_FILE=/srv/shipyard/assets/htmx.min.js
 RUN pip install --no-cache-dir --no-deps . \
     && useradd --system --uid 10001 shipyard
 USER shipyard

@@ -6,17 +6,15 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 OCTOKIT_VERSION := 23.0.2
 OCTOKIT_SPEC := $(VENV)/octokit/node_modules/@octokit/openapi/generated/api.github.com.json
-HTMX_VERSION := 2.0.11
-HTMX := $(VENV)/htmx/node_modules/htmx.org/dist/htmx.min.js
 DEBIAN_PACKAGES := docker-registry busybox-static git buildah chromium
 APT_STAMP := $(VENV)/.debian-packages
 
 .PHONY: dev test chaos lint format bench sandbox migrate doctor lock clean
 
-dev: $(INSTALLED) $(APT_STAMP) $(HTMX)
+dev: $(INSTALLED) $(APT_STAMP)
 	$(PY) -m sandbox.dev
 
-test: $(INSTALLED) $(APT_STAMP) $(OCTOKIT_SPEC) $(HTMX)
+test: $(INSTALLED) $(APT_STAMP) $(OCTOKIT_SPEC)
 	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 # The crash and load tests at full size: 200 bootstraps, deploys and promotions at once.
@@ -66,11 +64,6 @@ $(APT_STAMP): Makefile
 # GitHub's own OpenAPI description, against which the fake GitHub's answers are checked.
 $(OCTOKIT_SPEC):
 	npm install --no-save --no-audit --no-fund --silent --prefix $(VENV)/octokit @octokit/openapi@$(OCTOKIT_VERSION)
-	@test -f $@
-
-# htmx for the console, from its npm package (the console serves it; the image copies it too).
-$(HTMX):
-	npm install --no-save --no-audit --no-fund --silent --prefix $(VENV)/htmx htmx.org@$(HTMX_VERSION)
 	@test -f $@
 
 lock:

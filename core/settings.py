@@ -13,10 +13,6 @@ PLACEHOLDER_SECRETS = {"", "changethis", "change-me", "secret", "dev-admin-token
 # Where GitHub sends the browser back after the App was installed (the App's Setup URL is
 # PUBLIC_URL followed by this); the API serves it.
 GITHUB_SETUP_PATH = "/api/v1/github/setup"
-# htmx as `make dev` and `make test` install it from its npm package, beside this checkout.
-PROJECT_HTMX_FILE = (
-    Path(__file__).resolve().parents[1] / ".venv/htmx/node_modules/htmx.org/dist/htmx.min.js"
-)
 
 
 class Settings(BaseSettings):
@@ -116,10 +112,6 @@ class Settings(BaseSettings):
     # Where Dockerfile builds keep their workspace while they run (the system's temp dir if
     # unset); each build removes its own when it ends.
     build_dir: Path | None = None
-
-    # The htmx script the console serves to browsers (it is no CDN's: the console works offline
-    # and under a strict Content-Security-Policy); the image sets where it copied it.
-    console_htmx_file: Path = PROJECT_HTMX_FILE
 
     @field_validator("database_url")
     @classmethod
