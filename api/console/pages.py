@@ -197,10 +197,11 @@ async def _app_context(
         windows, configs = {}, {}
         for environment in environments:
             name = environment["name"]
-            windows[name], configs[name] = await asyncio.gather(
-                api.get(f"/apps/{app_id}/environments/{name}/freeze-windows"),
+            listed, configs[name] = await asyncio.gather(
+                api.get(f"/apps/{app_id}/environments/{name}/freeze-windows", limit=100),
                 api.get(f"/apps/{app_id}/environments/{name}/config"),
             )
+            windows[name] = listed["items"]
         chosen = request.query_params.get("environment") or first
         diagnosis = runtime_logs = None
         cluster_error: str | None = None
@@ -217,7 +218,7 @@ async def _app_context(
         configs=configs,
         chosen=chosen,
         diagnosis=diagnosis,
-        runtime_lines=list(reversed(runtime_logs["lines"])) if runtime_logs else [],
+        runtime_lines=runtime_logs["lines"] if runtime_logs else [],
         cluster_error=cluster_error,
         app_workflow_url=workflow_url(settings, f"deploy:{app_id}:{first}") if first else None,
         promote_targets=[e["name"] for e in environments[1:]],
