@@ -62,7 +62,10 @@ def forged(request: Request, viewer: Viewer | None) -> HTMLResponse:
 
 
 def secure_cookies(request: Request) -> bool:
-    return request.url.scheme == "https"
+    """Secure cookies when the browser reaches the console over https: asked over https, or
+    served behind a proxy that ends TLS at the public address."""
+    settings = request.app.state.settings
+    return request.url.scheme == "https" or settings.public_url.startswith("https://")
 
 
 # -- sign-in and sign-out --------------------------------------------------------------------

@@ -321,3 +321,16 @@ async def test_revoking_the_key_ends_its_console_sessions(api, make_tenant):
     )
     assert revoked.status_code == 204
     assert (await api.get("/console")).status_code == 303
+
+
+async def test_the_session_cookie_is_secure_when_served_over_https(api_app, make_tenant):
+    tenant = await make_tenant()
+    transport = httpx.ASGITransport(app=api_app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://shipyard.test") as https:
+        answer = await sign_in(https, tenant.admin_key)
+    assert answer.status_code == 303
+    cookie = next(
+        value for name, value in answer.headers.multi_items()
+        if name == "set-cookie" and value.startswith("shipyard_session=")
+    )  # fmt: skip
+    assert "secure" in {part.strip().lower() for part in cookie.split(";")}
