@@ -334,3 +334,50 @@ async def test_the_session_cookie_is_secure_when_served_over_https(api_app, make
         if name == "set-cookie" and value.startswith("shipyard_session=")
     )  # fmt: skip
     assert "secure" in {part.strip().lower() for part in cookie.split(";")}
+
+
+async def test_the_app_page_shows_config_keys_never_secret_values_and_escapes_failures(
+    api, make_tenant, engine
+):
+    tenant = await make_tenant()
+    app_id = seed_app(engine, tenant.slug)
+    secret = "s3cr3t-" + uuid.uuid4().hex
+    configured = await api.put(
+        f"/api/v1/apps/{app_id}/environments/dev/config",
+        json={"variables": {"GREETING": "hello"}, "secrets": {"DATABASE_URL": secret}},
+        headers=tenant.headers,
+    )
+    assert configured.status_code == 200, configured.text
+    with Session(engine) as session:
+        failed = session.exec(
+            select(Deployment).where(Deployment.app_id == uuid.UUID(app_id))
+        ).one()
+        failed.status, failed.failure_reason = (
+            "failed",
+            "BUILD_FAILED: <img src=x onerror=alert(1)>",
+        )
+        session.add(failed)
+        session.commit()
+
+    await sign_in(api, tenant.admin_key)
+    page = await api.get(f"/console/apps/{app_id}")
+    assert page.status_code == 200, page.text
+    assert "GREETING" in page.text and "hello" in page.text
+    assert "DATABASE_URL" in page.text and secret not in page.text
+    assert "<img src=x" not in page.text
+    assert "BUILD_FAILED: &lt;img src=x onerror=alert(1)&gt;" in page.text
+    assert "launch" in page.text  # prod's freeze window, with its reason
+    # Without a cluster to read, the page says so and shows the rest.
+    assert "The cluster could not be read" in page.text
+    live = await api.get(f"/console/apps/{app_id}/live")
+    assert live.status_code == 200 and "<html" not in live.text
+    assert "Deploy history" in live.text
+
+
+async def test_another_tenants_app_is_not_found_in_the_console(api, make_tenant, engine):
+    tenant, other = await make_tenant(), await make_tenant()
+    app_id = seed_app(engine, other.slug, name="Theirs", slug="theirs")
+    await sign_in(api, tenant.admin_key)
+    page = await api.get(f"/console/apps/{app_id}")
+    assert page.status_code == 404
+    assert "Theirs" not in page.text and "was not found" in page.text
