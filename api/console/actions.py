@@ -45,11 +45,16 @@ async def form_of(request: Request) -> dict[str, str]:
     return {name: values[-1] for name, values in fields.items()}
 
 
+def console_path(target: str | None, fallback: str) -> str:
+    """`target` if it is a page of this console, else `fallback`: never another site."""
+    if not target or not target.startswith("/console") or "\\" in target or "//" in target:
+        return fallback
+    return target
+
+
 def back_to(form: dict[str, str], fallback: str, notice: str) -> RedirectResponse:
     """To the page the form came from (only ever a console page), with what was done."""
-    target = form.get("next") or fallback
-    if not target.startswith("/console") or target.startswith("//"):
-        target = fallback
+    target = console_path(form.get("next"), fallback)
     separator = "&" if "?" in target else "?"
     return RedirectResponse(f"{target}{separator}{urlencode({'notice': notice})}", 303)
 
@@ -76,7 +81,8 @@ async def sign_in_form(request: Request, db: SessionDep) -> HTMLResponse:
     if resolve_viewer(db, request.cookies.get(COOKIE)) is not None:
         return RedirectResponse("/console", 303)  # type: ignore[return-value]
     token = secrets.token_hex(32)
-    response = page(request, None, "sign_in.html", csrf_token=token, error=None)
+    after = console_path(request.query_params.get("next"), "/console")
+    response = page(request, None, "sign_in.html", csrf_token=token, error=None, after=after)
     _set_sign_in_cookie(request, response, token)
     return response
 
@@ -84,11 +90,12 @@ async def sign_in_form(request: Request, db: SessionDep) -> HTMLResponse:
 @router.post("/sign-in", response_class=HTMLResponse)
 async def sign_in(request: Request, db: SessionDep, settings: SettingsDep) -> Response:
     form = await form_of(request)
+    after = console_path(form.get("next"), "/console")
     if not csrf_matches(request.cookies.get(SIGN_IN_COOKIE, ""), form.get(CSRF_FIELD)):
-        return _sign_in_again(request, "the sign-in form expired: try again", 403)
+        return _sign_in_again(request, "the sign-in form expired: try again", 403, after)
     credential = form.get("api_key", "").strip()
     if not credential:
-        return _sign_in_again(request, "paste an API key (shp_...) to sign in", 422)
+        return _sign_in_again(request, "paste an API key (shp_...) to sign in", 422, after)
     guard: FailedAuthGuard = request.app.state.failed_auth
     address = client_address(request)
     try:
@@ -99,18 +106,19 @@ async def sign_in(request: Request, db: SessionDep, settings: SettingsDep) -> Re
     except ApiError as exc:
         if exc.status == 401:
             guard.failed(address, credential)
-        return _sign_in_again(request, exc.detail, exc.status)
+        return _sign_in_again(request, exc.detail, exc.status, after)
     if principal.is_platform_admin or principal.key_id is None:
         return _sign_in_again(
             request,
             "the console is a tenant's: sign in with a tenant API key, not the admin token",
             403,
+            after,
         )
     key = db.get(ApiKey, principal.key_id)
     assert key is not None
     lifetime = timedelta(hours=settings.console_session_hours)
     started = console_sessions.start(db, key, lifetime)
-    response = RedirectResponse("/console", 303)
+    response = RedirectResponse(after, 303)
     response.set_cookie(
         COOKIE,
         started.token,
@@ -124,10 +132,18 @@ async def sign_in(request: Request, db: SessionDep, settings: SettingsDep) -> Re
     return response
 
 
-def _sign_in_again(request: Request, error: str, status_code: int) -> HTMLResponse:
+def _sign_in_again(
+    request: Request, error: str, status_code: int, after: str = "/console"
+) -> HTMLResponse:
     token = secrets.token_hex(32)
     response = page(
-        request, None, "sign_in.html", status_code=status_code, csrf_token=token, error=error
+        request,
+        None,
+        "sign_in.html",
+        status_code=status_code,
+        csrf_token=token,
+        error=error,
+        after=after,
     )
     _set_sign_in_cookie(request, response, token)
     return response

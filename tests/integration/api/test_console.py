@@ -381,3 +381,34 @@ async def test_another_tenants_app_is_not_found_in_the_console(api, make_tenant,
     page = await api.get(f"/console/apps/{app_id}")
     assert page.status_code == 404
     assert "Theirs" not in page.text and "was not found" in page.text
+
+
+async def test_sign_in_leads_back_to_the_page_asked_for_and_never_elsewhere(api, make_tenant):
+    tenant = await make_tenant()
+    asked = await api.get("/console/approvals")
+    form = await api.get(asked.headers["location"])
+    assert 'name="next" value="/console/approvals"' in form.text
+    answer = await api.post(
+        "/console/sign-in",
+        data={
+            "api_key": tenant.admin_key,
+            "csrf_token": csrf_of(form.text),
+            "next": "/console/approvals",
+        },
+    )
+    assert (answer.status_code, answer.headers["location"]) == (303, "/console/approvals")
+
+    api.cookies.clear()
+    for elsewhere in (
+        "https://evil.example/console",
+        "//evil.example/console",
+        "/console/\\\\evil",
+    ):
+        form = await api.get("/console/sign-in", params={"next": elsewhere})
+        assert 'name="next" value="/console"' in form.text, elsewhere
+        answer = await api.post(
+            "/console/sign-in",
+            data={"api_key": tenant.admin_key, "csrf_token": csrf_of(form.text), "next": elsewhere},
+        )
+        assert answer.headers["location"] == "/console", elsewhere
+        api.cookies.clear()
