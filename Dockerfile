@@ -1,5 +1,6 @@
 # One image for both shipyard-api and shipyard-worker; the command picks the role. It carries
 # Shipyard alone: the stand-ins of sandbox/ and what only they need stay out.
+
 FROM python:3.11-slim AS base
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /srv/shipyard

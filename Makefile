@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 OCTOKIT_VERSION := 23.0.2
 OCTOKIT_SPEC := $(VENV)/octokit/node_modules/@octokit/openapi/generated/api.github.com.json
-DEBIAN_PACKAGES := docker-registry busybox-static git buildah
+DEBIAN_PACKAGES := docker-registry busybox-static git buildah chromium
 APT_STAMP := $(VENV)/.debian-packages
 
 .PHONY: dev test chaos lint format bench sandbox migrate doctor lock clean
@@ -49,8 +49,9 @@ $(INSTALLED): requirements-dev.lock pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
-# Debian packages the stand-ins run: the real registry, busybox for the offline base image.
-$(APT_STAMP):
+# Debian packages the stand-ins run: the real registry, busybox for the offline base image;
+# Chromium, which the browser tests drive through Playwright (its own browser download cannot run).
+$(APT_STAMP): Makefile
 	@missing=""; for pkg in $(DEBIAN_PACKAGES); do \
 	  dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then \

@@ -14,6 +14,7 @@ from activities.webhook_deliveries import WebhookListener
 from api import contract, idempotency
 from api.admission import AdmissionMiddleware
 from api.auth import KeyCache, TenantCache
+from api.console import install_console
 from api.deps import ClusterAccess
 from api.errors import install_error_handlers
 from api.event_hub import EventHub
@@ -35,6 +36,7 @@ from api.routers import (
     install_flow,
     installations,
     keys,
+    matrix,
     outbound_webhooks,
     pauses,
     promotions,
@@ -125,6 +127,7 @@ def create_app(
         bootstraps.router,
         imports.router,
         apps.router,
+        matrix.router,
         pauses.router,
         deployments.router,
         environments.router,
@@ -140,6 +143,7 @@ def create_app(
         health.router,
     ):
         app.include_router(router)
+    install_console(app)
     _document_with(app, idempotency.document, contract.document, contract.document_headers)
     return app
 

@@ -14,6 +14,7 @@ from fastapi import Request
 from sqlmodel import Session, select
 
 from api.errors import ApiError, not_found
+from core import console_sessions
 from core.clock import utcnow
 from core.keys import parse_key, secret_matches
 from core.models import ApiKey, Tenant
@@ -141,24 +142,36 @@ def authenticate(
     credential = presented_credential(request)
     if credential is None:
         raise unauthenticated("an API key is required: Authorization: Bearer shp_... or X-API-Key")
+    return authenticate_credential(credential, session, settings, keys)
+
+
+def authenticate_credential(
+    credential: str, session: Session, settings: Settings, keys: KeyCache | None = None
+) -> Principal:
+    """Who a presented key, admin token or console session token is; 401 if none."""
     admin_token = settings.admin_token.get_secret_value()
     if admin_token and hmac.compare_digest(credential.encode(), admin_token.encode()):
         return PLATFORM_ADMIN_PRINCIPAL
-    parsed = parse_key(credential)
-    if parsed is None:
-        raise unauthenticated("the API key is not valid")
-    key_id, secret = parsed
-    if keys is not None:
-        known = keys.principal(key_id, secret)
-        if known is not None:
-            return known
-        generation = keys.generation()
-    key = session.get(ApiKey, key_id)
-    if key is None or not secret_matches(secret, key.secret_hash):
-        raise unauthenticated("the API key is not valid")
+    # Only API keys are kept: a console session ends at sign-out, so it is resolved each time.
+    generation: int | None = None
+    if console_sessions.is_session_token(credential):
+        key = _session_key(session, credential)
+    else:
+        parsed = parse_key(credential)
+        if parsed is None:
+            raise unauthenticated("the API key is not valid")
+        key_id, secret = parsed
+        if keys is not None:
+            known = keys.principal(key_id, secret)
+            if known is not None:
+                return known
+            generation = keys.generation()
+        key = session.get(ApiKey, key_id)
+        if key is None or not secret_matches(secret, key.secret_hash):
+            raise unauthenticated("the API key is not valid")
     refusal = key_refusal(key)
-    if refusal is not None:
-        raise unauthenticated(refusal)
+    if refusal is not None or key is None:
+        raise unauthenticated(refusal or "the API key no longer exists")
     now = utcnow()
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_GRANULARITY:
         key.last_used_at = now
@@ -171,7 +184,7 @@ def authenticate(
         tenant_id=key.tenant_id,
         key_id=key.id,
     )
-    if keys is not None:
+    if keys is not None and generation is not None:
         keys.keep(principal, key.secret_hash, generation)
     return principal
 
@@ -200,6 +213,15 @@ class TenantCache:
         # expire it (a rollback) while another request reads the copy.
         copy = Tenant(**tenant.model_dump())
         self._known[tenant.slug] = (copy, self._clock() + self._seconds)
+
+
+def _session_key(session: Session, token: str) -> ApiKey | None:
+    """The key a web console session acts for: the console calls the API with its session's
+    token, so the console can do nothing the key could not."""
+    console_session = console_sessions.resolve(session, token)
+    if console_session is None:
+        raise unauthenticated("the console session has ended or is not valid: sign in again")
+    return session.get(ApiKey, console_session.key_id)
 
 
 def require_scope(principal: Principal, scope: str) -> None:

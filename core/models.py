@@ -73,6 +73,24 @@ class ApiKey(SQLModel, table=True):
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
+class ConsoleSession(SQLModel, table=True):
+    """A web console sign-in: an API key exchanged for a session cookie `shs_<id>_<secret>`.
+    Only a hash of the secret is kept, and never the key; the session acts with its key's
+    subject and scopes, and ends at its expiry, at sign-out, or when the key is revoked."""
+
+    __tablename__ = "console_sessions"
+
+    id: str = Field(primary_key=True, max_length=16)
+    tenant_id: uuid.UUID = Field(foreign_key="tenants.id", index=True)
+    key_id: str = Field(foreign_key="api_keys.id", index=True, max_length=16)
+    secret_hash: str = Field(max_length=64)
+    # Every form of the session carries this token; a POST without it is refused.
+    csrf_token: str = Field(max_length=64)
+    created_at: datetime = _created()
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
 class Template(SQLModel, table=True):
     """An app template: built-in ones are global (no tenant); a tenant may add its own.
 
@@ -114,7 +132,7 @@ class AuditEvent(SQLModel, table=True):
 
     __tablename__ = "audit_events"
     __table_args__ = (
-        # Lists read a page in order from the index (migration 0015).
+        # Lists read a page in order from the index (migration 0016).
         sa.Index("ix_audit_events_tenant_created", "tenant_id", "created_at", "id"),
     )
 
@@ -179,7 +197,7 @@ class App(SQLModel, table=True):
             sqlite_where=sa.text("status NOT IN ('failed', 'deleted')"),
             postgresql_where=sa.text("status NOT IN ('failed', 'deleted')"),
         ),
-        # Lists read a page in order from the index (migration 0015).
+        # Lists read a page in order from the index (migration 0016).
         sa.Index("ix_apps_tenant_created", "tenant_id", "created_at", "id"),
     )
 
@@ -366,7 +384,7 @@ class ReleaseActivation(SQLModel, table=True):
 class Promotion(SQLModel, table=True):
     __tablename__ = "promotions"
     __table_args__ = (
-        # Lists read a page in order from the index (migration 0015).
+        # Lists read a page in order from the index (migration 0016).
         sa.Index("ix_promotions_app_created", "app_id", "created_at", "id"),
         sa.Index("ix_promotions_tenant_status_created", "tenant_id", "status", "created_at"),
     )
@@ -423,7 +441,7 @@ class Release(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("app_id", "version", name="uq_releases_app_version"),
         sa.UniqueConstraint("app_id", "image_digest", name="uq_releases_app_digest"),
-        # Lists read a page in order from the index (migration 0015).
+        # Lists read a page in order from the index (migration 0016).
         sa.Index("ix_releases_app_created", "app_id", "created_at", "id"),
     )
 
@@ -444,7 +462,7 @@ class Deployment(SQLModel, table=True):
 
     __tablename__ = "deployments"
     __table_args__ = (
-        # Lists read a page in order from the index (migration 0015).
+        # Lists read a page in order from the index (migration 0016).
         sa.Index("ix_deployments_tenant_created", "tenant_id", "created_at", "id"),
         sa.Index("ix_deployments_app_created", "app_id", "created_at", "id"),
     )

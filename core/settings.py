@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     # revoked through another process may work in this one for this long (api.auth.KeyCache).
     api_key_cache_seconds: float = Field(default=5, ge=0, le=60)
 
+    # How long a web console sign-in lasts before the key must be given again.
+    console_session_hours: float = Field(default=8, gt=0, le=24 * 30)
+
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     public_url: str = "http://127.0.0.1:8000"

@@ -276,6 +276,7 @@ def print_welcome(
     lines = [
         "",
         "Shipyard is running.",
+        f"  Console          {api_url}/console   (sign in with the demo tenant key below)",
         f"  API              {api_url}/api/v1   (docs: {api_url}/docs)",
         f"  Temporal         {settings.temporal_address}",
         f"  Temporal Web UI  {settings.temporal_ui_url}",

@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.fixtures.kube",
     "tests.fixtures.api",
     "tests.fixtures.stack",
+    "tests.fixtures.browser",
 ]
 
 

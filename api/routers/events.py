@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from sqlalchemy.engine import Engine
@@ -132,7 +133,7 @@ async def app_events(
     # for as long as the client watches.
     session.close()
     feed = Feed(app_id=app.id)
-    async for event in _stream(request, feed, principal.key_id, after, keepalive):
+    async for event in stream_feed(request, feed, principal.key_id, after, keepalive):
         yield event
 
 
@@ -154,11 +155,18 @@ async def tenant_events(
     them, each with its `app_id`."""
     session.close()
     feed = Feed(tenant_id=tenant.id)
-    async for event in _stream(request, feed, principal.key_id, after, keepalive):
+    async for event in stream_feed(request, feed, principal.key_id, after, keepalive):
         yield event
 
 
-async def _stream(
+def latest_event_id(engine: Engine, feed: Feed) -> int:
+    """The newest event of the feed now: where a stream that shows only what comes starts."""
+    with Session(engine) as session:
+        newest = session.exec(select(sa.func.max(AppEvent.id)).where(feed.where())).one()
+    return int(newest or 0)
+
+
+async def stream_feed(
     request: Request, feed: Feed, key_id: str | None, after: int, keepalive: float
 ) -> AsyncIterator[ServerSentEvent]:
     engine: Engine = request.app.state.engine

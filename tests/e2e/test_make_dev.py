@@ -113,6 +113,9 @@ def test_make_dev_starts_keeps_state_and_stops_cleanly(tmp_path):
         assert metrics_url in printed
         assert httpx.get(metrics_url, timeout=5).status_code == 200
         assert httpx.get(f"http://127.0.0.1:{ports['ui']}/", timeout=5).status_code == 200
+        assert f"Console          {api_url}/console" in printed
+        sign_in = httpx.get(f"{api_url}/console/sign-in", timeout=5)
+        assert sign_in.status_code == 200 and "Sign in to Shipyard" in sign_in.text
         token = (state / "admin-token").read_text().strip()
         demo_key = (state / "demo-key").read_text().strip()
         assert token in printed and demo_key in printed
