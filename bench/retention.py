@@ -134,8 +134,8 @@ async def main(apps: int, releases: int, deletes: int) -> None:
             started = time.perf_counter()
             for release in to_delete:
                 with session_scope(engine) as session:
-                    spared = claim_for_deletion(session, release.id, tenant.id, 3)
-                if spared is None:
+                    spared = claim_for_deletion(session, [release.id], tenant.id, 3)
+                if spared[release.id] is None:
                     await registry.delete_manifest(
                         f"bench/{release.app_slug}", release.image_digest
                     )
