@@ -2,10 +2,10 @@
 
 It plans from the release ledger (what runs, rollback targets, what is in flight, each state's
 policy), stores the plan as the run's report, and — unless it is a dry run — works through the
-plan's deletes in batches: claim (re-check and mark deleted, one transaction per release; see
+plan's deletes in batches: claim (re-check and mark deleted, one transaction per batch; see
 core.retention on why a promotion started meanwhile cannot lose its image), delete the
-manifests (already gone counts as deleted), record. Started on demand by the API and by the
-tenant's Temporal Schedule `retention:<tenant>`."""
+manifests, several at once (already gone counts as deleted), record. Started on demand by the
+API and by the tenant's Temporal Schedule `retention:<tenant>`."""
 
 from __future__ import annotations
 
