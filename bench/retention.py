@@ -21,10 +21,11 @@ import argparse
 import asyncio
 import json
 import math
+import sys
 import tempfile
 import time
 import uuid
-from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -32,7 +33,10 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, col, select
-from temporalio.testing import ActivityEnvironment
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+from temporalio.worker import Worker
 
 from activities.registry import RegistryActivities
 from activities.retention import RetentionActivities
@@ -41,15 +45,26 @@ from core import lifecycle
 from core.clock import utcnow
 from core.db import make_engine
 from core.models import App, Environment, Release, ReleaseActivation, Tenant
-from core.retention import DELETE, load_ledger, plan
+from core.retention import DELETE, ReleaseFacts, load_ledger, plan
 from sandbox.registry import RegistryProcess
-from workflows.contracts.registry import DELETE_CONCURRENCY, DeleteManifests
-from workflows.contracts.retention import BatchOutcome, BatchRef, RunStart
-from workflows.retention import DEFAULT_BATCH_SIZE
+from workflows import search
+from workflows.contracts.registry import DELETE_CONCURRENCY, DeletedImage, DeleteManifests
+from workflows.contracts.retention import (
+    CLAIM_BATCH,
+    RECORD_BATCH,
+    BatchOutcome,
+    BatchRef,
+    RunStart,
+)
+from workflows.retention import DEFAULT_BATCH_SIZE, Retention, RetentionInput
+from workflows.sandbox import workflow_runner
 
 STATES = [lifecycle.DEV] * 6 + [lifecycle.QA, lifecycle.STABLE, lifecycle.PROD, "REJECTED"]
 PIPELINE = ["dev", "qa", "staging", "prod"]
 ROLLBACK_TARGETS = 3
+TASK_QUEUE = "bench-retention"
+ACTIVITIES, WORKFLOW, RAW, SIZED = "prune", "prunewf", "raw", "sized"
+KINDS = (ACTIVITIES, WORKFLOW, RAW, SIZED)
 
 
 def seed(engine: Engine, slug: str, apps: int, releases: int) -> Tenant:
@@ -116,13 +131,45 @@ async def push(registry: RegistryClient, repository: str, tag: str) -> str:
     return await registry.put_manifest(repository, tag, manifest, OCI_MANIFEST)
 
 
-async def shipyard_deletes(
-    engine: Engine, registry: RegistryClient, tenant: Tenant, app_id: uuid.UUID, batch_size: int
+def planned_deletes(engine: Engine, tenant: Tenant) -> list[ReleaseFacts]:
+    with Session(engine) as session:
+        ledger = load_ledger(session, tenant.id, tenant.slug)
+    return [d.release for d in plan(ledger, utcnow(), ROLLBACK_TARGETS) if d.action == DELETE]
+
+
+def records_of_a_batch(engine: Engine, tenant: Tenant, batch_size: int) -> tuple[float, ...]:
+    """Seconds of the plan activity, then of one batch's claim and record (as if its images
+    were deleted), in a run of the whole tenant."""
+    records = RetentionActivities(engine, ROLLBACK_TARGETS)
+    environment = ActivityEnvironment()
+    run_id = str(uuid.uuid4())
+    records.start_run(
+        RunStart(
+            run_id=run_id, tenant_id=str(tenant.id), dry_run=False, trigger="api",
+            workflow_id=f"bench:{run_id}", requested_by="bench",
+        )
+    )  # fmt: skip
+    started = time.perf_counter()
+    records.plan(run_id)
+    planned = time.perf_counter()
+    claimed = environment.run(
+        records.claim_batch, BatchRef(run_id=run_id, offset=0, limit=batch_size)
+    )
+    claimed_at = time.perf_counter()
+    gone = [DeletedImage(release_id=i.release_id, already_gone=False) for i in claimed.claimed]
+    environment.run(records.record_batch, BatchOutcome(run_id=run_id, deleted=gone))
+    return planned - started, claimed_at - planned, time.perf_counter() - claimed_at
+
+
+async def activity_deletes(
+    records: RetentionActivities,
+    manifests: RegistryActivities,
+    tenant: Tenant,
+    app_id: uuid.UUID,
+    batch_size: int,
 ) -> tuple[float, int]:
     """A run of one app, its batches through the workflow's activities in the workflow's
-    order; only the batches are timed (planning is timed on its own)."""
-    records = RetentionActivities(engine, ROLLBACK_TARGETS)
-    manifests = RegistryActivities(registry)
+    order, without Temporal; only the batches are timed (planning is timed on its own)."""
     environment = ActivityEnvironment()
     run_id = str(uuid.uuid4())
     records.start_run(
@@ -147,6 +194,43 @@ async def shipyard_deletes(
         )
         deleted += len(gone.deleted)
     return time.perf_counter() - started, deleted
+
+
+async def workflow_deletes(
+    client: Client, tenant: Tenant, app_id: uuid.UUID, batch_size: int
+) -> tuple[float, int]:
+    """A Retention run of one app on a Temporal dev server; timed from its history, from the
+    first claim's scheduling to the last record's completion."""
+    workflow_id = f"retention:{tenant.slug}:{app_id}"
+    result = await client.execute_workflow(
+        Retention.run,
+        RetentionInput(
+            tenant_id=str(tenant.id),
+            tenant_slug=tenant.slug,
+            app_id=str(app_id),
+            trigger="api",
+            requested_by="bench",
+            batch_size=batch_size,
+        ),
+        id=workflow_id,
+        task_queue=TASK_QUEUE,
+    )
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    names: dict[int, str] = {}
+    first_claim = last_record = None
+    for event in history.events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            name = event.activity_task_scheduled_event_attributes.activity_type.name
+            names[event.event_id] = name
+            if name == CLAIM_BATCH.name and first_claim is None:
+                first_claim = event.event_time.ToDatetime()
+        elif event.HasField("activity_task_completed_event_attributes"):
+            scheduled = event.activity_task_completed_event_attributes.scheduled_event_id
+            if names.get(scheduled) == RECORD_BATCH.name:
+                last_record = event.event_time.ToDatetime()
+    if first_claim is None or last_record is None:
+        return 0.0, 0
+    return (last_record - first_claim).total_seconds(), result.deleted
 
 
 async def raw_deletes(
@@ -184,21 +268,26 @@ async def main(apps: int, releases: int, deletes: int, batch_size: int) -> None:
         decisions = plan(ledger, utcnow(), ROLLBACK_TARGETS)
         plan_seconds = time.perf_counter() - started
         doomed = [d.release for d in decisions if d.action == DELETE]
+        # What a batch costs in the records when the run is the whole tenant: every claim reads
+        # the stored plan, every record writes the report back.
+        batch_costs = records_of_a_batch(engine, tenant, batch_size)
 
-        # The deletes: a tenant of the same shape with enough apps for `deletes`, every image
-        # its plan deletes pushed; as many go to raw-<app> and sized-<app> repositories for
-        # the baselines, the same number in each.
+        # The deletes: tenants of the same shape with enough apps for `deletes`, every image
+        # their plans delete pushed, one for the activities and one for the workflow; as many
+        # go to raw-<app> and sized-<app> repositories for the baselines.
         per_app = len(doomed) / apps
         pruned_apps = max(1, math.ceil(deletes / per_app))
-        pruned = seed(engine, "prune", pruned_apps, pruned_apps * (releases // apps))
-        with Session(engine) as session:
-            pruned_ledger = load_ledger(session, pruned.id, pruned.slug)
-        pushes = [
-            (f"{pruned.slug}/{d.release.app_slug}", d.release)
-            for d in plan(pruned_ledger, utcnow(), ROLLBACK_TARGETS)
-            if d.action == DELETE
-        ]
-        kinds = ("", "raw-", "sized-")
+        pruned = {
+            kind: seed(engine, kind, pruned_apps, pruned_apps * (releases // apps))
+            for kind in (ACTIVITIES, WORKFLOW)
+        }
+        planned = {kind: planned_deletes(engine, tenant) for kind, tenant in pruned.items()}
+        images = {
+            kind: [(f"{tenant.slug}/{release.app_slug}", release) for release in planned[kind]]
+            for kind, tenant in pruned.items()
+        }
+        for kind in (RAW, SIZED):
+            images[kind] = [(f"{kind}-{repo}", release) for repo, release in images[ACTIVITIES]]
         async with RegistryClient(reg.url) as registry:
             slots = asyncio.Semaphore(DELETE_CONCURRENCY)
 
@@ -207,47 +296,79 @@ async def main(apps: int, releases: int, deletes: int, batch_size: int) -> None:
                     return await push(registry, repository, tag)
 
             started = time.perf_counter()
-            digests = await asyncio.gather(
-                *(
-                    pushed(f"{kind}{repo}", f"v{release.version}")
-                    for kind in kinds
-                    for repo, release in pushes
+            digests = {
+                kind: await asyncio.gather(
+                    *(pushed(repo, f"v{release.version}") for repo, release in images[kind])
                 )
-            )
-            push_seconds = time.perf_counter() - started
-            digests_of = {
-                kind: digests[index * len(pushes) : (index + 1) * len(pushes)]
-                for index, kind in enumerate(kinds)
+                for kind in KINDS
             }
-            ours = digests_of[""]
+            push_seconds = time.perf_counter() - started
             with Session(engine) as session:
-                for (repo, release), digest in zip(pushes, ours, strict=True):
-                    session.execute(
-                        sa.update(Release)
-                        .where(col(Release.id) == release.id)
-                        .values(image_digest=digest, image_ref=f"{reg.url}/{repo}@{digest}")
-                    )
+                for kind in (ACTIVITIES, WORKFLOW):
+                    for (repo, release), digest in zip(images[kind], digests[kind], strict=True):
+                        session.execute(
+                            sa.update(Release)
+                            .where(col(Release.id) == release.id)
+                            .values(image_digest=digest, image_ref=f"{reg.url}/{repo}@{digest}")
+                        )
                 session.commit()
 
-            # App by app, the three in turns (each app's order rotated), so a machine busy
-            # with other work for a while slows all three alike.
-            totals = {kind: (0.0, 0) for kind in kinds}
-            by_app: dict[uuid.UUID, list[int]] = defaultdict(list)
-            for index, (_, release) in enumerate(pushes):
-                by_app[release.app_id].append(index)
-            for turn, (app_id, indexes) in enumerate(by_app.items()):
-                for kind in kinds[turn % 3 :] + kinds[: turn % 3]:
-                    if kind:
-                        images = [(f"{kind}{pushes[i][0]}", digests_of[kind][i]) for i in indexes]
-                        seconds, count = await raw_deletes(reg.url, images, kind == "sized-")
-                    else:
-                        seconds, count = await shipyard_deletes(
-                            engine, registry, pruned, app_id, batch_size
-                        )
-                    totals[kind] = (totals[kind][0] + seconds, totals[kind][1] + count)
-            ours_seconds, ours_deleted = totals[""]
-            raw_seconds, raw_deleted = totals["raw-"]
-            sized_seconds, sized_deleted = totals["sized-"]
+            temporal = await WorkflowEnvironment.start_local(
+                dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
+                search_attributes=search.ALL,
+                data_converter=pydantic_data_converter,
+            )
+            records = RetentionActivities(engine, ROLLBACK_TARGETS)
+            manifests = RegistryActivities(registry)
+            # App by app, the four in turns (each app's order rotated), so a machine busy with
+            # other work for a while slows all of them alike.
+            totals = dict.fromkeys(KINDS, (0.0, 0))
+            app_ids = {
+                kind: list(dict.fromkeys(release.app_id for _, release in images[kind]))
+                for kind in (ACTIVITIES, WORKFLOW)
+            }
+            try:
+                async with Worker(
+                    temporal.client,
+                    task_queue=TASK_QUEUE,
+                    workflows=[Retention],
+                    activities=[
+                        records.start_run,
+                        records.plan,
+                        records.claim_batch,
+                        records.record_batch,
+                        records.finish_run,
+                        manifests.delete_manifests,
+                    ],
+                    activity_executor=ThreadPoolExecutor(max_workers=8),
+                    workflow_runner=workflow_runner(),
+                ):
+                    for turn in range(pruned_apps):
+                        for kind in KINDS[turn % 4 :] + KINDS[: turn % 4]:
+                            if kind == ACTIVITIES:
+                                app_id = app_ids[kind][turn]
+                                result = await activity_deletes(
+                                    records, manifests, pruned[kind], app_id, batch_size
+                                )
+                            elif kind == WORKFLOW:
+                                app_id = app_ids[kind][turn]
+                                result = await workflow_deletes(
+                                    temporal.client, pruned[kind], app_id, batch_size
+                                )
+                            else:
+                                of_app = [
+                                    (repo, digest)
+                                    for (repo, release), digest in zip(
+                                        images[kind], digests[kind], strict=True
+                                    )
+                                    if release.app_id == app_ids[ACTIVITIES][turn]
+                                ]
+                                result = await raw_deletes(reg.url, of_app, kind == SIZED)
+                            totals[kind] = (
+                                totals[kind][0] + result[0], totals[kind][1] + result[1],
+                            )  # fmt: skip
+            finally:
+                await temporal.shutdown()
 
             with Session(engine) as session:
                 marked = len(
@@ -258,34 +379,42 @@ async def main(apps: int, releases: int, deletes: int, batch_size: int) -> None:
             left = sum(
                 [
                     await registry.head_manifest(repo, digest) is not None
-                    for (repo, _), digest in zip(pushes, ours, strict=True)
+                    for kind in (ACTIVITIES, WORKFLOW)
+                    for (repo, _), digest in zip(images[kind], digests[kind], strict=True)
                 ]
             )
         engine.dispose()
 
-    ours_rate = ours_deleted / ours_seconds
-    raw_rate = raw_deleted / raw_seconds
-    sized_rate = sized_deleted / sized_seconds
+    rates = {kind: totals[kind][1] / totals[kind][0] for kind in KINDS}
     print(f"releases planned          {len(decisions):>8} over {apps} apps")
     print(f"  to delete / kept        {len(doomed):>8} / {len(decisions) - len(doomed)}")
     print(f"ledger load (SQLite)      {load_seconds * 1000:>8.1f} ms")
     print(f"plan (pure function)      {plan_seconds * 1000:>8.1f} ms")
-    print(f"images pushed             {len(digests):>8} in {push_seconds:.2f} s")
+    plan_activity, claim, record = (seconds * 1000 for seconds in batch_costs)
     print(
-        f"deletes, Shipyard         {ours_deleted:>8} in {ours_seconds:.2f} s = {ours_rate:.0f}/s"
-        f"   ({len(by_app)} runs, batches of {batch_size}, {DELETE_CONCURRENCY} at once;"
-        f" {marked} marked deleted, {left} still in the registry)"
+        f"run of the whole tenant:  plan activity {plan_activity:.0f} ms (ledger, plan, report "
+        f"stored); a batch of {batch_size}: claim {claim:.0f} ms, record {record:.0f} ms"
     )
+    print(f"images pushed             {sum(map(len, digests.values())):>8} in {push_seconds:.2f} s")
     print(
-        f"baseline: raw DELETEs     {raw_deleted:>8} in {raw_seconds:.2f} s = {raw_rate:.0f}/s"
-        f"   (httpx, {DELETE_CONCURRENCY} at once)"
+        f"deletes ({pruned_apps} runs of one app each, batches of {batch_size}, "
+        f"{DELETE_CONCURRENCY} at once; {marked} marked deleted, {left} left in the registry):"
     )
-    print(
-        f"  raw GET, then DELETE    {sized_deleted:>8} in {sized_seconds:.2f} s = "
-        f"{sized_rate:.0f}/s   (the requests Shipyard makes per image)"
-    )
-    print(f"ratio Shipyard / raw DELETEs          {ours_rate / raw_rate:>6.2f}x")
-    print(f"ratio Shipyard / raw GET, then DELETE {ours_rate / sized_rate:>6.2f}x")
+    labels = {
+        ACTIVITIES: "Shipyard, its activities",
+        WORKFLOW: "Shipyard, Retention workflow",
+        RAW: "baseline: raw DELETEs",
+        SIZED: "raw GET, then DELETE",
+    }
+    for kind in KINDS:
+        seconds, count = totals[kind]
+        print(f"  {labels[kind]:<30} {count:>6} in {seconds:.2f} s = {rates[kind]:.0f}/s")
+    for kind in (ACTIVITIES, WORKFLOW):
+        ratio = f"ratio {labels[kind].removeprefix('Shipyard, ')} / raw DELETEs"
+        print(
+            f"{ratio:<42} {rates[kind] / rates[RAW]:>5.2f}x"
+            f"   (/ raw GET, then DELETE: {rates[kind] / rates[SIZED]:.2f}x)"
+        )
 
 
 if __name__ == "__main__":
