@@ -2,17 +2,19 @@
 
 Loads and plans a run over 10,000 releases of 100 apps (rows written straight into a SQLite
 database; the ledger is read with Core selects, the plan is `core.retention.plan`, a pure
-function). Then the deletes: a second tenant of the same shape, with just enough apps for
-`--deletes`, has every image its plan deletes pushed to a local docker-registry the benchmark
-starts, and a run of each app goes through the Retention workflow's activities batch by batch,
-as the workflow calls them (claim in the database; for each image a GET of its manifest for
-its size and a DELETE by digest, DELETE_CONCURRENCY at a time; record). The baseline deletes
-as many images by digest with plain httpx, as many at once, from repositories of the same
-shape in the same registry; a second one makes the same two requests per image as Shipyard
-does. The three take turns app by app.
+function), and times one batch's claim and record in a run over that whole tenant. Then the
+deletes: two more tenants of the same shape, with just enough apps for `--deletes`, have every
+image their plans delete pushed to a local docker-registry the benchmark starts. A run of each
+app of the first goes through the Retention workflow's activities batch by batch, as the
+workflow calls them (claim in the database; for each image a GET of its manifest for its size
+and a DELETE by digest, DELETE_CONCURRENCY at a time; record); each app of the second is a
+Retention run on a Temporal dev server, timed from its history. The baselines delete as many
+images by digest with plain httpx, as many at once, from repositories of the same shape in the
+same registry: raw DELETEs, and a GET then a DELETE per image as Shipyard does. The four take
+turns app by app.
 
 Run: .venv/bin/python bench/retention.py [--apps 100] [--releases 10000] [--deletes 200]
-     [--batch-size 50]
+     [--batch-size 200]
 """
 
 from __future__ import annotations

@@ -21,7 +21,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.errors import code_and_message
     from workflows.policies import StepTimeouts
 
-DEFAULT_BATCH_SIZE = 50
+# Each batch costs a claim that reads the stored plan and a record that writes the report back,
+# whatever its size: in a run over a tenant of 10,000 releases about 0.2 s each (bench/
+# retention.py), so batches of 50 would spend as long on the records as on the deletes.
+DEFAULT_BATCH_SIZE = 200
 
 
 class RetentionInput(BaseModel):
