@@ -213,6 +213,7 @@ async def test_parallel_deletes_record_each_image_once_through_failures_and_imag
     for version in world.releases:
         assert await world.present(version) is (version not in doomed), version
         assert (world.release(version).deleted_at is not None) is (version in doomed)
+    await check_and_record(stack.temporal.client, real["workflow_id"], "retention-retried")
 
 
 async def test_a_promotion_keeps_an_image_the_policy_would_expire(stack: Stack):
