@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import math
+import statistics
 import sys
 import tempfile
 import time
@@ -65,6 +66,7 @@ STATES = [lifecycle.DEV] * 6 + [lifecycle.QA, lifecycle.STABLE, lifecycle.PROD, 
 PIPELINE = ["dev", "qa", "staging", "prod"]
 ROLLBACK_TARGETS = 3
 TASK_QUEUE = "bench-retention"
+REPEATS = 5
 ACTIVITIES, WORKFLOW, RAW, SIZED = "prune", "prunewf", "raw", "sized"
 KINDS = (ACTIVITIES, WORKFLOW, RAW, SIZED)
 
@@ -262,13 +264,17 @@ async def main(apps: int, releases: int, deletes: int, batch_size: int) -> None:
         engine = make_engine(f"sqlite:///{scratch}/bench.db")
         SQLModel.metadata.create_all(engine)
         tenant = seed(engine, "bench", apps, releases)
-        started = time.perf_counter()
-        with Session(engine) as session:
-            ledger = load_ledger(session, tenant.id, tenant.slug)
-        load_seconds = time.perf_counter() - started
-        started = time.perf_counter()
-        decisions = plan(ledger, utcnow(), ROLLBACK_TARGETS)
-        plan_seconds = time.perf_counter() - started
+        # Each timed a few times: the figure is the median, the spread says how busy the
+        # machine was.
+        load_times, plan_times = [], []
+        for _ in range(REPEATS):
+            started = time.perf_counter()
+            with Session(engine) as session:
+                ledger = load_ledger(session, tenant.id, tenant.slug)
+            load_times.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            decisions = plan(ledger, utcnow(), ROLLBACK_TARGETS)
+            plan_times.append(time.perf_counter() - started)
         doomed = [d.release for d in decisions if d.action == DELETE]
         # What a batch costs in the records when the run is the whole tenant: every claim reads
         # the stored plan, every record writes the report back.
@@ -390,8 +396,14 @@ async def main(apps: int, releases: int, deletes: int, batch_size: int) -> None:
     rates = {kind: totals[kind][1] / totals[kind][0] for kind in KINDS}
     print(f"releases planned          {len(decisions):>8} over {apps} apps")
     print(f"  to delete / kept        {len(doomed):>8} / {len(decisions) - len(doomed)}")
-    print(f"ledger load (SQLite)      {load_seconds * 1000:>8.1f} ms")
-    print(f"plan (pure function)      {plan_seconds * 1000:>8.1f} ms")
+    for label, times in (
+        ("ledger load (SQLite)", load_times),
+        ("plan (pure function)", plan_times),
+    ):
+        print(
+            f"{label:<25} {statistics.median(times) * 1000:>8.1f} ms   "
+            f"(median of {REPEATS}, {min(times) * 1000:.0f}-{max(times) * 1000:.0f} ms)"
+        )
     plan_activity, claim, record = (seconds * 1000 for seconds in batch_costs)
     print(
         f"run of the whole tenant:  plan activity {plan_activity:.0f} ms (ledger, plan, report "
