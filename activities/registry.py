@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from temporalio import activity
 
 from activities.failures import as_activity_failures
@@ -23,21 +25,32 @@ class RegistryActivities:
 
     @activity.defn(name=DELETE_MANIFESTS.name)
     async def delete_manifests(self, request: DeleteManifests) -> DeletedImages:
-        """Delete each manifest by digest; one already gone counts as deleted. Progress is in
-        the heartbeat, so a retry after a crash goes on where the last attempt was."""
+        """Delete the manifests by digest, `request.concurrency` at a time; one already gone
+        counts as deleted. Each delete done is in the heartbeat, so a retry (after a crash, or
+        after some deletes failed) does only what is left: the others in flight finish first,
+        then the first failure is raised."""
         details = activity.info().heartbeat_details
         done = DeletedImages.model_validate(details[0]) if details else DeletedImages()
         finished = {image.release_id for image in done.deleted}
-        with as_activity_failures():
-            for image in request.images:
-                if image.release_id in finished:
-                    continue
+        slots = asyncio.Semaphore(request.concurrency)
+
+        async def delete(image: Image) -> None:
+            async with slots:
                 size = await self._size(image)
                 existed = await self._registry.delete_manifest(image.repository, image.digest)
-                done.deleted.append(
-                    DeletedImage(release_id=image.release_id, already_gone=not existed, bytes=size)
-                )
-                activity.heartbeat(done.model_dump(mode="json"))
+            done.deleted.append(
+                DeletedImage(release_id=image.release_id, already_gone=not existed, bytes=size)
+            )
+            activity.heartbeat(done.model_dump(mode="json"))
+
+        with as_activity_failures():
+            outcomes = await asyncio.gather(
+                *(delete(image) for image in request.images if image.release_id not in finished),
+                return_exceptions=True,
+            )
+            failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+            if failures:
+                raise failures[0]
         return done
 
     async def _size(self, image: Image) -> int | None:

@@ -103,20 +103,25 @@ class RetentionActivities:
 
     @activity.defn(name=names.CLAIM_BATCH.name)
     def claim_batch(self, batch: BatchRef) -> ClaimedBatch:
-        """Re-check and mark each planned delete, one transaction per release (see
+        """Re-check and mark the batch's planned deletes in one transaction (see
         core.retention): what something needs now is spared, the rest is marked deleted."""
         with session_scope(self._engine) as session:
             run = _run(session, batch.run_id)
             deletes = [item for item in run.items if item["action"] == retention.DELETE]
             tenant_id = run.tenant_id
+        items = deletes[batch.offset : batch.offset + batch.limit]
+        # A new transaction, whose first statement takes the first row lock.
+        with session_scope(self._engine) as session:
+            spared = retention.claim_for_deletion(
+                session,
+                [uuid.UUID(item["release_id"]) for item in items],
+                tenant_id,
+                self._rollback_targets,
+            )
         result = ClaimedBatch()
-        for item in deletes[batch.offset : batch.offset + batch.limit]:
-            activity.heartbeat(item["release_id"])
-            with session_scope(self._engine) as session:
-                spared = retention.claim_for_deletion(
-                    session, uuid.UUID(item["release_id"]), tenant_id, self._rollback_targets
-                )
-            if spared is None:
+        for item in items:
+            why = spared[uuid.UUID(item["release_id"])]
+            if why is None:
                 result.claimed.append(
                     Image(
                         release_id=item["release_id"],
@@ -125,7 +130,7 @@ class RetentionActivities:
                     )
                 )
             else:
-                result.spared[item["release_id"]] = spared
+                result.spared[item["release_id"]] = why
         return result
 
     @activity.defn(name=names.RECORD_BATCH.name)

@@ -10,12 +10,12 @@ or rollback. Otherwise its lifecycle state's policy decides: it is kept while it
 newest `keep_last` releases in that state and not older than `max_age_days` (None: no limit).
 
 Race safety. A plan is a snapshot; a promotion or rollback may start after it was made. So no
-manifest is deleted on the plan's word alone: `claim_for_deletion` first takes the release's
-row lock (`hold_release`), then reads again whether anything references it, and marks it
-deleted in the same transaction; only after that commit is its manifest deleted. The API takes
-the same row lock before it records a promotion or rollback of a release and refuses a release
-marked deleted (409 RELEASE_DELETED), in the transaction that records the promotion or the
-rollback's deployment. The two transactions therefore serialize on the row: either the
+manifest is deleted on the plan's word alone: `claim_for_deletion` first takes the row locks
+of a batch of releases, then reads again whether anything references them, and marks them
+deleted in the same transaction; only after that commit are their manifests deleted. The API
+takes the same row lock before it records a promotion or rollback of a release and refuses a
+release marked deleted (409 RELEASE_DELETED), in the transaction that records the promotion or
+the rollback's deployment. The two transactions therefore serialize on the row: either the
 promotion is recorded first, and the claim sees it and spares the release, or the claim is
 first, and the promotion is refused. On SQLite the row lock is the database's write lock,
 taken by the same statement.
@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -233,95 +233,145 @@ def _by_env(entry: tuple[tuple[uuid.UUID, str], Any]) -> tuple[str, str]:
 
 # -- reading the ledger ------------------------------------------------------------------------
 
+# The ledger is read as rows of columns with Core selects: a tenant's ledger is thousands of
+# rows, and ORM objects (identity map, instrumentation) cost several times what the rows do.
+_APPS: sa.Table = App.__table__  # type: ignore[attr-defined]
+_RELEASES: sa.Table = Release.__table__  # type: ignore[attr-defined]
+_POLICIES: sa.Table = RetentionPolicy.__table__  # type: ignore[attr-defined]
+_ENVIRONMENTS: sa.Table = Environment.__table__  # type: ignore[attr-defined]
+_ACTIVATIONS: sa.Table = ReleaseActivation.__table__  # type: ignore[attr-defined]
+_PROMOTIONS: sa.Table = Promotion.__table__  # type: ignore[attr-defined]
+_DEPLOYMENTS: sa.Table = Deployment.__table__  # type: ignore[attr-defined]
+_LOCKS: sa.Table = EnvironmentLock.__table__  # type: ignore[attr-defined]
+
 
 def load_ledger(
-    session: Session, tenant_id: uuid.UUID, tenant_slug: str, app_id: uuid.UUID | None = None
+    session: Session,
+    tenant_id: uuid.UUID,
+    tenant_slug: str,
+    app_id: uuid.UUID | None = None,
+    *,
+    app_ids: Collection[uuid.UUID] | None = None,
 ) -> Ledger:
-    """The tenant's releases that still exist (or one app's) with everything that guards them."""
-    apps_query = select(App).where(App.tenant_id == tenant_id)
+    """The tenant's releases that still exist (or one app's, or those of `app_ids`) with
+    everything that guards them."""
+    apps_query = sa.select(_APPS.c.id, _APPS.c.slug).where(_APPS.c.tenant_id == tenant_id)
     if app_id is not None:
-        apps_query = apps_query.where(App.id == app_id)
-    apps = {app.id: app for app in session.exec(apps_query).all()}
+        apps_query = apps_query.where(_APPS.c.id == app_id)
+    if app_ids is not None:
+        apps_query = apps_query.where(_APPS.c.id.in_(list(app_ids)))
+    slugs: dict[uuid.UUID, str] = {row.id: row.slug for row in session.execute(apps_query)}
     ledger = Ledger()
-    if not apps:
+    if not slugs:
         return ledger
-    app_ids = list(apps)
-    for release in session.exec(
-        select(Release).where(col(Release.app_id).in_(app_ids), col(Release.deleted_at).is_(None))
-    ).all():
-        app = apps[release.app_id]
+    ids = list(slugs)
+    # Deleted releases too: a running deploy may still name one (see _in_flight).
+    releases = session.execute(
+        sa.select(
+            _RELEASES.c.id,
+            _RELEASES.c.app_id,
+            _RELEASES.c.version,
+            _RELEASES.c.lifecycle,
+            _RELEASES.c.image_digest,
+            _RELEASES.c.image_ref,
+            _RELEASES.c.commit_sha,
+            _RELEASES.c.created_at,
+            _RELEASES.c.deleted_at,
+        ).where(_RELEASES.c.app_id.in_(ids))
+    ).all()
+    for row in releases:
+        if row.deleted_at is not None:
+            continue
+        slug = slugs[row.app_id]
         ledger.releases.append(
             ReleaseFacts(
-                id=release.id,
-                app_id=release.app_id,
-                app_slug=app.slug,
-                repository=f"{tenant_slug}/{app.slug}",
-                version=release.version,
-                lifecycle=release.lifecycle,
-                image_digest=release.image_digest,
-                image_ref=release.image_ref,
-                created_at=release.created_at,
+                id=row.id,
+                app_id=row.app_id,
+                app_slug=slug,
+                repository=f"{tenant_slug}/{slug}",
+                version=row.version,
+                lifecycle=row.lifecycle,
+                image_digest=row.image_digest,
+                image_ref=row.image_ref,
+                created_at=row.created_at,
             )
         )
-    for policy in session.exec(
-        select(RetentionPolicy).where(col(RetentionPolicy.app_id).in_(app_ids))
-    ).all():
-        ledger.policies.setdefault(policy.app_id, {})[policy.state] = Policy(
-            policy.keep_last, policy.max_age_days
+    for row in session.execute(
+        sa.select(
+            _POLICIES.c.app_id, _POLICIES.c.state, _POLICIES.c.keep_last, _POLICIES.c.max_age_days
+        ).where(_POLICIES.c.app_id.in_(ids))
+    ):
+        ledger.policies.setdefault(row.app_id, {})[row.state] = Policy(
+            row.keep_last, row.max_age_days
         )
-    environments = session.exec(
-        select(Environment).where(col(Environment.app_id).in_(app_ids))
+    environments = session.execute(
+        sa.select(
+            _ENVIRONMENTS.c.id,
+            _ENVIRONMENTS.c.app_id,
+            _ENVIRONMENTS.c.name,
+            _ENVIRONMENTS.c.current_release_id,
+        ).where(_ENVIRONMENTS.c.app_id.in_(ids))
     ).all()
     for environment in environments:
         if environment.current_release_id is not None:
             ledger.current[(environment.app_id, environment.name)] = environment.current_release_id
-    for activation in session.exec(
-        select(ReleaseActivation)
-        .where(col(ReleaseActivation.app_id).in_(app_ids))
-        .order_by(col(ReleaseActivation.created_at).desc())
-    ).all():
-        key = (activation.app_id, activation.environment)
-        ledger.activations.setdefault(key, []).append(activation.release_id)
-    ledger.in_flight = _in_flight(session, app_ids, environments)
+    for row in session.execute(
+        sa.select(_ACTIVATIONS.c.app_id, _ACTIVATIONS.c.environment, _ACTIVATIONS.c.release_id)
+        .where(_ACTIVATIONS.c.app_id.in_(ids))
+        .order_by(_ACTIVATIONS.c.created_at.desc())
+    ):
+        ledger.activations.setdefault((row.app_id, row.environment), []).append(row.release_id)
+    ledger.in_flight = _in_flight(session, ids, releases, environments)
     return ledger
 
 
 def _in_flight(
-    session: Session, app_ids: list[uuid.UUID], environments: Iterable[Environment]
+    session: Session,
+    app_ids: list[uuid.UUID],
+    releases: Sequence[sa.Row[Any]],
+    environments: Sequence[sa.Row[Any]],
 ) -> dict[uuid.UUID, list[str]]:
     """Releases a running deploy, promotion or rollback needs, and which run needs them."""
     in_flight: dict[uuid.UUID, list[str]] = defaultdict(list)
-    releases = session.exec(
-        select(Release.id, Release.app_id, Release.image_ref, Release.commit_sha).where(
-            col(Release.app_id).in_(app_ids)
-        )
-    ).all()
-    by_image = {(app, image): rid for rid, app, image, _ in releases}
-    by_commit = {(app, commit): rid for rid, app, _, commit in releases}
+    by_image = {(row.app_id, row.image_ref): row.id for row in releases}
+    by_commit = {(row.app_id, row.commit_sha): row.id for row in releases}
 
-    def deployment_needs(deployment: Deployment) -> uuid.UUID | None:
+    def deployment_needs(deployment: sa.Row[Any]) -> uuid.UUID | None:
         # A rollback names its image from the start; a deploy may reuse a commit's image.
         if deployment.release_id is not None:
-            return deployment.release_id
+            return cast(uuid.UUID, deployment.release_id)
         if deployment.image_ref is not None:
             found = by_image.get((deployment.app_id, deployment.image_ref))
             if found is not None:
                 return found
         return by_commit.get((deployment.app_id, deployment.commit_sha))
 
-    for promotion in session.exec(
-        select(Promotion).where(
-            col(Promotion.app_id).in_(app_ids), col(Promotion.status).in_(OPEN_PROMOTION)
-        )
-    ).all():
+    deployment_columns = (
+        _DEPLOYMENTS.c.app_id,
+        _DEPLOYMENTS.c.release_id,
+        _DEPLOYMENTS.c.image_ref,
+        _DEPLOYMENTS.c.commit_sha,
+        _DEPLOYMENTS.c.trigger,
+        _DEPLOYMENTS.c.environment,
+        _DEPLOYMENTS.c.status,
+        _DEPLOYMENTS.c.workflow_id,
+    )
+    for promotion in session.execute(
+        sa.select(
+            _PROMOTIONS.c.release_id,
+            _PROMOTIONS.c.environment,
+            _PROMOTIONS.c.status,
+            _PROMOTIONS.c.workflow_id,
+        ).where(_PROMOTIONS.c.app_id.in_(app_ids), _PROMOTIONS.c.status.in_(OPEN_PROMOTION))
+    ):
         in_flight[promotion.release_id].append(
             f"promotion to {promotion.environment} is {promotion.status} ({promotion.workflow_id})"
         )
-    for deployment in session.exec(
-        select(Deployment).where(
-            col(Deployment.app_id).in_(app_ids), col(Deployment.status).in_(OPEN_DEPLOYMENT)
+    for deployment in session.execute(
+        sa.select(*deployment_columns).where(
+            _DEPLOYMENTS.c.app_id.in_(app_ids), _DEPLOYMENTS.c.status.in_(OPEN_DEPLOYMENT)
         )
-    ).all():
+    ):
         needed = deployment_needs(deployment)
         if needed is not None:
             in_flight[needed].append(
@@ -329,27 +379,33 @@ def _in_flight(
                 f"({deployment.workflow_id})"
             )
     # A lock holder may have recorded its end but not yet let go: its latest run still counts.
-    names = {environment.id: environment for environment in environments}
-    for lock in session.exec(
-        select(EnvironmentLock).where(col(EnvironmentLock.environment_id).in_(list(names)))
-    ).all():
-        environment = names[lock.environment_id]
+    names = {environment.id: environment.name for environment in environments}
+    if not names:
+        return dict(in_flight)
+    for lock in session.execute(
+        sa.select(_LOCKS.c.environment_id, _LOCKS.c.holder_kind, _LOCKS.c.holder_workflow_id).where(
+            _LOCKS.c.environment_id.in_(list(names))
+        )
+    ):
         holder = (
-            f"{lock.holder_kind} holding the {environment.name} lock ({lock.holder_workflow_id})"
+            f"{lock.holder_kind} holding the {names[lock.environment_id]} lock "
+            f"({lock.holder_workflow_id})"
         )
         if lock.holder_kind == "promotion":
-            holding = session.exec(
-                select(Promotion.release_id)
-                .where(Promotion.workflow_id == lock.holder_workflow_id)
-                .order_by(col(Promotion.created_at).desc())
-            ).first()
+            holding = session.execute(
+                sa.select(_PROMOTIONS.c.release_id)
+                .where(_PROMOTIONS.c.workflow_id == lock.holder_workflow_id)
+                .order_by(_PROMOTIONS.c.created_at.desc())
+                .limit(1)
+            ).scalar()
             if holding is not None:
                 in_flight[holding].append(holder)
             continue
-        latest = session.exec(
-            select(Deployment)
-            .where(Deployment.workflow_id == lock.holder_workflow_id)
-            .order_by(col(Deployment.created_at).desc())
+        latest = session.execute(
+            sa.select(*deployment_columns)
+            .where(_DEPLOYMENTS.c.workflow_id == lock.holder_workflow_id)
+            .order_by(_DEPLOYMENTS.c.created_at.desc())
+            .limit(1)
         ).first()
         needed = deployment_needs(latest) if latest is not None else None
         if needed is not None:
@@ -366,34 +422,73 @@ def hold_release(session: Session, release_id: uuid.UUID) -> Release | None:
     A write, not a SELECT ... FOR UPDATE, so that SQLite (which ignores FOR UPDATE) takes its
     write lock here too; it changes nothing. Must be the transaction's first statement on
     SQLite, so the transaction's snapshot is taken once the lock is held."""
-    session.execute(
-        sa.update(Release)
-        .where(col(Release.id) == release_id)
-        .values(deleted_at=col(Release.deleted_at))
-        .execution_options(synchronize_session=False)
-    )
+    _lock(session, release_id)
     return session.exec(
         select(Release).where(Release.id == release_id).execution_options(populate_existing=True)
     ).first()
 
 
 def claim_for_deletion(
-    session: Session, release_id: uuid.UUID, tenant_id: uuid.UUID, rollback_targets: int
-) -> str | None:
-    """Mark the release deleted unless something needs it now; None when it is (or already
-    was) marked, else why it is spared. The caller commits, then deletes the manifest."""
-    release = hold_release(session, release_id)
-    if release is None:
-        return "the release is no longer in the records"
-    if release.deleted_at is not None:
-        return None
-    app = session.get(App, release.app_id)
-    if app is None or app.tenant_id != tenant_id:
-        return "the release is not this tenant's"
-    ledger = load_ledger(session, tenant_id, "", release.app_id)
-    guarded = protections(ledger, rollback_targets).get(release.id)
-    if guarded:
-        return f"{guarded[0].detail} (since the plan was made)"
-    release.deleted_at = utcnow()
-    session.add(release)
-    return None
+    session: Session,
+    release_ids: Sequence[uuid.UUID],
+    tenant_id: uuid.UUID,
+    rollback_targets: int,
+) -> dict[uuid.UUID, str | None]:
+    """Mark each release deleted unless something needs it now, all in the session's
+    transaction: None for one that is (or already was) marked, else why it is spared. The
+    caller commits, then deletes the manifests.
+
+    Every row is locked first (`hold_release`, in id order, so two runs claiming overlapping
+    batches wait for each other rather than deadlock), and only then is the ledger of their
+    apps read, once for the whole batch: a promotion or rollback recorded before a lock was
+    taken is seen, one recorded after it finds the release marked deleted."""
+    wanted = sorted(set(release_ids))
+    for release_id in wanted:
+        _lock(session, release_id)
+    rows = {
+        row.id: row
+        for row in session.execute(
+            sa.select(_RELEASES.c.id, _RELEASES.c.app_id, _RELEASES.c.deleted_at).where(
+                _RELEASES.c.id.in_(wanted)
+            )
+        )
+    }
+    tenant_apps = set(
+        session.execute(
+            sa.select(_APPS.c.id).where(
+                _APPS.c.id.in_({row.app_id for row in rows.values()}),
+                _APPS.c.tenant_id == tenant_id,
+            )
+        ).scalars()
+    )
+    ledger = load_ledger(session, tenant_id, "", app_ids=tenant_apps)
+    guarded = protections(ledger, rollback_targets)
+    outcome: dict[uuid.UUID, str | None] = {}
+    marked: list[uuid.UUID] = []
+    for release_id in dict.fromkeys(release_ids):
+        row = rows.get(release_id)
+        if row is None:
+            outcome[release_id] = "the release is no longer in the records"
+        elif row.deleted_at is not None:
+            outcome[release_id] = None
+        elif row.app_id not in tenant_apps:
+            outcome[release_id] = "the release is not this tenant's"
+        elif guarded.get(release_id):
+            outcome[release_id] = f"{guarded[release_id][0].detail} (since the plan was made)"
+        else:
+            outcome[release_id] = None
+            marked.append(release_id)
+    if marked:
+        session.execute(
+            sa.update(_RELEASES).where(_RELEASES.c.id.in_(marked)).values(deleted_at=utcnow())
+        )
+    return outcome
+
+
+def _lock(session: Session, release_id: uuid.UUID) -> None:
+    session.execute(
+        sa.update(Release)
+        .where(col(Release.id) == release_id)
+        .values(deleted_at=col(Release.deleted_at))
+        .execution_options(synchronize_session=False)
+    )

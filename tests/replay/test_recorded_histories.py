@@ -19,7 +19,7 @@ REQUIRED = {
     "bootstrap-done", "bootstrap-failed", "bootstrap-cancelled",
     "deploy-succeeded", "deploy-failed", "deploy-cancelled",
     "rollback-succeeded", "rollback-failed", "rollback-cancelled",
-    "retention-succeeded", "retention-dry-run", "retention-scheduled",
+    "retention-succeeded", "retention-dry-run", "retention-scheduled", "retention-retried",
     "disconnect-done",
     "commit-status-succeeded", "commit-status-given-up", "commit-status-cancelled",
     "webhook-succeeded", "webhook-failed",

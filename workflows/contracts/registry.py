@@ -13,8 +13,15 @@ class Image(BaseModel):
     digest: str
 
 
+# How many manifest deletes one activity has in flight at once: enough to keep a registry busy
+# (each delete is a GET for the image's size, then the DELETE), few enough that a shared
+# registry is not flooded by one retention run.
+DELETE_CONCURRENCY = 16
+
+
 class DeleteManifests(BaseModel):
     images: list[Image]
+    concurrency: int = Field(default=DELETE_CONCURRENCY, ge=1, le=64)
 
 
 class DeletedImage(BaseModel):

@@ -1,6 +1,7 @@
 """Retention against the real docker-registry: policies over releases in several states, what
 is always kept (active, rollback targets, in flight), dry run against real run, the refusal of
-deleted releases, the race with a promotion, and the tenant's Temporal Schedule."""
+deleted releases, the race with a promotion, parallel deletes some of which fail for a while,
+and the tenant's Temporal Schedule."""
 
 from __future__ import annotations
 
@@ -8,17 +9,22 @@ import asyncio
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator
 
+import pytest
 from sqlmodel import Session, select
 from temporalio.testing import ActivityEnvironment
 
+import worker
 from activities.retention import RetentionActivities
 from api.retention import refuse_deleted
 from core.clock import utcnow
 from core.models import Deployment, Promotion, Release, RetentionRun
+from sandbox.registry_proxy import RegistryProxy
 from tests.fixtures.stack import Stack
 from tests.replay.histories import check_and_record
 from tests.retention_world import World, fresh_tenant, make_world, wait_for_run
+from workflows.contracts.registry import DELETE_CONCURRENCY
 from workflows.contracts.retention import BatchRef, RunStart
 
 
@@ -149,6 +155,65 @@ async def test_dry_run_equals_the_real_run_and_keeps_what_is_needed(stack: Stack
     client = stack.temporal.client
     await check_and_record(client, dry["workflow_id"], "retention-dry-run")
     await check_and_record(client, real["workflow_id"], "retention-succeeded")
+
+
+@pytest.fixture
+async def proxied_stack(
+    stack_without_worker: Stack, registry_proxy: RegistryProxy
+) -> AsyncIterator[Stack]:
+    """The stack whose worker reaches the registry through a proxy that can fail requests."""
+    stack = stack_without_worker
+    stack.settings.registry_url = registry_proxy.url
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stack.settings, stop))
+    yield stack
+    stop.set()
+    await asyncio.wait_for(running, timeout=30)
+
+
+async def test_parallel_deletes_record_each_image_once_through_failures_and_images_gone(
+    proxied_stack: Stack, registry_proxy: RegistryProxy
+):
+    """One batch, more deletes than run at once: two images were deleted before the run, the
+    registry fails two DELETEs and one size lookup on its side. The retry does only what is
+    left, so every image ends deleted exactly once, already gone only where it was."""
+    stack = proxied_stack
+    world = await make_world(stack)
+    count = DELETE_CONCURRENCY + 8
+    await world.add_releases([(v, "DEV", 100) for v in range(1, count + 1)])
+    world.activate("dev", count)
+    assert (await world.put_policies({"DEV": {"keep_last": 1, "max_age_days": None}})).is_success
+    doomed = set(range(1, count))
+    gone_before = {3, 17}
+    for version in gone_before:
+        await stack.registry_client.delete_manifest(
+            world.repository, world.releases[version].image_digest
+        )
+
+    def manifest_of(version: int) -> str:
+        return f"^/v2/{world.repository}/manifests/{world.releases[version].image_digest}$"
+
+    failures = [
+        registry_proxy.fail_next("DELETE", manifest_of(5)),
+        registry_proxy.fail_next("DELETE", manifest_of(20)),
+        registry_proxy.fail_next("GET", manifest_of(9)),
+    ]
+
+    real = await world.run(dry_run=False, within=60)
+
+    assert [len(failure.answered) for failure in failures] == [1, 1, 1]
+    assert real["status"] == "succeeded", real
+    versions = [item["version"] for item in real["items"]]
+    assert sorted(versions) == list(range(1, count + 1))
+    deleted = {item["version"]: item for item in real["items"] if item["outcome"] == "deleted"}
+    assert set(deleted) == doomed
+    assert {v for v, item in deleted.items() if item["already_gone"]} == gone_before
+    assert all(deleted[v]["bytes_freed"] for v in doomed - gone_before)
+    assert real["summary"]["deleted"] == len(doomed) and real["summary"]["spared"] == 0
+    for version in world.releases:
+        assert await world.present(version) is (version not in doomed), version
+        assert (world.release(version).deleted_at is not None) is (version in doomed)
+    await check_and_record(stack.temporal.client, real["workflow_id"], "retention-retried")
 
 
 async def test_a_promotion_keeps_an_image_the_policy_would_expire(stack: Stack):
