@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable
 from datetime import timedelta
+from typing import Any
 
 import structlog
 from sqlmodel import Session, col, select
+from temporalio.client import WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
@@ -19,7 +22,12 @@ from api.pauses import refuse_if_paused
 from api.retention import refuse_deleted
 from api.routers import API_PREFIX
 from api.schemas.promotions import PromotionPublic
-from api.workflow_calls import addressing_run, reaching_temporal, run_handle
+from api.workflow_calls import (
+    addressing_run,
+    reaching_temporal,
+    run_handle,
+    start_after_closing_run,
+)
 from core import lifecycle
 from core.audit import record_audit
 from core.clock import utcnow
@@ -159,18 +167,29 @@ async def start_promotion(
     try:
         async with reaching_temporal("start the promotion"):
             client = await temporal.client()
-            handle = await client.start_workflow(
-                Promote.run,
-                workflow_input,
-                id=workflow_id,
-                task_queue=settings.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                static_summary=(
-                    f"Promote {tenant.slug}/{app.slug} v{release.version} to {environment}"
-                ),
-                search_attributes=search.for_app(
-                    tenant.slug, app.slug, environment, "pending_approval"
-                ),
+
+            def start() -> Awaitable[WorkflowHandle[Any, Any]]:
+                return client.start_workflow(
+                    Promote.run,
+                    workflow_input,
+                    id=workflow_id,
+                    task_queue=settings.task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                    static_summary=(
+                        f"Promote {tenant.slug}/{app.slug} v{release.version} to {environment}"
+                    ),
+                    search_attributes=search.for_app(
+                        tenant.slug, app.slug, environment, "pending_approval"
+                    ),
+                )
+
+            # The previous promotion of this environment may have written its end and still
+            # be closing its run: then this one waits for that run, and starts.
+            handle = await start_after_closing_run(
+                client,
+                start,
+                workflow_id,
+                lambda: not _others_open(session, promotion),
             )
     except WorkflowAlreadyStartedError:
         session.delete(promotion)
@@ -241,6 +260,19 @@ def carried_approvals(session: Session, promotion: Promotion) -> list[CarriedApp
         )
         for row in rows
     ]
+
+
+def _others_open(session: Session, promotion: Promotion) -> bool:
+    """Whether another promotion of the same environment is recorded as still open."""
+    other = session.exec(
+        select(Promotion.id).where(
+            Promotion.app_id == promotion.app_id,
+            Promotion.environment == promotion.environment,
+            Promotion.id != promotion.id,
+            col(Promotion.status).in_(OPEN_STATUSES),
+        )
+    ).first()
+    return other is not None
 
 
 def release_by_version(session: Session, app: App, version: int) -> Release:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 
 import worker
 from activities.locks import lock_holder
@@ -25,6 +25,7 @@ from tests.fixtures.stack import Stack
 from tests.integration.api.test_events import collect
 from tests.integration.workflows.test_push_to_deploy import App
 from tests.replay.histories import check_and_record
+from workflows.promote import promote_workflow_id
 
 FINISHED = ("succeeded", "failed", "rejected", "cancelled", "expired")
 
@@ -684,6 +685,9 @@ async def test_a_promotion_cancelled_before_its_run_began_ends_cancelled(
         assert ended["status"] == "cancelled", ended
         assert ended["completed_at"] is not None
         handle = stack.temporal.client.get_workflow_handle(promotion["workflow_id"])
+        # The record is written before the run takes its last step: wait for it to close.
+        with pytest.raises(WorkflowFailureError):
+            await asyncio.wait_for(handle.result(), timeout=30)
         assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
         await check_and_record(
             stack.temporal.client, promotion["workflow_id"], "promote-cancelled-at-the-start"
@@ -691,3 +695,31 @@ async def test_a_promotion_cancelled_before_its_run_began_ends_cancelled(
     finally:
         stop.set()
         await asyncio.wait_for(running, timeout=30)
+
+
+async def test_a_promotion_asked_for_while_the_last_run_closes_waits_for_it_and_starts(
+    promoting: Promoting, stack: Stack
+):
+    """The environment's last promotion has written its end but its run is still closing (it
+    holds the workflow id): the next request waits for exactly that run to close and starts,
+    where it used to be refused with 409 PROMOTION_IN_PROGRESS."""
+    promoting.set_lifecycle(1, "STABLE")
+    client = stack.temporal.client
+    closing = await client.start_workflow(
+        "PromoteClosing",
+        id=promote_workflow_id(promoting.app.id, "prod"),
+        task_queue=f"nobody-{uuid.uuid4().hex[:8]}",
+    )
+    asking = asyncio.create_task(
+        stack.api.post(
+            f"/api/v1/apps/{promoting.app.id}/promotions",
+            json={"version": 1, "environment": "prod"},
+            headers=stack.tenant.headers,
+        )
+    )
+    await asyncio.sleep(0.5)
+    assert not asking.done(), (await asking).text
+    await closing.terminate("its last step")
+    answer = await asyncio.wait_for(asking, timeout=30)
+    assert answer.status_code == 202, answer.text
+    assert (await promoting.wait(answer.json()))["status"] == "succeeded"
