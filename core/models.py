@@ -489,6 +489,20 @@ class Deployment(SQLModel, table=True):
     completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
+class CommitMessage(SQLModel, table=True):
+    """What a pushed commit says, as GitHub's push delivered it: shown beside the deployments
+    of that commit. Commits Shipyard did not hear of by push (a template's first, a CI image's)
+    have none."""
+
+    __tablename__ = "commit_messages"
+
+    app_id: uuid.UUID = Field(foreign_key="apps.id", primary_key=True)
+    sha: str = Field(primary_key=True, max_length=40)
+    message: str = Field(max_length=2000)
+    author: str = Field(default="", max_length=200)
+    created_at: datetime = _created()
+
+
 class IdempotencyKey(SQLModel, table=True):
     """A caller's Idempotency-Key: the request it was first used for, and its answer."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -24,6 +25,7 @@ from api.schemas import DeploymentCreate, DeploymentPublic, LogPage
 from api.schemas.deployments import DeploymentRetry
 from api.workflow_calls import addressing_run, run_handle
 from core.audit import record_audit
+from core.commit_messages import lookup as commit_messages
 from core.models import App, Deployment, GitConnection
 from core.settings import Settings
 from workflows.deploy import CANCEL_DEPLOYMENT_UPDATE
@@ -31,11 +33,15 @@ from workflows.deploy import CANCEL_DEPLOYMENT_UPDATE
 router = APIRouter(prefix=API_PREFIX, tags=["deployments"])
 
 
-def public(deployment: Deployment, settings: Settings) -> DeploymentPublic:
+def public(
+    deployment: Deployment, settings: Settings, message: str | None = None
+) -> DeploymentPublic:
     return DeploymentPublic(
         **deployment.model_dump(
-            include=set(DeploymentPublic.model_fields) - {"workflow_url", "status_url"}
+            include=set(DeploymentPublic.model_fields)
+            - {"workflow_url", "status_url", "commit_message"}
         ),
+        commit_message=message,
         workflow_url=workflow_url(settings, deployment.workflow_id),
         status_url=f"{API_PREFIX}/apps/{deployment.app_id}/deployments/{deployment.id}",
     )
@@ -55,7 +61,7 @@ def list_deployments(
     )
     return validated(
         Page[DeploymentPublic](
-            items=[public(row, settings) for row in rows], total=total, next_cursor=next_cursor
+            items=with_messages(session, rows, settings), total=total, next_cursor=next_cursor
         )
     )
 
@@ -202,7 +208,7 @@ def get_deployment(
     settings: SettingsDep,
 ) -> DeploymentPublic:
     """One deployment: its commit, stage, image by digest and outcome."""
-    return public(_deployment(session, app, deployment_id), settings)
+    return with_messages(session, [_deployment(session, app, deployment_id)], settings)[0]
 
 
 @router.post(
@@ -288,9 +294,17 @@ def tenant_feed(
     )
     return validated(
         Page[DeploymentPublic](
-            items=[public(row, settings) for row in rows], total=total, next_cursor=next_cursor
+            items=with_messages(session, rows, settings), total=total, next_cursor=next_cursor
         )
     )
+
+
+def with_messages(
+    session: Session, rows: Sequence[Deployment], settings: Settings
+) -> list[DeploymentPublic]:
+    """The deployments as the API shows them, each with its commit's message (one query)."""
+    messages = commit_messages(session, [(row.app_id, row.commit_sha) for row in rows])
+    return [public(row, settings, messages.get((row.app_id, row.commit_sha))) for row in rows]
 
 
 def _deployment(session: Session, app: App, deployment_id: uuid.UUID) -> Deployment:

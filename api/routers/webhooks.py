@@ -19,6 +19,7 @@ from api.errors import ApiError
 from api.routers import API_PREFIX
 from api.schemas.webhooks import WebhookOutcome
 from api.workflow_calls import reaching_temporal
+from core import commit_messages
 from core.clock import utcnow
 from core.models import App, GitConnection, WebhookDelivery
 from core.pauses import describe, pause_of
@@ -83,6 +84,7 @@ async def github_webhook(
             f"no app deploys {full_name} branch {branch} through installation {installation}",
         )
     app, connection = connected
+    _keep_messages(session, app, payload)
     workflow_input = deploy_input(session, settings, app, connection, trigger="webhook")
     paused = pause_of(session, app.id, app.tenant_id)
     workflow_id = deploy_workflow_id(str(app.id), workflow_input.environment)
@@ -137,6 +139,16 @@ class Handled:
     def answer(self, outcome: str, detail: str) -> JSONResponse:
         self.note(f"{outcome}: {detail}")
         return _answer(outcome, detail)
+
+
+def _keep_messages(session: Session, app: App, payload: dict[str, Any]) -> None:
+    """What the pushed commits say, kept for the deployments that show them; a copy of this
+    delivery racing it keeps the same."""
+    commit_messages.record(session, app.id, commit_messages.pushed_commits(payload))
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
 
 
 def _connected_app(

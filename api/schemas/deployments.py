@@ -32,6 +32,11 @@ class DeploymentPublic(BaseModel):
     app_id: uuid.UUID
     environment: str
     commit_sha: str
+    commit_message: str | None = Field(
+        default=None,
+        description="what the commit says, as its push delivered it; null for a commit "
+        "Shipyard did not hear of by push (a template's first, a CI image's)",
+    )
     commits: list[str]
     status: str
     stage: str

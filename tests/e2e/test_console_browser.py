@@ -22,6 +22,7 @@ from tests.fixtures.browser import PHONE, WIDE, Chromium, LiveApp, LiveStack, Li
 LIVE = 60_000  # ms a live change may take: a build, a rollout, a promotion's verification
 README_SCREENSHOT = Path(__file__).resolve().parents[1] / "screenshots" / "release-matrix.png"
 SIGN_IN = re.compile(r".*/console/sign-in(\?.*)?$")
+MESSAGE = "<script>window.injected = 2</script> Bigger buttons"
 NOTE = "<script>window.injected = 1</script> ship it"
 
 
@@ -66,7 +67,7 @@ async def test_a_push_shows_live_and_an_approval_moves_the_requesters_matrix(
     # Nothing below reloads this page: the marker stays while the matrix changes.
     await requester.evaluate("window.unreloaded = true")
 
-    await live_stack.push(app, "Storefront, v2")
+    await live_stack.push(app, "Storefront, v2", message=MESSAGE)
     await expect(cell(requester, app, "dev").locator(".version")).to_have_text("v2", timeout=LIVE)
     assert await requester.evaluate("window.unreloaded") is True
     await chromium.screenshot(requester, "console-matrix-1280")
@@ -75,6 +76,9 @@ async def test_a_push_shows_live_and_an_approval_moves_the_requesters_matrix(
     app_page = await requester.context.new_page()
     await app_page.goto(f"/console/apps/{app.id}")
     await expect(app_page.get_by_role("heading", name="Environments")).to_be_visible()
+    # The pushed commit's message is shown as the text it is, never run.
+    await expect(app_page.locator(".commit-message").first).to_have_text(MESSAGE)
+    assert await app_page.evaluate("window.injected === undefined") is True
     await app_page.get_by_label("Promote").select_option("2")
     await app_page.get_by_label("to", exact=True).select_option("live")
     await app_page.get_by_label("Note").fill(NOTE)

@@ -283,3 +283,44 @@ async def test_a_push_refused_by_temporal_is_not_lost(
     end_started_deploys.append(again.json()["workflow_id"])
     third = await api.post("/api/v1/webhooks/github", content=body, headers=headers)
     assert third.json()["status"] == "duplicate"
+
+
+async def test_a_push_keeps_what_its_commits_say_for_the_deployments_that_show_them(
+    api, make_tenant, engine
+):
+    tenant = await make_tenant()
+    app_id, _ = seed_deployments(engine, tenant.slug, 3)
+    with Session(engine) as session:
+        session.add(
+            Environment(app_id=uuid.UUID(app_id), name="dev", position=0, namespace="feed-dev")
+        )
+        session.commit()
+    pushed, untold = f"{1:040d}", f"{2:040d}"
+    message = "<script>alert(1)</script> Fix the checkout\n\nWith a body."
+
+    def push(text: str) -> bytes:
+        commit = {"id": pushed, "message": text, "author": {"name": "Dev", "email": "d@x"}}
+        return json.dumps(
+            {
+                "ref": "refs/heads/main", "after": pushed, "installation": {"id": 1},
+                "repository": {"full_name": "org/feed"}, "commits": [commit],
+                "head_commit": commit,
+            }
+        ).encode()  # fmt: skip
+
+    body = push(message)
+    answer = await api.post("/api/v1/webhooks/github", content=body, headers=signed(body, "push"))
+    assert answer.status_code == 202, answer.text
+    # A later delivery of the same commit cannot rewrite what it says.
+    body = push("something else")
+    again = await api.post("/api/v1/webhooks/github", content=body, headers=signed(body, "push"))
+    assert again.status_code == 202, again.text
+
+    listed = await api.get(f"/api/v1/apps/{app_id}/deployments", headers=tenant.headers)
+    said = {item["commit_sha"]: item["commit_message"] for item in listed.json()["items"]}
+    assert said[pushed] == message and said[untold] is None
+    feed = await api.get(f"/api/v1/tenants/{tenant.slug}/deployments", headers=tenant.headers)
+    assert {i["commit_sha"]: i["commit_message"] for i in feed.json()["items"]}[pushed] == message
+    one = next(i for i in listed.json()["items"] if i["commit_sha"] == pushed)
+    shown = await api.get(f"/api/v1/apps/{app_id}/deployments/{one['id']}", headers=tenant.headers)
+    assert shown.json()["commit_message"] == message
