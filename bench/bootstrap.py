@@ -272,7 +272,9 @@ def effective_time(event: HistoryEvent) -> float:
         details = event.marker_recorded_event_attributes.details.get("data")
         if details is not None and details.payloads:
             completed = json.loads(details.payloads[0].data).get("complete_time")
-            if completed:
+            if isinstance(completed, dict):  # a protobuf Timestamp
+                return int(completed.get("seconds", 0)) + int(completed.get("nanos", 0)) / 1e9
+            if isinstance(completed, str):
                 return datetime.fromisoformat(completed.replace("Z", "+00:00")).timestamp()
     return event.event_time.ToDatetime().timestamp() if event.HasField("event_time") else 0.0
 
