@@ -424,6 +424,14 @@ class DeployRelease:
 
     async def _resolve_commit(self, round_: Round) -> str:
         request = self._request
+        if self._local_records and round_.commit_sha:
+            # A commit named by its start (a bootstrap's push, an import's head, a manual
+            # deploy's sha) needs no resolving: runs from before asked git anyway.
+            await self._move(
+                round_, "pending", "resolve", f"Deploying {round_.commit_sha[:12]}",
+                commit_sha=round_.commit_sha,
+            )  # fmt: skip
+            return round_.commit_sha
         await self._move(round_, "pending", "resolve", f"Resolving the head of {request.branch}")
         result = await self._steps.git(
             git.RESOLVE_COMMIT,

@@ -32,8 +32,10 @@ WAIT_FOR_THE_LOCK = "wait-for-the-environment-lock"
 
 
 def locked_by(error: BaseException) -> LockHolder | None:
-    """Who holds the lock, when `error` is the acquire's ENVIRONMENT_LOCKED refusal."""
-    cause = error.cause if isinstance(error, ActivityError) else None
+    """Who holds the lock, when `error` is the acquire's ENVIRONMENT_LOCKED refusal: the cause
+    of an ActivityError, or the ApplicationError itself when the acquire ran as a local
+    activity (the SDK raises a local activity's failure unwrapped)."""
+    cause = error.cause if isinstance(error, ActivityError) else error
     if not isinstance(cause, ApplicationError) or cause.type != ENVIRONMENT_LOCKED:
         return None
     details: Any = cause.details[0] if cause.details else {}
@@ -95,7 +97,7 @@ async def _acquire(
         return await execute(
             ACQUIRE, lock, start_to_close=timeouts.call, retry=policies.DATABASE, summary=summary
         )
-    except ActivityError as error:
+    except (ActivityError, ApplicationError) as error:
         holder = locked_by(error)
         if holder is None or on_wait is None or not workflow.patched(WAIT_FOR_THE_LOCK):
             raise
