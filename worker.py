@@ -158,12 +158,16 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     try:
         with (
             ThreadPoolExecutor(
-                max_workers=16,
+                # Every activity the limits let run at once has a thread when it is synchronous
+                # (database writes, Kubernetes calls); blocking work inside asynchronous ones
+                # (git push, image assembly) goes to asyncio's own pool with `to_thread`.
+                max_workers=settings.worker_max_concurrent_activities
+                + settings.worker_max_concurrent_local_activities,
                 thread_name_prefix="activity",
                 initializer=functools.partial(name_thread, "activity"),
             ) as executor,
             ThreadPoolExecutor(
-                max_workers=500,
+                max_workers=settings.worker_max_concurrent_workflow_tasks,
                 thread_name_prefix="workflow",
                 initializer=functools.partial(name_thread, "workflow"),
             ) as workflow_executor,
@@ -265,6 +269,9 @@ def _worker(
         activities=activities,
         activity_executor=executor,
         workflow_task_executor=workflow_executor,
+        max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+        max_concurrent_activities=settings.worker_max_concurrent_activities,
+        max_concurrent_local_activities=settings.worker_max_concurrent_local_activities,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         sticky_queue_schedule_to_start_timeout=timedelta(
             seconds=settings.sticky_queue_timeout_seconds
