@@ -19,6 +19,8 @@ core), and the p50 wall time of each stage, read from the workflows' histories. 
 asserts.
 
 Run: .venv/bin/python bench/bootstrap.py [--n 50] [--rollout-delay SECONDS]
+     [--max-concurrent-workflow-tasks N] [--max-concurrent-activities N]
+     [--max-concurrent-local-activities N]
 """
 
 from __future__ import annotations
@@ -147,6 +149,14 @@ class Run:
     def percentile(self, fraction: float) -> float:
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def merged(first: Run, second: Run) -> Run:
+    """Two runs of the same thing as one: every latency, and the time both took."""
+    outcomes = dict(first.outcomes)
+    for outcome, count in second.outcomes.items():
+        outcomes[outcome] = outcomes.get(outcome, 0) + count
+    return Run([*first.latencies, *second.latencies], first.wall + second.wall, outcomes)
 
 
 async def rollout_delay(settings: Settings, state: Path, seconds: float | None) -> float:
@@ -399,6 +409,10 @@ async def bench(
     )
     values = bench_values(sandbox, database_url, temporal.client.service_client.config.target_host)
     values["log_level"] = "WARNING"
+    for limit in ("max_concurrent_workflow_tasks", "max_concurrent_activities",
+                  "max_concurrent_local_activities"):  # fmt: skip
+        if getattr(args, limit) is not None:
+            values[f"worker_{limit}"] = getattr(args, limit)
     # model_validate, not Settings(): only these values count, never the caller's .env.
     settings = Settings.model_validate(values)
     delay = await rollout_delay(settings, state, args.rollout_delay)
@@ -407,6 +421,18 @@ async def bench(
     app = create_app(settings, engine=engine, temporal=TemporalGateway(settings, client=client))
     worker = start_worker(values, state / "worker.log")
     owner = settings.sandbox_github_owner
+    baseline_queue = f"bench-baseline-{uuid.uuid4().hex[:8]}"
+
+    def baseline_of(shape: list[list[str]], name: str) -> Callable[[int], Awaitable[str]]:
+        async def one_baseline(index: int) -> str:
+            await client.execute_workflow(
+                Baseline.run, shape, id=f"{baseline_queue}-{name}-{index}",
+                task_queue=baseline_queue,
+            )  # fmt: skip
+            return "done"
+
+        return one_baseline
+
     try:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
@@ -428,31 +454,38 @@ async def bench(
                     started_states.append(started)
                 return outcome
 
+            async with Worker(
+                client,
+                task_queue=baseline_queue,
+                workflows=[Baseline, BaselineChild],
+                activities=[noop],
+            ):
+                yardstick_before = await timed(
+                    args.n, baseline_of([list(part) for part in YARDSTICK], "y1")
+                )
             cpu_before = processes.sample()
             shipyard = await timed(args.n, one_bootstrap)
             cpu_after = processes.sample()
             cpu = {name: cpu_after[name] - cpu_before.get(name, 0.0) for name in cpu_after}
             stages = await stage_p50s(client, started_states)
 
-        baseline_queue = f"bench-baseline-{uuid.uuid4().hex[:8]}"
-
-        def baseline_of(shape: list[list[str]], name: str) -> Callable[[int], Awaitable[str]]:
-            async def one_baseline(index: int) -> str:
-                await client.execute_workflow(
-                    Baseline.run, shape, id=f"{baseline_queue}-{name}-{index}",
-                    task_queue=baseline_queue,
-                )  # fmt: skip
-                return "done"
-
-            return one_baseline
-
+        yardstick_shape = [list(part) for part in YARDSTICK]
         async with Worker(
             client,
             task_queue=baseline_queue,
             workflows=[Baseline, BaselineChild],
             activities=[noop],
         ):
-            yardstick = await timed(args.n, baseline_of([list(part) for part in YARDSTICK], "y"))
+            # The yardstick runs once before the bootstraps (below, after their warm-up) and
+            # once after them; the machine may be shared, so its load is taken on both sides.
+            bare_before = processes.sample()
+            yardstick_after = await timed(args.n, baseline_of(yardstick_shape, "y2"))
+            bare_after = processes.sample()
+            yardstick = merged(yardstick_before, yardstick_after)
+            bare_cpu = {
+                name: bare_after[name] - bare_before.get(name, 0.0)
+                for name in ("api + bench client (this process)", "temporal server")
+            }
             same_shape = await timed(
                 args.n, baseline_of([shape.before, shape.child, shape.after], "s")
             )
@@ -464,6 +497,14 @@ async def bench(
 
     report(args.n, shape, delay, warm_seconds, shipyard, yardstick, same_shape)
     report_where_time_goes(args.n, shipyard, cpu, stages)
+    server, bare_worker = (
+        bare_cpu[name] / args.n * 1000
+        for name in ("temporal server", "api + bench client (this process)")
+    )
+    print(
+        f"CPU per yardstick workflow (its second {args.n}): Temporal server {server:.0f} ms, "
+        f"this process (the bare worker) {bare_worker:.0f} ms"
+    )
 
 
 def report(
@@ -485,13 +526,14 @@ def report(
     yardstick_steps = sum(len(part) for part in YARDSTICK)
     for name, run in (
         ("shipyard bootstrap", shipyard),
-        (f"yardstick: bare, {yardstick_steps} no-op activities (fixed)", yardstick),
+        (f"yardstick: bare, {yardstick_steps} no-op activities (fixed)*", yardstick),
         (f"bare, Shipyard's shape ({shape.count(REGULAR)}+{shape.count(LOCAL)}l)", same_shape),
     ):
         print(
             f"{name:<46}{run.throughput:>11.2f}{run.percentile(0.5):>8.2f}s"
             f"{run.percentile(0.95):>8.2f}s{max(run.latencies):>8.2f}s"
         )
+    print(f"* {n} before the bootstraps and {n} after them, together")
     for name, baseline in (("fixed yardstick", yardstick), ("Shipyard's shape", same_shape)):
         print(
             f"ratio shipyard/{name}: throughput "
@@ -544,6 +586,13 @@ def cpus() -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--n", type=int, default=50, help="bootstraps started at once")
+    for limit in ("workflow-tasks", "activities", "local-activities"):
+        parser.add_argument(
+            f"--max-concurrent-{limit}",
+            type=int,
+            default=None,
+            help=f"the worker's SHIPYARD_WORKER_MAX_CONCURRENT_{limit.upper().replace('-', '_')}",
+        )
     parser.add_argument(
         "--rollout-delay",
         type=float,
