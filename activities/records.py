@@ -93,6 +93,23 @@ def not_started(what: str, error: BaseException) -> str:
     return f"{NOT_STARTED}: the {what} could not be started ({cause})"
 
 
+def write_audit_event(session: Session, event: AuditEventInput) -> None:
+    """The event once: its id derives from its key, so a retried write finds it there."""
+    event_id = uuid.uuid5(AUDIT_NAMESPACE, event.event_key)
+    if session.get(AuditEvent, event_id) is not None:
+        return
+    row = record_audit(
+        session,
+        tenant_id=uuid.UUID(event.tenant_id) if event.tenant_id else None,
+        actor=event.actor,
+        action=event.action,
+        target=event.target,
+        result=event.result,
+        detail=event.detail,
+    )
+    row.id = event_id
+
+
 class RecordsActivities:
     def __init__(self, engine: Engine, announcer: Announcer | None = None) -> None:
         self._engine = engine
@@ -100,20 +117,8 @@ class RecordsActivities:
 
     @activity.defn(name=names.RECORD_AUDIT_EVENT.name)
     def record_audit_event(self, event: AuditEventInput) -> None:
-        event_id = uuid.uuid5(AUDIT_NAMESPACE, event.event_key)
         with session_scope(self._engine) as session:
-            if session.get(AuditEvent, event_id) is not None:
-                return
-            row = record_audit(
-                session,
-                tenant_id=uuid.UUID(event.tenant_id) if event.tenant_id else None,
-                actor=event.actor,
-                action=event.action,
-                target=event.target,
-                result=event.result,
-                detail=event.detail,
-            )
-            row.id = event_id
+            write_audit_event(session, event)
 
     @activity.defn(name=names.CHECK_PAUSE.name)
     def check_pause(self, check: PauseCheck) -> PauseState:
@@ -186,6 +191,8 @@ class RecordsActivities:
                         },
                     )
                 )
+            if progress.audit is not None:
+                write_audit_event(session, progress.audit)
             if row.status in BOOTSTRAP_ENDED and row.error_code not in NOT_STARTED_CODES:
                 published.append(_bootstrap_finished(session, row))
         self._announcer.announce(published)

@@ -58,6 +58,13 @@ def start_sandbox(state: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
 
 
 def bench_settings(sandbox: dict[str, str], database_url: str, temporal_address: str) -> Settings:
+    return Settings.model_validate(bench_values(sandbox, database_url, temporal_address))
+
+
+def bench_values(
+    sandbox: dict[str, str], database_url: str, temporal_address: str
+) -> dict[str, Any]:
+    """The settings of a benchmark's API and worker, by name (lower case, no prefix)."""
     values: dict[str, Any] = {
         key.removeprefix("SHIPYARD_").lower(): value for key, value in sandbox.items()
     }
@@ -74,5 +81,19 @@ def bench_settings(sandbox: dict[str, str], database_url: str, temporal_address:
         # Where webhooks go: a benchmark that needs them serves the API here (sandbox.net.serve).
         public_url=f"http://127.0.0.1:{free_port()}",
     )
-    # model_validate, not Settings(): only these values count, never the caller's .env.
-    return Settings.model_validate(values)
+    return values
+
+
+def start_worker(values: dict[str, Any], log: Path) -> subprocess.Popen[bytes]:
+    """`python worker.py` as a process of its own, on exactly these settings (never the
+    caller's `.env` or environment), logging to `log`."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SHIPYARD_")}
+    env.update({f"SHIPYARD_{name.upper()}": str(value) for name, value in values.items()})
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            [sys.executable, "worker.py"],
+            cwd=repository(),
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )

@@ -170,6 +170,10 @@ class GitHubClient:
             "http_cache": False,
             # githubkit's default cache is process-wide; the App's JWT belongs to this client.
             "cache_strategy": MemCacheStrategy(),
+            # githubkit makes an httpx client for every request: with `verify=True` each one
+            # loads the CA bundle again, tens of milliseconds of CPU on the caller's event loop.
+            # One context, made as httpx makes it (certifi, or SSL_CERT_FILE/_DIR), serves all.
+            "ssl_verify": httpx.create_ssl_context(),
         }
         self._app = GitHub(AppAuthStrategy(str(app_id), private_key), **self._options)
         self._tokens: dict[int, _Token] = {}

@@ -89,6 +89,13 @@ class Settings(BaseSettings):
     # The worker touches this file while it serves and Temporal answers; a container healthcheck
     # reads it with `python -m core.liveness`. Unset: the worker keeps no heartbeat.
     worker_health_file: Path | None = None
+    # How much the worker takes on at once, per task queue it serves: workflow tasks, activities
+    # and local activities (records). Synchronous activities get a thread each, so the pool has
+    # as many threads as both activity limits together. Measured with bench/bootstrap.py
+    # (README, "Worker limits").
+    worker_max_concurrent_workflow_tasks: int = Field(default=100, ge=1, le=1_000)
+    worker_max_concurrent_activities: int = Field(default=100, ge=1, le=1_000)
+    worker_max_concurrent_local_activities: int = Field(default=100, ge=1, le=1_000)
     # Where the worker serves Prometheus metrics (Temporal's own and Shipyard's) at /metrics.
     # Unset: no metrics endpoint, so several workers on one machine never compete for a port.
     worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)

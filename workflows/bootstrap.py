@@ -53,6 +53,7 @@ class BootstrapApp(AppOnboarding):
         # A new bootstrap of the same slug may start once the slug is free; the slug is freed
         # by the very last step, so this run's record already says how it ended by then.
         free_slug_last = workflow.patched(FREE_THE_SLUG_LAST)
+        pushed: str | None = None
         try:
             await self._enter("app", "Recording the app and its environments")
             if not free_slug_last:
@@ -72,7 +73,7 @@ class BootstrapApp(AppOnboarding):
 
             if request.template_source.startswith("builtin:"):
                 await self._enter("push", f"Pushing the {request.template_id} template")
-                await self._steps.github(
+                commit = await self._steps.github(
                     git.PUSH_TEMPLATE,
                     git.PushTemplateInput(
                         repository=repo,
@@ -87,10 +88,20 @@ class BootstrapApp(AppOnboarding):
                         },
                     ),
                 )
+                pushed = commit.sha
 
             await self._enter("connect", "Connecting the repository for push-to-deploy")
             await self._connect(saga, repo, "main")
-            await self._first_deploy(saga, target, deployment_id, repo)
+            # The first deploy builds the commit just pushed: known from the start, so the
+            # deployment's record (and its commit status) has it at once. Runs from before
+            # records ran locally resolved the branch's head instead, the same commit.
+            await self._first_deploy(
+                saga,
+                target,
+                deployment_id,
+                repo,
+                commit_sha=pushed if self._local_records else None,
+            )
             return self._result("done", deployment_id=deployment_id)
         except GeneratorExit:
             raise  # the worker evicted the run from its cache: it goes on elsewhere

@@ -24,6 +24,10 @@ In = TypeVar("In")
 Out = TypeVar("Out")
 # A record is a single database write: retried until it lands, each try short.
 RECORD_TIMEOUT = timedelta(seconds=30)
+# Runs recorded before this wrote their records (and took and freed their environment's lock)
+# with regular activities, each a round trip through the Temporal server; from it on they are
+# local activities, run by the worker that runs the workflow, inside its workflow task.
+RECORDS_RUN_LOCALLY = "records-run-locally"
 
 
 async def execute(
@@ -51,14 +55,43 @@ async def execute(
     return cast(Out, result)
 
 
+async def execute_locally(
+    activity: Activity[In, Out],
+    arg: In,
+    *,
+    start_to_close: timedelta,
+    retry: RetryPolicy,
+    summary: str | None = None,
+) -> Out:
+    """A local activity: for writes and reads of Shipyard's own records, which have no outside
+    effect and are idempotent, so a crash before the workflow task completes only runs them
+    again. It runs in the worker that runs the workflow, with no round trip through the server
+    to schedule, dispatch and complete it; its result is kept in history as a marker."""
+    result = await workflow.execute_local_activity(
+        activity.name,
+        arg,
+        result_type=activity.gives,
+        start_to_close_timeout=start_to_close,
+        retry_policy=retry,
+        summary=summary or activity.name,
+    )
+    return cast(Out, result)
+
+
 @dataclass(frozen=True)
 class Steps:
-    """The limits a run's steps work under, and a call per outside system with its policy."""
+    """The limits a run's steps work under, and a call per outside system with its policy.
+    `local_records`: records are written by local activities (RECORDS_RUN_LOCALLY)."""
 
     timeouts: StepTimeouts
+    local_records: bool = False
 
     async def record(self, activity: Activity[In, Out], arg: In) -> Out:
         """A write to Shipyard's own records."""
+        if self.local_records:
+            return await execute_locally(
+                activity, arg, start_to_close=RECORD_TIMEOUT, retry=policies.DATABASE
+            )
         return await execute(activity, arg, start_to_close=RECORD_TIMEOUT, retry=policies.DATABASE)
 
     async def github(

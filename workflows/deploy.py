@@ -17,7 +17,7 @@ from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from workflows import policies, search
-    from workflows.calls import Steps, execute
+    from workflows.calls import RECORDS_RUN_LOCALLY, Steps, execute
     from workflows.cluster import Cluster
     from workflows.contracts import git, github, kube, records
     from workflows.contracts import image as images
@@ -161,7 +161,8 @@ class DeployRelease:
     async def run(self, request: DeployInput) -> DeployResult:
         self._request = request
         self._cluster = Cluster(request.kube_task_queue, request.timeouts)
-        self._steps = Steps(request.timeouts)
+        self._local_records = workflow.patched(RECORDS_RUN_LOCALLY)
+        self._steps = Steps(request.timeouts, local_records=self._local_records)
         workflow.upsert_search_attributes(
             [
                 search.TENANT.value_set(request.tenant_slug),
@@ -315,6 +316,7 @@ class DeployRelease:
                         "deploy",
                         request.timeouts,
                         on_wait=lambda holder: self._wait_for(round_, holder),
+                        local=self._local_records,
                     )
                 )
                 if grant.waited_for is None or not self._take_newer_pushes(round_):
@@ -422,6 +424,14 @@ class DeployRelease:
 
     async def _resolve_commit(self, round_: Round) -> str:
         request = self._request
+        if self._local_records and round_.commit_sha:
+            # A commit named by its start (a bootstrap's push, an import's head, a manual
+            # deploy's sha) needs no resolving: runs from before asked git anyway.
+            await self._move(
+                round_, "pending", "resolve", f"Deploying {round_.commit_sha[:12]}",
+                commit_sha=round_.commit_sha,
+            )  # fmt: skip
+            return round_.commit_sha
         await self._move(round_, "pending", "resolve", f"Resolving the head of {request.branch}")
         result = await self._steps.git(
             git.RESOLVE_COMMIT,

@@ -12,7 +12,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import policies, search
-    from workflows.calls import Steps, execute
+    from workflows.calls import RECORDS_RUN_LOCALLY, Steps, execute
     from workflows.contracts import github, kube, records
     from workflows.deploy import DeployInput, DeployRelease, deploy_workflow_id
     from workflows.errors import code_and_message, is_cancellation, stop_if_cancelled
@@ -67,7 +67,10 @@ class AppOnboarding:
         """Remembers the request and sets the run's search attributes; gives the first
         environment, where the first deploy goes."""
         self._request = request
-        self._steps = Steps(request.timeouts)
+        # From this patch on, records are local activities, and a stage's end is one write:
+        # the run's record, the app's status and the audit event together.
+        self._local_records = workflow.patched(RECORDS_RUN_LOCALLY)
+        self._steps = Steps(request.timeouts, local_records=self._local_records)
         first_env = request.pipeline[0]
         workflow.upsert_search_attributes(
             [
@@ -161,13 +164,24 @@ class AppOnboarding:
                 f"Deploy {request.tenant_slug}/{request.app_slug} to {target.environment}"
             ),
         )
+        outcome = {"release_version": deployed.release_version}
+        if self._local_records:
+            self._status = "done"
+            await self._enter(
+                "done",
+                f"{request.app_slug} runs at {request.host}",
+                status="done",
+                app_status="active",
+                audit=self._audit_event("done", outcome),
+            )
+            return
         await self._steps.record(
             records.SET_APP_STATUS,
             records.AppStatusInput(app_id=request.app_id, status="active"),
         )
         self._status = "done"
         await self._enter("done", f"{request.app_slug} runs at {request.host}", status="done")
-        await self._audit("done", {"release_version": deployed.release_version})
+        await self._audit("done", outcome)
 
     async def _end_undone(
         self, error: BaseException, saga: Saga, deployment_id: str, *, free_slug_last: bool
@@ -197,7 +211,21 @@ class AppOnboarding:
             error_code=code,
             error_message=message,
         )
-        if free_slug_last:
+        if self._local_records:
+            # One write, the last step: the audit event, and the record saying the run ended
+            # with the slug free again: whoever sees the end can use the slug again.
+            await self._steps.record(
+                records.UPDATE_BOOTSTRAP,
+                ended.model_copy(
+                    update={
+                        "app_status": "failed",
+                        "audit": self._audit_event(
+                            status, {"error_code": code, "stage": failed_stage}
+                        ),
+                    }
+                ),
+            )
+        elif free_slug_last:
             # Audited first; then the record says it ended and the slug is free, together,
             # as the last step: whoever sees the end can use the slug again.
             await self._audit(status, {"error_code": code, "stage": failed_stage})
@@ -232,7 +260,14 @@ class AppOnboarding:
         )
 
     async def _enter(
-        self, stage: str, details: str, *, deployment_id: str | None = None, status: str = "running"
+        self,
+        stage: str,
+        details: str,
+        *,
+        deployment_id: str | None = None,
+        status: str = "running",
+        app_status: str | None = None,
+        audit: records.AuditEventInput | None = None,
     ) -> None:
         stop_if_cancelled()
         self._stage = stage
@@ -245,20 +280,23 @@ class AppOnboarding:
                 stage=stage,
                 status=status,
                 deployment_id=deployment_id,
+                app_status=app_status,
+                audit=audit,
             ),
         )
 
     async def _audit(self, result: str, detail: dict[str, Any]) -> None:
+        await self._steps.record(records.RECORD_AUDIT_EVENT, self._audit_event(result, detail))
+
+    def _audit_event(self, result: str, detail: dict[str, Any]) -> records.AuditEventInput:
+        """The run's outcome for the audit log, keyed by the run so it is written once."""
         request = self._request
-        await self._steps.record(
-            records.RECORD_AUDIT_EVENT,
-            records.AuditEventInput(
-                event_key=f"{workflow.info().workflow_id}:{workflow.info().run_id}:outcome",
-                tenant_id=request.tenant_id,
-                actor=request.requested_by,
-                action=f"app.{self.what}",
-                target=f"app:{request.app_slug}",
-                result=result,
-                detail={"bootstrap_id": request.bootstrap_id, **detail},
-            ),
+        return records.AuditEventInput(
+            event_key=f"{workflow.info().workflow_id}:{workflow.info().run_id}:outcome",
+            tenant_id=request.tenant_id,
+            actor=request.requested_by,
+            action=f"app.{self.what}",
+            target=f"app:{request.app_slug}",
+            result=result,
+            detail={"bootstrap_id": request.bootstrap_id, **detail},
         )

@@ -55,3 +55,28 @@ async def test_an_incompatible_change_is_caught():
     changed = Replayer(workflows=[DeployThatSkipsItsSteps], data_converter=pydantic_data_converter)
     result = await changed.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is not None
+
+
+def scheduled(name: str) -> tuple[int, int]:
+    """(regular activities scheduled, local activities run) in a recorded history."""
+    events = json.loads((HISTORIES / f"{name}.json").read_text())["events"]
+    kinds = [event["eventType"] for event in events]
+    local = sum(
+        1
+        for event in events
+        if event["eventType"] == "EVENT_TYPE_MARKER_RECORDED"
+        and event["markerRecordedEventAttributes"]["markerName"] == "core_local_activity"
+    )
+    return kinds.count("EVENT_TYPE_ACTIVITY_TASK_SCHEDULED"), local
+
+
+def test_a_bootstrap_takes_few_round_trips():
+    """A bootstrap and its first deploy schedule at most 12 regular activities; their records
+    are local activities. The runs recorded before that scheduled 30 and ran none locally."""
+    bootstrap, deploy = scheduled("bootstrap-done"), scheduled("deploy-succeeded")
+    assert bootstrap[0] + deploy[0] <= 12 and bootstrap[1] > 0 and deploy[1] > 0
+    bootstrap, deploy = (
+        scheduled("bootstrap-done-before-local-records"),
+        scheduled("deploy-succeeded-before-local-records"),
+    )
+    assert (bootstrap[0] + deploy[0], bootstrap[1] + deploy[1]) == (30, 0)

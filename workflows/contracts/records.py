@@ -33,6 +33,8 @@ class BootstrapProgress(BaseModel):
     # Set with the bootstrap's end: the app's status changes in the same write ("failed"
     # frees its slug), so the record never says "ended" while the slug is still taken.
     app_status: str | None = None
+    # The run's outcome for the audit log, written in the same transaction (once, by its key).
+    audit: AuditEventInput | None = None
 
 
 class EnvironmentSpec(BaseModel):

@@ -68,8 +68,8 @@ async def test_a_deploy_and_a_promotion_set_pending_then_success(stack: Stack):
     dev = await wait_for_status(stack, app, sha, "shipyard/dev", "success")
     assert [s.state for s in dev] == ["success", "pending"]
     assert {s.target_url for s in dev} == {f"{api}/deployments/{deployment.id}"}
-    # The bootstrap's deploy resolves its commit after it starts: pending waits for it.
-    assert dev[1].description == "Deploying to dev"
+    # The bootstrap's deploy starts with the commit it pushed, so pending names it at once.
+    assert dev[1].description == f"Deploying {sha[:7]} to dev"
     assert dev[0].description == "Deployed to dev"
 
     promoting.set_lifecycle(1, "STABLE")
