@@ -290,10 +290,16 @@ async def test_a_push_keeps_what_its_commits_say_for_the_deployments_that_show_t
 ):
     tenant = await make_tenant()
     app_id, _ = seed_deployments(engine, tenant.slug, 3)
+    # A repository of its own: other tests' apps named feed are connected to org/feed.
+    repo = f"org/feed-{uuid.uuid4().hex[:8]}"
     with Session(engine) as session:
         session.add(
             Environment(app_id=uuid.UUID(app_id), name="dev", position=0, namespace="feed-dev")
         )
+        connection = session.get(GitConnection, uuid.UUID(app_id))
+        assert connection is not None
+        connection.repo_full_name = repo
+        session.add(connection)
         session.commit()
     pushed, untold = f"{1:040d}", f"{2:040d}"
     message = "<script>alert(1)</script> Fix the checkout\n\nWith a body."
@@ -303,7 +309,7 @@ async def test_a_push_keeps_what_its_commits_say_for_the_deployments_that_show_t
         return json.dumps(
             {
                 "ref": "refs/heads/main", "after": pushed, "installation": {"id": 1},
-                "repository": {"full_name": "org/feed"}, "commits": [commit],
+                "repository": {"full_name": repo}, "commits": [commit],
                 "head_commit": commit,
             }
         ).encode()  # fmt: skip
