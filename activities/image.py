@@ -26,7 +26,7 @@ from clients.image_build import (
     exposed_port,
     run_settings,
 )
-from clients.registry import OCI_MANIFEST, ManifestNotFound
+from clients.registry import OCI_MANIFEST, ManifestNotFound, image_size
 from core import metrics
 from core.build_recipe import DockerfileBuild, build_recipe
 from core.source import SourceTree
@@ -219,7 +219,11 @@ class ImageActivities:
                 type="IMAGE_DIGEST_MISMATCH",
                 non_retryable=True,
             )
-        return contract.PushImageResult(image_ref=pushed.reference, digest=pushed.digest)
+        return contract.PushImageResult(
+            image_ref=pushed.reference,
+            digest=pushed.digest,
+            size=image_size(built.manifest.encode()),
+        )
 
 
 def _build_recipe(tree: SourceTree, repo: str) -> RepoBuildSettings | DockerfileBuild:

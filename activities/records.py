@@ -483,6 +483,9 @@ def _release_for(session: Session, app_id: uuid.UUID, request: ReleaseInput) -> 
             # Registered by CI and now running in the first environment.
             existing.lifecycle = lifecycle.DEV
             session.add(existing)
+        if existing.image_size is None and request.image_size is not None:
+            existing.image_size = request.image_size
+            session.add(existing)
         return existing
     latest = session.exec(
         select(sa.func.max(col(Release.version))).where(Release.app_id == app_id)
@@ -493,6 +496,7 @@ def _release_for(session: Session, app_id: uuid.UUID, request: ReleaseInput) -> 
         commit_sha=request.commit_sha,
         image_digest=request.image_digest,
         image_ref=request.image_ref,
+        image_size=request.image_size,
     )
     session.add(release)
     session.flush()

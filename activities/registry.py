@@ -7,7 +7,7 @@ import asyncio
 from temporalio import activity
 
 from activities.failures import as_activity_failures
-from clients.registry import ManifestNotFound, RegistryClient
+from clients.registry import ManifestNotFound, RegistryClient, image_size
 from workflows.contracts.registry import (
     DELETE_MANIFESTS,
     DeletedImage,
@@ -36,7 +36,7 @@ class RegistryActivities:
 
         async def delete(image: Image) -> None:
             async with slots:
-                size = await self._size(image)
+                size = image.size if image.size is not None else await self._size(image)
                 existed = await self._registry.delete_manifest(image.repository, image.digest)
             done.deleted.append(
                 DeletedImage(release_id=image.release_id, already_gone=not existed, bytes=size)
@@ -59,7 +59,4 @@ class RegistryActivities:
             manifest = await self._registry.get_manifest(image.repository, image.digest)
         except ManifestNotFound:
             return None
-        body = manifest.parsed()
-        parts = [body.get("config") or {}, *(body.get("layers") or [])]
-        sizes = [part.get("size") for part in parts if isinstance(part, dict)]
-        return len(manifest.body) + sum(size for size in sizes if isinstance(size, int))
+        return image_size(manifest.body)

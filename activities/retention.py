@@ -127,6 +127,7 @@ class RetentionActivities:
                         release_id=item["release_id"],
                         repository=item["repository"],
                         digest=item["digest"],
+                        size=item.get("size"),
                     )
                 )
             else:

@@ -6,8 +6,9 @@ function), and times one batch's claim and record in a run over that whole tenan
 deletes: two more tenants of the same shape, with just enough apps for `--deletes`, have every
 image their plans delete pushed to a local docker-registry the benchmark starts. A run of each
 app of the first goes through the Retention workflow's activities batch by batch, as the
-workflow calls them (claim in the database; for each image a GET of its manifest for its size
-and a DELETE by digest, DELETE_CONCURRENCY at a time; record); each app of the second is a
+workflow calls them (claim in the database; for each image a DELETE by digest,
+DELETE_CONCURRENCY at a time, its size taken from its release as a build records it; record);
+each app of the second is a
 Retention run on a Temporal dev server, timed from its history. The baselines delete as many
 images by digest with plain httpx, as many at once, from repositories of the same shape in the
 same registry: raw DELETEs, and a GET then a DELETE per image as Shipyard does. The four take
@@ -43,7 +44,7 @@ from temporalio.worker import Worker
 
 from activities.registry import RegistryActivities
 from activities.retention import RetentionActivities
-from clients.registry import OCI_CONFIG, OCI_MANIFEST, RegistryClient
+from clients.registry import OCI_CONFIG, OCI_MANIFEST, RegistryClient, image_size
 from core import lifecycle
 from core.clock import utcnow
 from core.db import make_engine
@@ -120,7 +121,8 @@ def seed(engine: Engine, slug: str, apps: int, releases: int) -> Tenant:
         return tenant
 
 
-async def push(registry: RegistryClient, repository: str, tag: str) -> str:
+async def push(registry: RegistryClient, repository: str, tag: str) -> tuple[str, int | None]:
+    """The image's digest, and its size as its build would record it on its release."""
     of = f"{repository}:{tag}"
     config = json.dumps({"os": "linux", "architecture": "amd64", "of": of}).encode()
     config_digest = await registry.upload_blob(repository, config)
@@ -132,7 +134,8 @@ async def push(registry: RegistryClient, repository: str, tag: str) -> str:
             "layers": [],
         }
     ).encode()
-    return await registry.put_manifest(repository, tag, manifest, OCI_MANIFEST)
+    digest = await registry.put_manifest(repository, tag, manifest, OCI_MANIFEST)
+    return digest, image_size(manifest)
 
 
 def planned_deletes(engine: Engine, tenant: Tenant) -> list[ReleaseFacts]:
@@ -299,25 +302,32 @@ async def main(apps: int, releases: int, deletes: int, batch_size: int) -> None:
         async with RegistryClient(reg.url) as registry:
             slots = asyncio.Semaphore(DELETE_CONCURRENCY)
 
-            async def pushed(repository: str, tag: str) -> str:
+            async def pushed(repository: str, tag: str) -> tuple[str, int | None]:
                 async with slots:
                     return await push(registry, repository, tag)
 
             started = time.perf_counter()
-            digests = {
+            pushes = {
                 kind: await asyncio.gather(
                     *(pushed(repo, f"v{release.version}") for repo, release in images[kind])
                 )
                 for kind in KINDS
             }
+            digests = {kind: [digest for digest, _ in done] for kind, done in pushes.items()}
             push_seconds = time.perf_counter() - started
             with Session(engine) as session:
                 for kind in (ACTIVITIES, WORKFLOW):
-                    for (repo, release), digest in zip(images[kind], digests[kind], strict=True):
+                    for (repo, release), (digest, size) in zip(
+                        images[kind], pushes[kind], strict=True
+                    ):
                         session.execute(
                             sa.update(Release)
                             .where(col(Release.id) == release.id)
-                            .values(image_digest=digest, image_ref=f"{reg.url}/{repo}@{digest}")
+                            .values(
+                                image_digest=digest,
+                                image_ref=f"{reg.url}/{repo}@{digest}",
+                                image_size=size,
+                            )
                         )
                 session.commit()
 

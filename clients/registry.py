@@ -74,6 +74,20 @@ def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def image_size(manifest: bytes) -> int | None:
+    """What an image weighs in the registry: its manifest, config and layers, as the manifest
+    says; None when it is not a manifest that says so."""
+    try:
+        body = json.loads(manifest)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(body, dict):
+        return None
+    parts = [body.get("config") or {}, *(body.get("layers") or [])]
+    sizes = [part.get("size") for part in parts if isinstance(part, dict)]
+    return len(manifest) + sum(size for size in sizes if isinstance(size, int))
+
+
 def is_digest(reference: str) -> bool:
     return bool(_DIGEST_PATTERN.match(reference))
 

@@ -452,6 +452,8 @@ class Release(SQLModel, table=True):
     image_digest: str = Field(max_length=80)
     image_ref: str = Field(max_length=400)
     lifecycle: str = Field(default="DEV", max_length=20)
+    # What the image weighs in the registry (manifest, config, layers), when its build said.
+    image_size: int | None = Field(default=None, sa_type=sa.BigInteger)
     created_at: datetime = _created()
     # Set by retention before the manifest is deleted; the row and its history stay.
     deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

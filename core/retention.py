@@ -85,6 +85,7 @@ class ReleaseFacts:
     image_digest: str
     image_ref: str
     created_at: datetime
+    image_size: int | None = None
 
 
 @dataclass
@@ -129,6 +130,7 @@ class Decision:
             "repository": release.repository,
             "digest": release.image_digest,
             "image_ref": release.image_ref,
+            "size": release.image_size,
             "created_at": release.created_at.isoformat(),
             "action": self.action,
             "reasons": [reason.as_dict() for reason in self.reasons],
@@ -277,6 +279,7 @@ def load_ledger(
             _RELEASES.c.commit_sha,
             _RELEASES.c.created_at,
             _RELEASES.c.deleted_at,
+            _RELEASES.c.image_size,
         ).where(_RELEASES.c.app_id.in_(ids))
     ).all()
     for row in releases:
@@ -294,6 +297,7 @@ def load_ledger(
                 image_digest=row.image_digest,
                 image_ref=row.image_ref,
                 created_at=row.created_at,
+                image_size=row.image_size,
             )
         )
     for row in session.execute(

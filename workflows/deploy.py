@@ -102,6 +102,7 @@ class Image:
     digest: str
     port: int
     health_path: str
+    size: int | None = None  # known when this run built it
 
 
 class DeploymentFailed(Exception):
@@ -339,6 +340,7 @@ class DeployRelease:
                     commit_sha=commit,
                     image_digest=image.digest,
                     image_ref=image.image_ref,
+                    image_size=image.size,
                 ),
             )
             # Free the environment before saying so: whoever reads "succeeded" may act on it.
@@ -491,7 +493,7 @@ class DeployRelease:
         pushed = await self._steps.registry(
             images.PUSH_IMAGE, built, summary="push the image manifest"
         )
-        return Image(pushed.image_ref, pushed.digest, built.port, built.health_path)
+        return Image(pushed.image_ref, pushed.digest, built.port, built.health_path, pushed.size)
 
     async def _restore(self, target: kube.EnvironmentTarget, previous_image: str | None) -> None:
         """Put back what ran before and wait until it runs again; a first deploy had nothing,

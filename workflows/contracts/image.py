@@ -35,6 +35,9 @@ class BuiltImage(BaseModel):
 class PushImageResult(BaseModel):
     image_ref: str
     digest: str
+    # What the image weighs in the registry (manifest, config, layers), which its release
+    # keeps so retention need not ask the registry again; unknown in results from before.
+    size: int | None = None
 
 
 class ImageForCommit(BaseModel):

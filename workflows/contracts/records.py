@@ -94,6 +94,8 @@ class ReleaseInput(BaseModel):
     commit_sha: str
     image_digest: str
     image_ref: str
+    # What the image weighs, when the deploy built it (see PushImageResult.size).
+    image_size: int | None = None
     # How the release came to run there, for the ledger of rollback targets:
     # deploy | promotion | rollback.
     via: str = "deploy"

@@ -11,6 +11,8 @@ class Image(BaseModel):
     release_id: str
     repository: str
     digest: str
+    # What its release recorded it weighs; unknown, the registry is asked before the delete.
+    size: int | None = None
 
 
 # How many manifest deletes one activity has in flight at once: enough to keep a registry busy

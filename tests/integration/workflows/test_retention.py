@@ -18,6 +18,7 @@ from temporalio.testing import ActivityEnvironment
 import worker
 from activities.retention import RetentionActivities
 from api.retention import refuse_deleted
+from clients.registry import image_size
 from core.clock import utcnow
 from core.models import Deployment, Promotion, Release, RetentionRun
 from sandbox.registry_proxy import RegistryProxy
@@ -214,6 +215,56 @@ async def test_parallel_deletes_record_each_image_once_through_failures_and_imag
         assert await world.present(version) is (version not in doomed), version
         assert (world.release(version).deleted_at is not None) is (version in doomed)
     await check_and_record(stack.temporal.client, real["workflow_id"], "retention-retried")
+
+
+async def test_an_image_whose_release_knows_its_size_is_deleted_without_asking_the_registry(
+    proxied_stack: Stack, registry_proxy: RegistryProxy
+):
+    """A build records what its image weighs on its release; retention takes the size from
+    there and sends the registry only the DELETE. A release recorded without one (from before,
+    or found already built) is asked for its size first, as before."""
+    stack = proxied_stack
+    world = await make_world(stack)
+    await world.add_releases([(1, "DEV", 100), (2, "DEV", 100), (3, "DEV", 100)])
+    world.activate("dev", 3)
+    assert (await world.put_policies({"DEV": {"keep_last": 1, "max_age_days": None}})).is_success
+    recorded = 12_345  # not what the registry would say: the figure must come from the record
+    with Session(stack.engine) as session:
+        release = session.get(Release, world.releases[1].id)
+        assert release is not None
+        release.image_size = recorded
+        session.add(release)
+        session.commit()
+
+    def size_lookup(version: int) -> str:
+        return f"^/v2/{world.repository}/manifests/{world.releases[version].image_digest}$"
+
+    sized, unsized = (
+        registry_proxy.fail_next("GET", size_lookup(1)),
+        registry_proxy.fail_next("GET", size_lookup(2)),
+    )
+    real = await world.run(dry_run=False, within=60)
+
+    assert real["status"] == "succeeded", real
+    deleted = {item["version"]: item for item in real["items"] if item["outcome"] == "deleted"}
+    assert set(deleted) == {1, 2}
+    assert (len(sized.answered), deleted[1]["bytes_freed"]) == (0, recorded)
+    # The unsized one was asked (and its first lookup failed and was retried).
+    assert len(unsized.answered) == 1 and deleted[2]["bytes_freed"] not in (None, recorded)
+
+
+async def test_a_built_release_records_what_its_image_weighs(stack: Stack):
+    done = await stack.bootstrap_and_wait()
+    assert done["status"] == "done", done
+    with Session(stack.engine) as session:
+        release = session.exec(
+            select(Release).where(Release.app_id == uuid.UUID(done["app_id"]))
+        ).one()
+    repository = release.image_ref.split("@", 1)[0].split("/", 1)[1]
+    manifest = await stack.registry_client.get_manifest(repository, release.image_digest)
+    weighs = image_size(manifest.body)
+    assert weighs is not None and weighs > len(manifest.body)
+    assert release.image_size == weighs
 
 
 async def test_a_promotion_keeps_an_image_the_policy_would_expire(stack: Stack):
