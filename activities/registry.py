@@ -41,7 +41,9 @@ class RegistryActivities:
             done.deleted.append(
                 DeletedImage(release_id=image.release_id, already_gone=not existed, bytes=size)
             )
-            activity.heartbeat(done.model_dump(mode="json"))
+            # The model itself: the SDK encodes only the newest details when it sends them,
+            # rather than this dumping the growing list after every delete.
+            activity.heartbeat(done)
 
         with as_activity_failures():
             outcomes = await asyncio.gather(

@@ -14,7 +14,7 @@ images by digest with plain httpx, as many at once, from repositories of the sam
 same registry: raw DELETEs, and a GET then a DELETE per image as Shipyard does. The four take
 turns app by app.
 
-Run: .venv/bin/python bench/retention.py [--apps 100] [--releases 10000] [--deletes 200]
+Run: .venv/bin/python bench/retention.py [--apps 100] [--releases 10000] [--deletes 1000]
      [--batch-size 200]
 """
 
@@ -445,7 +445,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--apps", type=int, default=100)
     parser.add_argument("--releases", type=int, default=10_000)
-    parser.add_argument("--deletes", type=int, default=200)
+    parser.add_argument("--deletes", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     arguments = parser.parse_args()
     asyncio.run(main(arguments.apps, arguments.releases, arguments.deletes, arguments.batch_size))
