@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.auth import authenticate_credential
 from api.console.calls import ApiRefusal
-from api.console.pages import calls, page, refusal_page
+from api.console.pages import NOTICES, calls, page, refusal_page
 from api.console.session import (
     COOKIE,
     CSRF_FIELD,
@@ -53,7 +53,9 @@ def console_path(target: str | None, fallback: str) -> str:
 
 
 def back_to(form: dict[str, str], fallback: str, notice: str) -> RedirectResponse:
-    """To the page the form came from (only ever a console page), with what was done."""
+    """To the page the form came from (only ever a console page), with what was done: one of
+    NOTICES, by name, so a link cannot make a page say what it likes."""
+    assert notice in NOTICES, notice
     target = console_path(form.get("next"), fallback)
     separator = "&" if "?" in target else "?"
     return RedirectResponse(f"{target}{separator}{urlencode({'notice': notice})}", 303)
@@ -213,7 +215,7 @@ async def promote(request: Request, app_id: uuid.UUID, viewer: ViewerDep) -> Res
         f"/apps/{app_id}/promotions",
         body,
         f"/console/apps/{app_id}",
-        f"promotion of {body['version']} to {body['environment']} requested",
+        "promotion-requested",
         {**form, "next": ""},
     )
 
@@ -279,7 +281,7 @@ async def override_freeze(
         f"/apps/{app_id}/promotions/{promotion_id}/override-freeze",
         {"reason": form.get("reason", "")},
         f"/console/apps/{app_id}/promotions/{promotion_id}",
-        "freeze overridden",
+        "freeze-overridden",
         form,
     )
 
@@ -295,7 +297,7 @@ async def cancel_promotion(
         f"/apps/{app_id}/promotions/{promotion_id}/cancel",
         {},
         f"/console/apps/{app_id}/promotions/{promotion_id}",
-        "promotion cancelled",
+        "promotion-cancelled",
         form,
     )
 
@@ -312,7 +314,7 @@ async def rollback(request: Request, app_id: uuid.UUID, env: str, viewer: Viewer
         f"/apps/{app_id}/environments/{env}/rollback",
         body,
         f"/console/apps/{app_id}",
-        f"rollback of {env} started",
+        "rollback-started",
         form,
     )
 
@@ -328,7 +330,7 @@ async def cancel_deployment(
         f"/apps/{app_id}/deployments/{deployment_id}/cancel",
         {},
         f"/console/apps/{app_id}",
-        "deployment cancelled",
+        "deployment-cancelled",
         form,
     )
 
@@ -342,7 +344,7 @@ async def pause(request: Request, app_id: uuid.UUID, viewer: ViewerDep) -> Respo
         f"/apps/{app_id}/pause",
         {"reason": form.get("reason", "")},
         f"/console/apps/{app_id}",
-        "automated deploys paused",
+        "paused",
         form,
     )
 
@@ -356,6 +358,6 @@ async def resume(request: Request, app_id: uuid.UUID, viewer: ViewerDep) -> Resp
         f"/apps/{app_id}/resume",
         {},
         f"/console/apps/{app_id}",
-        "automated deploys resumed",
+        "resumed",
         form,
     )

@@ -22,6 +22,18 @@ from core.settings import Settings
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
+# What a page says after a form did its work; the redirect names one of these.
+NOTICES = {
+    "promotion-requested": "Promotion requested",
+    "approved": "Approved",
+    "rejected": "Rejected",
+    "freeze-overridden": "Freeze overridden",
+    "promotion-cancelled": "Promotion cancelled",
+    "rollback-started": "Rollback started",
+    "deployment-cancelled": "Deployment cancelled",
+    "paused": "Automated deploys paused",
+    "resumed": "Automated deploys resumed",
+}
 MATRIX_PAGE = 50
 HISTORY = 20
 LOG_TAIL = 50
@@ -37,7 +49,11 @@ def page(
     return templates.TemplateResponse(
         request,
         name,
-        {"viewer": viewer, "notice": request.query_params.get("notice"), **context},
+        {
+            "viewer": viewer,
+            "notice": NOTICES.get(request.query_params.get("notice") or ""),
+            **context,
+        },
         status_code=status_code,
     )
 

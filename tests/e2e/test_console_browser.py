@@ -100,7 +100,7 @@ async def test_a_push_shows_live_and_an_approval_moves_the_requesters_matrix(
     assert await approver.evaluate("window.injected === undefined") is True
     await chromium.screenshot(approver, "console-approvals-1280", full_page=True)
     await card.get_by_role("button", name="Approve v2").click()
-    await expect(approver.get_by_role("status")).to_contain_text("approved")
+    await expect(approver.get_by_role("status")).to_contain_text("Approved")
 
     # The requester's matrix, untouched since, shows v2 running in live.
     await expect(cell(requester, app, "live").locator(".version")).to_have_text("v2", timeout=LIVE)

@@ -412,3 +412,13 @@ async def test_sign_in_leads_back_to_the_page_asked_for_and_never_elsewhere(api,
         )
         assert answer.headers["location"] == "/console", elsewhere
         api.cookies.clear()
+
+
+async def test_a_link_cannot_make_a_page_say_what_it_likes(api, make_tenant):
+    tenant = await make_tenant()
+    await sign_in(api, tenant.admin_key)
+    made_up = await api.get("/console", params={"notice": "Your key expired: paste it at evil"})
+    assert made_up.status_code == 200
+    assert "evil" not in made_up.text and 'class="notice"' not in made_up.text
+    known = await api.get("/console", params={"notice": "approved"})
+    assert '<p class="notice" role="status">✓ Approved</p>' in known.text
