@@ -11,6 +11,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from api.deploys import IN_PROGRESS
+from api.promotions import OPEN_STATUSES
 from api.schemas.matrix import MatrixCell, MatrixRow
 from core import freeze
 from core.clock import utcnow
@@ -27,8 +29,6 @@ from core.models import (
 )
 from core.pauses import app_key, tenant_key
 
-IN_PROGRESS = ("pending", "building", "pushing", "deploying")
-OPEN_PROMOTIONS = ("pending_approval", "waiting_window", "deploying", "verifying")
 # An open promotion's status, as the mark its cell shows.
 PROMOTION_MARKS = {
     "pending_approval": "awaiting_approval",
@@ -172,7 +172,7 @@ def _open_promotions(
 ) -> dict[tuple[uuid.UUID, str], Promotion]:
     rows = session.exec(
         select(Promotion)
-        .where(col(Promotion.app_id).in_(app_ids), col(Promotion.status).in_(OPEN_PROMOTIONS))
+        .where(col(Promotion.app_id).in_(app_ids), col(Promotion.status).in_(OPEN_STATUSES))
         .order_by(col(Promotion.created_at))
     ).all()
     # The newest open promotion of an environment wins.

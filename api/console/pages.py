@@ -85,12 +85,27 @@ def _environments(rows: list[dict[str, Any]]) -> list[str]:
     return names
 
 
+AppFilter = Annotated[str | None, Query(max_length=200)]
+Cursor = Annotated[str | None, Query(max_length=500)]
+
+
 @router.get("", response_class=HTMLResponse)
 async def matrix(
-    request: Request,
-    viewer: ViewerDep,
-    app: Annotated[str | None, Query(max_length=200)] = None,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    request: Request, viewer: ViewerDep, app: AppFilter = None, cursor: Cursor = None
+) -> HTMLResponse:
+    return await _matrix_page(request, viewer, "matrix.html", app, cursor)
+
+
+@router.get("/matrix", response_class=HTMLResponse)
+async def matrix_table(
+    request: Request, viewer: ViewerDep, app: AppFilter = None, cursor: Cursor = None
+) -> HTMLResponse:
+    """The matrix table alone: what the page's script swaps in when an event arrives."""
+    return await _matrix_page(request, viewer, "_matrix_table.html", app, cursor)
+
+
+async def _matrix_page(
+    request: Request, viewer: Viewer, template: str, app: str | None, cursor: str | None
 ) -> HTMLResponse:
     try:
         data = await _matrix(request, viewer, app, cursor)
@@ -99,7 +114,7 @@ async def matrix(
     return page(
         request,
         viewer,
-        "matrix.html",
+        template,
         nav="matrix",
         rows=data["items"],
         total=data["total"],
@@ -107,29 +122,6 @@ async def matrix(
         environments=_environments(data["items"]),
         filter=app or "",
         cursor=cursor or "",
-    )
-
-
-@router.get("/matrix", response_class=HTMLResponse)
-async def matrix_table(
-    request: Request,
-    viewer: ViewerDep,
-    app: Annotated[str | None, Query(max_length=200)] = None,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
-) -> HTMLResponse:
-    """The matrix table alone: what the page's script swaps in when an event arrives."""
-    try:
-        data = await _matrix(request, viewer, app, cursor)
-    except ApiRefusal as refusal:
-        return refusal_page(request, viewer, refusal)
-    return page(
-        request,
-        viewer,
-        "_matrix_table.html",
-        rows=data["items"],
-        next_cursor=data["next_cursor"],
-        environments=_environments(data["items"]),
-        filter=app or "",
     )
 
 

@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from api.deps import SessionDep
 from core import console_sessions
-from core.models import ApiKey, ConsoleSession, Tenant
+from core.models import ApiKey, Tenant
 
 COOKIE = "shipyard_session"
 # Before sign-in there is no session to hold a CSRF token: the sign-in form carries one that
@@ -82,7 +82,3 @@ ViewerDep = Annotated[Viewer, Depends(signed_in)]
 
 def csrf_matches(expected: str, presented: str | None) -> bool:
     return bool(presented) and hmac.compare_digest(expected.encode(), (presented or "").encode())
-
-
-def session_row(db: Session, viewer: Viewer) -> ConsoleSession | None:
-    return db.get(ConsoleSession, viewer.session_id)
