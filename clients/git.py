@@ -8,6 +8,7 @@ Temporal's history nor a log line can ever show it.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -259,11 +260,17 @@ def _scrubbed(token: str, clone_url: str, doing: str) -> Iterator[None]:
         ) from None
     except (GitProtocolError, HangupException, OSError) as exc:
         detail = _scrub(str(exc), token)
-        if "404" in detail or "not found" in detail.lower():
+        # What the server said, without the addresses the message names: a port or a
+        # repository name holding "404" is no answer of the server's.
+        said = ADDRESS.sub("", detail).lower()
+        if "404" in said or "not found" in said:
             raise GitAuthError(
                 f"could not {doing} in {where}: repository not found, or the token cannot reach it"
             ) from None
         raise GitUnavailable(f"could not {doing} in {where}: {detail}") from None
+
+
+ADDRESS = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
 
 
 def _scrub(text: str, token: str) -> str:

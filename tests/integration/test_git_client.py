@@ -100,3 +100,19 @@ async def test_git_server_failure_is_retryable(
     assert caught.value.retryable
     assert token not in str(caught.value)
     assert git.branch_head(empty_repo.clone_url, token, "main") is None
+
+
+async def test_a_server_failure_stays_retryable_when_the_address_holds_404(
+    github_client: GitHubClient, fake_github: FakeGitHub, token: str
+):
+    """The failure was told from a missing repository by looking for "404" in dulwich's whole
+    message, which names the URL: a server whose port or repository name held 404 (the fake's
+    random port did, now and then) turned a 503 into a permanent "not found"."""
+    repo = await github_client.create_repository(
+        fake_github.installation_id, fake_github.org, "app-404-not-found"
+    )
+    fake_github.fail_next("GET", f"^/{repo.full_name}.git/info/refs$", status=503)
+    with pytest.raises(git.GitUnavailable) as caught:
+        git.branch_head(repo.clone_url, token, "main")
+    assert caught.value.retryable
+    assert git.branch_head(repo.clone_url, token, "main") is None
